@@ -1,0 +1,195 @@
+// Package api is the FHIR REST layer: it maps HTTP interactions onto the
+// store, using package fhir for everything about the resources themselves.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/store"
+)
+
+// Config holds what the REST layer needs. Store and Codec are required.
+type Config struct {
+	Store  store.Store
+	Codec  *fhir.Codec
+	Logger *slog.Logger
+	// MaxBodyBytes limits request bodies; larger ones get 413. Default 1 MiB.
+	MaxBodyBytes int64
+	// BaseURL is the server's public base (e.g. https://kj.example.no/fhir),
+	// used in Location and fullUrl. Empty: derived from each request.
+	BaseURL string
+	// Registerer receives the HTTP metrics; nil means a private registry
+	// (served at /metrics either way).
+	Registry *prometheus.Registry
+	// Version is the software version shown in the CapabilityStatement.
+	Version string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server answers FHIR REST requests.
+type Server struct {
+	cfg     Config
+	store   store.Store
+	codec   *fhir.Codec
+	log     *slog.Logger
+	metrics *metrics
+	routes  []route
+	engine  *gin.Engine
+	started time.Time
+}
+
+// New builds the HTTP handler.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Codec == nil {
+		return nil, errors.New("api: Config.Store and Config.Codec are required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	s := &Server{cfg: cfg, store: cfg.Store, codec: cfg.Codec, log: cfg.Logger, started: cfg.Now()}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.routes = s.routeTable()
+	s.engine = s.router()
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+// Routes lists every method and path the router serves; tests walk it.
+func (s *Server) Routes() []RouteInfo {
+	out := make([]RouteInfo, 0, len(s.routes))
+	for _, r := range s.routes {
+		out = append(out, RouteInfo{Method: r.method, Path: r.path, Interaction: r.interaction})
+	}
+	return out
+}
+
+// RouteInfo describes one route.
+type RouteInfo struct{ Method, Path, Interaction string }
+
+func (s *Server) router() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.HandleMethodNotAllowed = true
+	e.Use(s.requestContext)
+	for _, r := range s.routes {
+		e.Handle(r.method, r.path, r.handle)
+	}
+	e.NoRoute(func(c *gin.Context) {
+		s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
+			Diagnostics: fmt.Sprintf("no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path)})
+	})
+	e.NoMethod(func(c *gin.Context) {
+		s.fail(c, http.StatusMethodNotAllowed, fhir.Issue{Severity: "error", Code: "not-supported",
+			Diagnostics: fmt.Sprintf("%s is not supported on %s", c.Request.Method, c.Request.URL.Path)})
+	})
+	return e
+}
+
+// ctxKey holds per-request values in the gin context.
+const (
+	keyInteraction = "kj.interaction"
+	keyType        = "kj.type"
+	keyRequestID   = "kj.requestID"
+)
+
+// requestContext assigns the request id, recovers panics, and records
+// metrics and a log line once the handler is done.
+func (s *Server) requestContext(c *gin.Context) {
+	start := time.Now()
+	id := c.GetHeader("X-Request-Id")
+	if !validRequestID(id) {
+		id = newID()
+	}
+	c.Set(keyRequestID, id)
+	c.Header("X-Request-Id", id)
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic in handler", "request_id", id, "panic", fmt.Sprint(p), "path", c.Request.URL.Path)
+			if !c.Writer.Written() {
+				s.fail(c, http.StatusInternalServerError, fhir.Issue{Severity: "fatal", Code: "exception",
+					Diagnostics: "internal error; the request id is " + id})
+			}
+		}
+		interaction := c.GetString(keyInteraction)
+		if interaction == "" {
+			interaction = "other"
+		}
+		typ := c.GetString(keyType)
+		status := c.Writer.Status()
+		elapsed := time.Since(start)
+		s.metrics.observe(interaction, typ, status, elapsed)
+		level := slog.LevelDebug
+		if status >= 500 {
+			level = slog.LevelError
+		} else if status >= 400 || c.Request.Method != http.MethodGet {
+			level = slog.LevelInfo
+		}
+		if s.log.Enabled(c, level) {
+			s.log.Log(c, level, "request", "request_id", id, "method", c.Request.Method,
+				"path", c.Request.URL.Path, "interaction", interaction, "type", typ,
+				"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
+		}
+	}()
+	c.Next()
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '.' || ch == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// newID returns a random 128-bit id in hex, valid as a FHIR id.
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Ready reports whether the store answers.
+func (s *Server) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return s.store.Ping(ctx)
+}

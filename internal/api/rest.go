@@ -1,0 +1,538 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/store"
+)
+
+// resourceType checks the :type parameter; unknown types get 404.
+func (s *Server) resourceType(c *gin.Context) (string, bool) {
+	t := c.Param("type")
+	if slices.Contains(fhir.ServedTypes, t) {
+		c.Set(keyType, t)
+		return t, true
+	}
+	s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-supported",
+		Diagnostics: fmt.Sprintf("resource type %q is not served here; served types: %v", t, fhir.ServedTypes)})
+	return "", false
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// pathID checks the :id parameter.
+func (s *Server) pathID(c *gin.Context) (string, bool) {
+	id := c.Param("id")
+	if validID(id) {
+		return id, true
+	}
+	s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid",
+		Diagnostics: fmt.Sprintf("%q is not a valid FHIR id ([A-Za-z0-9-.]{1,64})", id)})
+	return "", false
+}
+
+func (s *Server) baseURL(c *gin.Context) string {
+	if s.cfg.BaseURL != "" {
+		return s.cfg.BaseURL
+	}
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request.Host
+}
+
+func (s *Server) read(c *gin.Context) {
+	c.Set(keyInteraction, "read")
+	typ, ok := s.resourceType(c)
+	if !ok {
+		return
+	}
+	id, ok := s.pathID(c)
+	if !ok {
+		return
+	}
+	out, ok := s.negotiate(c)
+	if !ok {
+		return
+	}
+	v, err := s.store.Read(c, typ, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
+				Diagnostics: fmt.Sprintf("%s/%s is not known", typ, id)})
+			return
+		}
+		s.failErr(c, err)
+		return
+	}
+	s.sendVersion(c, out, v)
+}
+
+// sendVersion answers a read or vread of one version.
+func (s *Server) sendVersion(c *gin.Context, out output, v store.Version) {
+	setVersionHeaders(c, v)
+	if v.Deleted {
+		s.fail(c, http.StatusGone, fhir.Issue{Severity: "error", Code: "deleted",
+			Diagnostics: fmt.Sprintf("%s/%s was deleted (version %d)", v.Type, v.ID, v.VersionID)})
+		return
+	}
+	if inm := c.GetHeader("If-None-Match"); inm != "" {
+		if n, err := parseETag(inm); err == nil && n == v.VersionID {
+			c.Status(http.StatusNotModified)
+			return
+		}
+	}
+	body, err := out.shape(v.Body)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	s.write(c, http.StatusOK, out, body)
+}
+
+func (s *Server) vread(c *gin.Context) {
+	c.Set(keyInteraction, "vread")
+	typ, ok := s.resourceType(c)
+	if !ok {
+		return
+	}
+	id, ok := s.pathID(c)
+	if !ok {
+		return
+	}
+	if c.Param("sub") != "_history" {
+		s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
+			Diagnostics: "no FHIR endpoint at " + c.Request.URL.Path})
+		return
+	}
+	vid, err := strconv.ParseInt(c.Param("vid"), 10, 64)
+	if err != nil || vid < 1 {
+		s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid",
+			Diagnostics: fmt.Sprintf("version %q is not a version number", c.Param("vid"))})
+		return
+	}
+	out, ok := s.negotiate(c)
+	if !ok {
+		return
+	}
+	v, err := s.store.VRead(c, typ, id, vid)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
+				Diagnostics: fmt.Sprintf("%s/%s has no version %d", typ, id, vid)})
+			return
+		}
+		s.failErr(c, err)
+		return
+	}
+	s.sendVersion(c, out, v)
+}
+
+// instanceSub serves /{type}/{id}/_history and /Patient/{id}/{type}.
+func (s *Server) instanceSub(c *gin.Context) {
+	if c.Param("sub") == "_history" {
+		s.history(c)
+		return
+	}
+	if c.Param("type") == "Patient" && slices.Contains(fhir.ServedTypes, c.Param("sub")) {
+		s.compartment(c)
+		return
+	}
+	s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
+		Diagnostics: "no FHIR endpoint at " + c.Request.URL.Path})
+}
+
+func (s *Server) history(c *gin.Context) {
+	c.Set(keyInteraction, "history-instance")
+	typ, ok := s.resourceType(c)
+	if !ok {
+		return
+	}
+	id, ok := s.pathID(c)
+	if !ok {
+		return
+	}
+	out, ok := s.negotiate(c)
+	if !ok {
+		return
+	}
+	q := store.HistoryQuery{}
+	params := c.Request.URL.Query()
+	for name := range params {
+		switch name {
+		case "_count", "_since", "_format", "_pretty", "_summary", "_elements":
+		default:
+			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "not-supported",
+				Diagnostics: "parameter " + strconv.Quote(name) + " is not supported on _history", Expression: []string{name}})
+			return
+		}
+	}
+	if cs := params.Get("_count"); cs != "" {
+		n, err := strconv.Atoi(cs)
+		if err != nil || n < 0 {
+			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid",
+				Diagnostics: "_count must be a non-negative integer, not " + strconv.Quote(cs), Expression: []string{"_count"}})
+			return
+		}
+		q.Count = min(n, 1000)
+	} else {
+		q.Count = 100
+	}
+	if ss := params.Get("_since"); ss != "" {
+		t, err := parseInstant(ss)
+		if err != nil {
+			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid",
+				Diagnostics: "_since must be a FHIR instant such as 2024-05-01T12:00:00Z: " + err.Error(), Expression: []string{"_since"}})
+			return
+		}
+		q.Since = t
+	}
+	var versions []store.Version
+	var err error
+	if q.Count > 0 || out.summary == "count" {
+		versions, err = s.store.History(c, typ, id, store.HistoryQuery{Since: q.Since})
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
+				Diagnostics: fmt.Sprintf("%s/%s is not known", typ, id)})
+			return
+		}
+		s.failErr(c, err)
+		return
+	}
+	total := len(versions)
+	if len(versions) > q.Count {
+		versions = versions[:q.Count]
+	}
+	base := s.baseURL(c)
+	var entries []fhir.BundleEntry
+	if out.summary != "count" {
+		for _, v := range versions {
+			e := fhir.BundleEntry{
+				FullURL:              base + "/" + v.Type + "/" + v.ID,
+				RequestURL:           v.Type + "/" + v.ID,
+				ResponseStatus:       "200",
+				ResponseETag:         etag(v.VersionID),
+				ResponseLastModified: v.LastUpdated,
+			}
+			switch {
+			case v.Deleted:
+				e.RequestMethod, e.ResponseStatus = http.MethodDelete, "204"
+			case v.VersionID == 1:
+				e.RequestMethod, e.ResponseStatus = http.MethodPost, "201"
+				e.RequestURL = v.Type
+			default:
+				e.RequestMethod = http.MethodPut
+			}
+			if !v.Deleted {
+				b, err := out.shape(v.Body)
+				if err != nil {
+					s.failErr(c, err)
+					return
+				}
+				e.Resource = b
+			}
+			entries = append(entries, e)
+		}
+	}
+	self := base + c.Request.URL.RequestURI()
+	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{
+		Type: "history", Total: &total, Links: []fhir.Link{{Relation: "self", URL: self}}, ID: newID(),
+	}, entries))
+}
+
+// compartment lists one type in a patient's compartment. Full search
+// arrives with the search issue; this answers the plain listing.
+func (s *Server) compartment(c *gin.Context) {
+	c.Set(keyInteraction, "search-compartment")
+	if _, ok := s.resourceType(c); !ok {
+		return
+	}
+	typ := c.Param("sub")
+	c.Set(keyType, typ)
+	id, ok := s.pathID(c)
+	if !ok {
+		return
+	}
+	out, ok := s.negotiate(c)
+	if !ok {
+		return
+	}
+	for name := range c.Request.URL.Query() {
+		switch name {
+		case "_format", "_pretty", "_summary", "_elements":
+		default:
+			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "not-supported",
+				Diagnostics: "search parameter " + strconv.Quote(name) + " is not supported", Expression: []string{name}})
+			return
+		}
+	}
+	versions, err := s.store.Compartment(c, id, typ)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	total := len(versions)
+	base := s.baseURL(c)
+	var entries []fhir.BundleEntry
+	if out.summary != "count" {
+		entries = make([]fhir.BundleEntry, 0, len(versions))
+		for _, v := range versions {
+			b, err := out.shape(v.Body)
+			if err != nil {
+				s.failErr(c, err)
+				return
+			}
+			entries = append(entries, fhir.BundleEntry{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: b, SearchMode: "match"})
+		}
+	}
+	self := base + c.Request.URL.RequestURI()
+	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{
+		Type: "searchset", Total: &total, Links: []fhir.Link{{Relation: "self", URL: self}}, ID: newID(),
+	}, entries))
+}
+
+func (s *Server) create(c *gin.Context) {
+	c.Set(keyInteraction, "create")
+	typ, ok := s.resourceType(c)
+	if !ok {
+		return
+	}
+	if c.GetHeader("If-None-Exist") != "" {
+		s.fail(c, http.StatusPreconditionFailed, fhir.Issue{Severity: "error", Code: "not-supported",
+			Diagnostics: "conditional create (If-None-Exist) is not supported yet"})
+		return
+	}
+	out, ok := s.negotiate(c)
+	if !ok {
+		return
+	}
+	body, err := s.readBody(c)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	w, err := s.prepareWrite(c, typ, "", body, 0, true)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	vs, err := s.store.Commit(c, []store.Write{w.write})
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	s.sendWritten(c, out, vs[0], http.StatusCreated)
+}
+
+func (s *Server) update(c *gin.Context) {
+	c.Set(keyInteraction, "update")
+	typ, ok := s.resourceType(c)
+	if !ok {
+		return
+	}
+	id, ok := s.pathID(c)
+	if !ok {
+		return
+	}
+	out, ok := s.negotiate(c)
+	if !ok {
+		return
+	}
+	var ifMatch int64
+	if h := c.GetHeader("If-Match"); h != "" {
+		v, err := parseETag(h)
+		if err != nil {
+			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid", Diagnostics: "If-Match: " + err.Error()})
+			return
+		}
+		ifMatch = v
+	}
+	body, err := s.readBody(c)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	w, err := s.prepareWrite(c, typ, id, body, ifMatch, false)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	vs, err := s.store.Commit(c, []store.Write{w.write})
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	status := http.StatusOK
+	if vs[0].VersionID == 1 {
+		status = http.StatusCreated
+	}
+	s.sendWritten(c, out, vs[0], status)
+}
+
+func (s *Server) delete(c *gin.Context) {
+	c.Set(keyInteraction, "delete")
+	typ, ok := s.resourceType(c)
+	if !ok {
+		return
+	}
+	id, ok := s.pathID(c)
+	if !ok {
+		return
+	}
+	var ifMatch int64
+	if h := c.GetHeader("If-Match"); h != "" {
+		v, err := parseETag(h)
+		if err != nil {
+			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid", Diagnostics: "If-Match: " + err.Error()})
+			return
+		}
+		ifMatch = v
+	}
+	vs, err := s.store.Commit(c, []store.Write{{Type: typ, ID: id, Op: store.OpDelete, IfMatch: ifMatch}})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
+				Diagnostics: fmt.Sprintf("%s/%s is not known, so there is nothing to delete", typ, id)})
+			return
+		}
+		s.failErr(c, err)
+		return
+	}
+	setVersionHeaders(c, vs[0])
+	c.Status(http.StatusNoContent)
+}
+
+// sendWritten answers a create or update, honouring Prefer: return=.
+func (s *Server) sendWritten(c *gin.Context, out output, v store.Version, status int) {
+	setVersionHeaders(c, v)
+	c.Header("Location", s.baseURL(c)+"/"+v.Type+"/"+v.ID+"/_history/"+strconv.FormatInt(v.VersionID, 10))
+	switch preferReturn(c.GetHeader("Prefer")) {
+	case "minimal":
+		c.Status(status)
+	case "OperationOutcome":
+		s.write(c, status, out, fhir.Outcome(fhir.Issue{Severity: "information", Code: "informational",
+			Diagnostics: fmt.Sprintf("%s/%s stored as version %d", v.Type, v.ID, v.VersionID)}))
+	default:
+		body, err := out.shape(v.Body)
+		if err != nil {
+			s.failErr(c, err)
+			return
+		}
+		s.write(c, status, out, body)
+	}
+}
+
+func preferReturn(h string) string {
+	for _, part := range bytes.Split([]byte(h), []byte(",")) {
+		p := bytes.TrimSpace(part)
+		if v, ok := bytes.CutPrefix(p, []byte("return=")); ok {
+			return string(v)
+		}
+	}
+	return ""
+}
+
+// pendingWrite is a parsed, validated resource ready to commit.
+type pendingWrite struct {
+	write store.Write
+	res   *fhir.Resource
+}
+
+// prepareWrite parses and validates a body for create (id == "") or
+// update, and checks the kjernejournal rules that need the store.
+func (s *Server) prepareWrite(ctx context.Context, typ, id string, body []byte, ifMatch int64, create bool) (*pendingWrite, error) {
+	res, err := s.codec.Parse(body)
+	if err != nil {
+		return nil, err
+	}
+	if res.Type != typ {
+		return nil, invalid(res.Type+".resourceType", "the body is a %s, but the URL is for %s", res.Type, typ)
+	}
+	if create {
+		id = newID()
+	} else if res.ID == "" {
+		return nil, invalid(typ+".id", "an update must carry the id from the URL (%s) in the body", id)
+	} else if res.ID != id {
+		return nil, invalid(typ+".id", "the body's id %q differs from the URL's id %q", res.ID, id)
+	}
+	res.SetID(id)
+	if err := checkRules(res, body); err != nil {
+		return nil, err
+	}
+	if err := s.checkPatientExists(ctx, res, nil); err != nil {
+		return nil, err
+	}
+	return s.pendingFor(res, ifMatch, create)
+}
+
+// pendingFor marshals a validated resource into a store.Write.
+func (s *Server) pendingFor(res *fhir.Resource, ifMatch int64, create bool) (*pendingWrite, error) {
+	stored, err := s.codec.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("print %s/%s: %w", res.Type, res.ID, err)
+	}
+	return &pendingWrite{res: res, write: store.Write{
+		Type: res.Type, ID: res.ID, Op: store.OpPut, Patient: res.Patient, IfMatch: ifMatch, Create: create,
+		Render: func(v int64, t time.Time) ([]byte, error) { return fhir.WithMeta(stored, v, t) },
+	}}, nil
+}
+
+// checkPatientExists refuses clinical resources for a patient the store
+// does not hold; patients created in the same transaction are in created.
+func (s *Server) checkPatientExists(ctx context.Context, res *fhir.Resource, created map[string]bool) error {
+	if res.Type == "Patient" || res.Patient == "" || created[res.Patient] {
+		return nil
+	}
+	v, err := s.store.Read(ctx, "Patient", res.Patient)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && v.Deleted) {
+		return invalid(patientElement(res.Type), "%s refers to Patient/%s, which this server does not hold", patientElement(res.Type), res.Patient)
+	}
+	return err
+}
+
+// dropText removes the narrative (_summary=data).
+func dropText(body []byte) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	if _, ok := m["text"]; !ok {
+		return body, nil
+	}
+	delete(m, "text")
+	return json.Marshal(m)
+}
+
+func parseInstant(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("cannot read %q as a date or instant", s)
+}

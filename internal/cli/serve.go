@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/api"
+)
+
+// Version is set at build time (-ldflags "-X ...cli.Version=...").
+var Version = "dev"
+
+// Serve runs the FHIR server until ctx is cancelled, then finishes
+// in-flight requests before it returns.
+func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", "Starts the FHIR R4 server.", stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	sf := addStoreFlags(fs)
+	baseURL := fs.String("base-url", "", "public base URL used in Location and fullUrl (default: from the request's Host)")
+	maxBody := fs.Int64("max-body", 1<<20, "largest accepted request body in bytes; larger ones get 413")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
+	demo := fs.Int("demo-patients", 0, "on first start (empty store), seed this many synthetic demo patients")
+	demoSeed := fs.Int64("demo-seed", 1, "random seed of the demo patients")
+	grace := fs.Duration("shutdown-timeout", 15*time.Second, "how long shutdown waits for in-flight requests")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: %w", *logLevel, err)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	st, err := sf.open(ctx)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", sf.describe(), err)
+	}
+	defer st.Close()
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		return err
+	}
+	if *demo > 0 {
+		n, err := seedIfEmpty(ctx, st, codec, *demoSeed, *demo)
+		if err != nil {
+			return fmt.Errorf("seed demo patients: %w", err)
+		}
+		if n > 0 {
+			log.Info("seeded demo patients", "patients", n)
+		}
+	}
+	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: log, MaxBodyBytes: *maxBody,
+		BaseURL: strings.TrimRight(*baseURL, "/"), Version: Version})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "store", sf.describe(), "version", Version)
+	fmt.Fprintf(stdout, "kjernejournal listening on http://%s (%s)\n", ln.Addr(), sf.describe())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "timeout", grace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kjernejournal/kjernejournal/internal/store"
+	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
+	"github.com/kjernejournal/kjernejournal/internal/store/mongodb"
+)
+
+// storeFlags selects and configures the storage engine.
+type storeFlags struct {
+	dataDir  *string
+	mongoURI *string
+	mongoDB  *string
+}
+
+func addStoreFlags(fs *flagSet) storeFlags {
+	return storeFlags{
+		dataDir:  fs.String("data-dir", "data", "directory of the embedded store (used unless --mongo-uri is set)"),
+		mongoURI: fs.String("mongo-uri", "", "MongoDB connection string; selects the MongoDB engine instead of the embedded one"),
+		mongoDB:  fs.String("mongo-database", "kjernejournal", "MongoDB database name"),
+	}
+}
+
+func (f storeFlags) describe() string {
+	if *f.mongoURI != "" {
+		return "mongodb database " + *f.mongoDB
+	}
+	return "embedded store in " + *f.dataDir
+}
+
+func (f storeFlags) open(ctx context.Context) (store.Store, error) {
+	if *f.mongoURI != "" {
+		return mongodb.Open(ctx, mongodb.Options{URI: *f.mongoURI, Database: *f.mongoDB})
+	}
+	if err := os.MkdirAll(*f.dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return embedded.Open(ctx, embedded.Options{Path: filepath.Join(*f.dataDir, "kjernejournal.db")})
+}

@@ -1,0 +1,594 @@
+// Package embedded is the default storage engine: a single bbolt file,
+// pure Go, no server to run.
+//
+// Durability: Commit returns only after the bbolt transaction holding its
+// writes has been fsynced. Throughput under concurrency comes from group
+// commit: one committer goroutine takes every commit request that is queued
+// when it becomes free and applies them all in one bbolt transaction, so N
+// concurrent writers share one fsync. A lone writer pays one fsync and no
+// timer, unlike bbolt's DB.Batch.
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kjernejournal/kjernejournal/internal/store"
+)
+
+// Options configure Open.
+type Options struct {
+	// Path of the database file; its directory is created if missing.
+	Path string
+	// NoSync skips fsync. Only for tests that do not care about crashes:
+	// with it, an acknowledged commit can be lost.
+	NoSync bool
+	// MaxGroup bounds how many commit requests share one transaction
+	// (default 256). Larger groups amortise the fsync further but make the
+	// transaction, and so every caller in it, wait longer.
+	MaxGroup int
+	// LockTimeout is how long Open waits for another process holding the
+	// file (default 2s), so a second server on the same file fails instead
+	// of hanging.
+	LockTimeout time.Duration
+}
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("embedded store: closed")
+
+// Store implements store.Store on bbolt.
+type Store struct {
+	db   *bolt.DB
+	path string
+	now  func() time.Time
+
+	// mu guards closed and the send side of reqs: Commit holds it shared
+	// while enqueuing, so Close (exclusive) knows nobody sends on reqs
+	// after it is closed.
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *request
+	done   chan struct{} // closed when the committer has exited
+
+	groups, requests atomic.Uint64
+}
+
+// Stats are counters for monitoring group commit.
+type Stats struct {
+	// Groups is the number of write transactions (and so fsyncs) made by
+	// the committer; Requests the number of Commit calls they carried.
+	// Requests/Groups is the average group size.
+	Groups, Requests uint64
+}
+
+// Stats returns the counters since Open.
+func (s *Store) Stats() Stats {
+	return Stats{Groups: s.groups.Load(), Requests: s.requests.Load()}
+}
+
+var _ store.Store = (*Store)(nil)
+
+type request struct {
+	ctx    context.Context
+	writes []store.Write
+	resp   chan result
+}
+
+type result struct {
+	versions []store.Version
+	err      error
+}
+
+// Open opens or creates the store at opts.Path.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Path == "" {
+		return nil, errors.New("embedded store: open: Options.Path is empty")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("embedded store: open %s: %w", opts.Path, err)
+	}
+	if opts.MaxGroup <= 0 {
+		opts.MaxGroup = 256
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 2 * time.Second
+	}
+	if dir := filepath.Dir(opts.Path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("embedded store: open %s: %w", opts.Path, err)
+		}
+	}
+	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{
+		Timeout: opts.LockTimeout,
+		NoSync:  opts.NoSync,
+		// The freelist is rebuilt on open instead of written on every
+		// commit: fewer pages per fsync on the hot path.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded store: open %s: %w", opts.Path, err)
+	}
+	// bbolt fsyncs the file but not the directory entry of a file it just
+	// created; without this a crash soon after the first commits could
+	// lose the whole file.
+	if err := syncDir(filepath.Dir(opts.Path)); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("embedded store: open %s: %w", opts.Path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketCur, bucketHist, bucketComp, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch f := meta.Get(keyFormat); {
+		case f == nil:
+			return meta.Put(keyFormat, []byte{formatVersion})
+		case len(f) != 1 || f[0] != formatVersion:
+			return fmt.Errorf("unsupported data format %v (this build reads %d)", f, formatVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("embedded store: open %s: %w", opts.Path, err)
+	}
+	s := &Store{
+		db:   db,
+		path: opts.Path,
+		now:  time.Now,
+		reqs: make(chan *request, opts.MaxGroup),
+		done: make(chan struct{}),
+	}
+	go s.committer(opts.MaxGroup)
+	return s, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Close waits for queued commits to finish and closes the file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.reqs)
+	s.mu.Unlock()
+	<-s.done
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("embedded store: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Ping reports whether the store is open and its file readable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketCur) == nil {
+			return errors.New("bucket cur missing")
+		}
+		return nil
+	}, func() string { return "ping" })
+}
+
+// view runs fn in a read transaction and gives errors the store's prefix,
+// leaving ErrNotFound bare so callers can compare it cheaply. what names
+// the operation lazily: building the label on every read would cost an
+// allocation on the hot path for the rare error.
+func (s *Store) view(fn func(tx *bolt.Tx) error, what func() string) error {
+	err := s.db.View(fn)
+	switch {
+	case err == nil, err == store.ErrNotFound:
+		return err
+	case errors.Is(err, bolt.ErrDatabaseNotOpen):
+		return ErrClosed
+	case strings.HasPrefix(err.Error(), "embedded store:"):
+		return err
+	default:
+		return fmt.Errorf("embedded store: %s: %w", what(), err)
+	}
+}
+
+// Read returns the current version of typ/id.
+func (s *Store) Read(ctx context.Context, typ, id string) (store.Version, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Version{}, err
+	}
+	var v store.Version
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCur).Get(curKey(typ, id))
+		if b == nil {
+			return store.ErrNotFound
+		}
+		var err error
+		v, err = decodeVersion(typ, id, b)
+		return err
+	}, func() string { return "read " + typ + "/" + id })
+	return v, err
+}
+
+// VRead returns one version of typ/id.
+func (s *Store) VRead(ctx context.Context, typ, id string, versionID int64) (store.Version, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Version{}, err
+	}
+	if versionID <= 0 {
+		return store.Version{}, store.ErrNotFound
+	}
+	var v store.Version
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketHist).Get(histKey(histPrefix(typ, id), versionID))
+		if b == nil {
+			return store.ErrNotFound
+		}
+		var err error
+		v, err = decodeVersion(typ, id, b)
+		return err
+	}, func() string { return fmt.Sprintf("vread %s/%s/_history/%d", typ, id, versionID) })
+	return v, err
+}
+
+// History returns the versions of typ/id, newest first.
+func (s *Store) History(ctx context.Context, typ, id string, q store.HistoryQuery) ([]store.Version, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []store.Version
+	err := s.view(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucketCur).Get(curKey(typ, id))
+		if cur == nil {
+			return store.ErrNotFound
+		}
+		h, _, err := decodeHeader(cur)
+		if err != nil {
+			return fmt.Errorf("%s/%s: %w", typ, id, err)
+		}
+		prefix := histPrefix(typ, id)
+		c := tx.Bucket(bucketHist).Cursor()
+		// Versions are consecutive and the current one is the newest, so
+		// seeking to it and walking back visits exactly this resource.
+		for k, b := c.Seek(histKey(prefix, h.version)); k != nil && bytes.HasPrefix(k, prefix); k, b = c.Prev() {
+			rh, _, err := decodeHeader(b)
+			if err != nil {
+				return fmt.Errorf("%s/%s: %w", typ, id, err)
+			}
+			if !q.Since.IsZero() && time.Unix(0, rh.lastUpdated).Before(q.Since) {
+				// lastUpdated never decreases along a resource's versions
+				// (commit enforces it), so nothing older can qualify.
+				break
+			}
+			v, err := decodeVersion(typ, id, b)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+			if q.Count > 0 && len(out) >= q.Count {
+				break
+			}
+		}
+		return nil
+	}, func() string { return "history " + typ + "/" + id })
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []store.Version{}
+	}
+	return out, nil
+}
+
+// Compartment returns the current, not deleted versions of typ in
+// patient's record, ordered by type and id. An empty typ lists every type.
+func (s *Store) Compartment(ctx context.Context, patient, typ string) ([]store.Version, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if strings.IndexByte(patient, 0) >= 0 || strings.IndexByte(typ, 0) >= 0 {
+		return []store.Version{}, nil
+	}
+	prefix := make([]byte, 0, len(patient)+len(typ)+2)
+	prefix = append(append(prefix, patient...), 0)
+	if typ != "" {
+		prefix = append(append(prefix, typ...), 0)
+	}
+	out := []store.Version{}
+	err := s.view(func(tx *bolt.Tx) error {
+		curB := tx.Bucket(bucketCur)
+		c := tx.Bucket(bucketComp).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			rt, rid := typ, string(k[len(prefix):])
+			if typ == "" {
+				i := strings.IndexByte(rid, 0)
+				if i < 0 {
+					return fmt.Errorf("compartment index key %q: %w", k, errCorrupt)
+				}
+				rt, rid = rid[:i], rid[i+1:]
+			}
+			b := curB.Get(curKey(rt, rid))
+			if b == nil {
+				return fmt.Errorf("compartment index lists missing %s/%s: %w", rt, rid, errCorrupt)
+			}
+			v, err := decodeVersion(rt, rid, b)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return nil
+	}, func() string { return "compartment " + patient + " " + typ })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// maxNameLen keeps keys far below bbolt's 32 KiB key limit, so a Put can
+// not fail halfway through a group for a reason we could have checked.
+const maxNameLen = 1024
+
+func validName(s string) bool {
+	return s != "" && len(s) <= maxNameLen && strings.IndexByte(s, '/') < 0 && strings.IndexByte(s, 0) < 0
+}
+
+// validate refuses what can be refused without the database, so a bad
+// request never occupies the committer.
+func validate(writes []store.Write) error {
+	seen := make(map[string]int, len(writes))
+	for i, w := range writes {
+		if !validName(w.Type) || !validName(w.ID) {
+			return fmt.Errorf("embedded store: write %d: invalid type or id %q/%q", i, w.Type, w.ID)
+		}
+		if len(w.Patient) > maxNameLen || strings.IndexByte(w.Patient, 0) >= 0 {
+			return fmt.Errorf("embedded store: write %d (%s/%s): invalid patient %q", i, w.Type, w.ID, w.Patient)
+		}
+		switch w.Op {
+		case store.OpPut:
+			if w.Render == nil {
+				return fmt.Errorf("embedded store: write %d (%s/%s): put without Render", i, w.Type, w.ID)
+			}
+		case store.OpDelete:
+		default:
+			return fmt.Errorf("embedded store: write %d (%s/%s): unknown op %d", i, w.Type, w.ID, w.Op)
+		}
+		key := w.Type + "/" + w.ID
+		if j, dup := seen[key]; dup {
+			return fmt.Errorf("embedded store: writes %d and %d both change %s in one commit", j, i, key)
+		}
+		seen[key] = i
+	}
+	return nil
+}
+
+// Commit applies writes atomically and durably.
+func (s *Store) Commit(ctx context.Context, writes []store.Write) ([]store.Version, error) {
+	if err := validate(writes); err != nil {
+		return nil, err
+	}
+	if len(writes) == 0 {
+		return []store.Version{}, nil
+	}
+	r := &request{ctx: ctx, writes: writes, resp: make(chan result, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return nil, ctx.Err()
+	}
+	s.mu.RUnlock()
+	// Once queued the request is waited for even if ctx ends: returning
+	// early could report failure for a commit that then becomes durable.
+	// The committer itself skips requests whose ctx ended before their turn.
+	res := <-r.resp
+	return res.versions, res.err
+}
+
+func (s *Store) committer(maxGroup int) {
+	defer close(s.done)
+	group := make([]*request, 0, maxGroup)
+	for first := range s.reqs {
+		group = append(group[:0], first)
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		s.commitGroup(group)
+		s.groups.Add(1)
+		s.requests.Add(uint64(len(group)))
+		clear(group)
+	}
+}
+
+// commitGroup applies a group of requests in one transaction. Each request
+// is all-or-nothing on its own: its preconditions and renders are checked
+// before it mutates anything, so a refused request leaves no trace while
+// the others in the group commit.
+func (s *Store) commitGroup(group []*request) {
+	results := make([]result, len(group))
+	now := s.now().UnixNano()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := buckets{cur: tx.Bucket(bucketCur), hist: tx.Bucket(bucketHist), comp: tx.Bucket(bucketComp)}
+		for i, r := range group {
+			if err := r.ctx.Err(); err != nil {
+				results[i].err = err
+				continue
+			}
+			vs, err := b.apply(r.writes, now)
+			if err != nil && isStorageError(err) {
+				// A failed Put may have left part of this request in the
+				// transaction: the whole group has to go.
+				return err
+			}
+			results[i] = result{vs, err}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("embedded store: commit to %s: %w", s.path, err)
+		for i := range results {
+			results[i] = result{nil, err}
+		}
+	}
+	for i, r := range group {
+		r.resp <- results[i]
+	}
+}
+
+type buckets struct{ cur, hist, comp *bolt.Bucket }
+
+// storageError marks a failure of bbolt itself, as opposed to a refusal
+// of the request.
+type storageError struct{ err error }
+
+func (e storageError) Error() string { return e.err.Error() }
+func (e storageError) Unwrap() error { return e.err }
+
+func isStorageError(err error) bool {
+	var se storageError
+	return errors.As(err, &se)
+}
+
+type planned struct {
+	w       store.Write
+	key     []byte
+	old     header
+	exists  bool
+	noop    bool // delete of an already deleted resource
+	version store.Version
+	record  []byte
+}
+
+// apply checks every write of one request, then mutates. Nothing is
+// written unless every write passed.
+func (b buckets) apply(writes []store.Write, now int64) ([]store.Version, error) {
+	plans := make([]planned, len(writes))
+	for i, w := range writes {
+		p := &plans[i]
+		p.w = w
+		p.key = curKey(w.Type, w.ID)
+		if raw := b.cur.Get(p.key); raw != nil {
+			h, _, err := decodeHeader(raw)
+			if err != nil {
+				return nil, fmt.Errorf("embedded store: %s/%s: %w", w.Type, w.ID, err)
+			}
+			p.old, p.exists = h, true
+		}
+		if w.Create && p.exists {
+			return nil, &store.ConflictError{Index: i, Type: w.Type, ID: w.ID, Reason: store.ConflictExists, Current: p.old.version}
+		}
+		if w.IfMatch != 0 && w.IfMatch != p.old.version {
+			return nil, &store.ConflictError{Index: i, Type: w.Type, ID: w.ID, Reason: store.ConflictVersion, Current: p.old.version}
+		}
+		at := now
+		if p.exists && at < p.old.lastUpdated {
+			// A clock step backwards must not make a newer version look
+			// older: History's Since relies on the order.
+			at = p.old.lastUpdated
+		}
+		lastUpdated := time.Unix(0, at).UTC()
+		p.version = store.Version{Type: w.Type, ID: w.ID, VersionID: p.old.version + 1, LastUpdated: lastUpdated}
+		switch w.Op {
+		case store.OpDelete:
+			if !p.exists {
+				return nil, &store.NotFoundError{Index: i, Type: w.Type, ID: w.ID}
+			}
+			if p.old.deleted {
+				p.noop = true
+				p.version = store.Version{Type: w.Type, ID: w.ID, VersionID: p.old.version,
+					LastUpdated: time.Unix(0, p.old.lastUpdated).UTC(), Deleted: true, Patient: p.old.patient}
+				continue
+			}
+			// The deleted version stays in the record it was deleted from.
+			p.version.Deleted = true
+			p.version.Patient = p.old.patient
+			p.record = encodeRecord(header{version: p.version.VersionID, lastUpdated: at, deleted: true, patient: p.old.patient}, nil)
+		case store.OpPut:
+			body, err := safeRender(w.Render, p.version.VersionID, lastUpdated)
+			if err != nil {
+				return nil, fmt.Errorf("embedded store: render %s/%s version %d: %w", w.Type, w.ID, p.version.VersionID, err)
+			}
+			p.version.Patient = w.Patient
+			p.version.Body = body
+			p.record = encodeRecord(header{version: p.version.VersionID, lastUpdated: at, patient: w.Patient}, body)
+		}
+	}
+	out := make([]store.Version, len(plans))
+	for i := range plans {
+		p := &plans[i]
+		out[i] = p.version
+		if p.noop {
+			continue
+		}
+		if err := b.put(p); err != nil {
+			return nil, storageError{fmt.Errorf("%s/%s: %w", p.w.Type, p.w.ID, err)}
+		}
+	}
+	return out, nil
+}
+
+func (b buckets) put(p *planned) error {
+	if err := b.cur.Put(p.key, p.record); err != nil {
+		return err
+	}
+	if err := b.hist.Put(histKey(append(p.key, '/'), p.version.VersionID), p.record); err != nil {
+		return err
+	}
+	if p.exists && !p.old.deleted && p.old.patient != "" {
+		if err := b.comp.Delete(compKey(p.old.patient, p.w.Type, p.w.ID)); err != nil {
+			return err
+		}
+	}
+	if !p.version.Deleted && p.version.Patient != "" {
+		if err := b.comp.Put(compKey(p.version.Patient, p.w.Type, p.w.ID), []byte{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// safeRender runs a caller's Render on the committer goroutine; a panic
+// there must fail that one commit, not take the server down.
+func safeRender(r store.RenderFunc, version int64, at time.Time) (body []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("render panicked: %v", p)
+		}
+	}()
+	return r(version, at)
+}

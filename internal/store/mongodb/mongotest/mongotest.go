@@ -1,0 +1,85 @@
+// Package mongotest gives tests a MongoDB-protocol server: the one named by
+// KJ_TEST_MONGO_URI, or else an embedded FerretDB backed by SQLite, so that
+// the MongoDB engine is tested against a real server on a machine with
+// nothing installed.
+package mongotest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+// EnvURI names the environment variable that points the tests at an
+// existing server (a real MongoDB, a sharded cluster) instead of FerretDB.
+const EnvURI = "KJ_TEST_MONGO_URI"
+
+var (
+	once      sync.Once
+	sharedURI string
+	startErr  error
+	dbSeq     atomic.Int64
+)
+
+// URI returns the URI of the test server, starting the embedded FerretDB
+// the first time it is needed. One server serves the whole test binary;
+// tests isolate themselves with Database. It lives until the process exits,
+// which is what lets every test of the binary share it.
+func URI(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv(EnvURI); u != "" {
+		return u
+	}
+	once.Do(func() { sharedURI, startErr = start() })
+	if startErr != nil {
+		t.Fatalf("mongotest: starting embedded FerretDB: %v", startErr)
+	}
+	return sharedURI
+}
+
+// Database returns a database name no other test of this run uses, derived
+// from the test name so leftovers in a shared server are recognisable.
+func Database(t testing.TB) string {
+	t.Helper()
+	name := strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "_"))
+	if len(name) > 40 {
+		name = name[len(name)-40:]
+	}
+	return fmt.Sprintf("kjt_%d_%d_%s", os.Getpid()%100000, dbSeq.Add(1), strings.Trim(name, "_"))
+}
+
+func start() (string, error) {
+	dir, err := os.MkdirTemp("", "kj-ferretdb-")
+	if err != nil {
+		return "", err
+	}
+	// FerretDB logs every connection and many commands at info level; only
+	// its errors help when a test fails.
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("KJ_TEST_FERRETDB_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Logger:    logger,
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + filepath.ToSlash(dir) + "/",
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	go func() { _ = f.Run(context.Background()) }()
+	// MongoDBURI waits for the listener to be bound.
+	return f.MongoDBURI(), nil
+}
