@@ -41,7 +41,8 @@ func TestMain(m *testing.M) {
 type child struct {
 	cmd  *exec.Cmd
 	base string
-	done chan error
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, valid after done
 }
 
 // startServer starts a server process on dataDir and waits until it listens.
@@ -54,7 +55,11 @@ func startServer(t *testing.T, dataDir string, extra ...string) *child {
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	c := &child{cmd: cmd, done: make(chan error, 1)}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-c.done
+	})
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
@@ -63,13 +68,13 @@ func startServer(t *testing.T, dataDir string, extra ...string) *child {
 			break
 		}
 	}
+	// Wait only after the pipe is drained (os/exec's rule for StdoutPipe).
+	go func() {
+		io.Copy(io.Discard, out)
+		c.err = cmd.Wait()
+		close(c.done)
+	}()
 	require.NotEmpty(t, c.base, "the server did not report its address")
-	go io.Copy(io.Discard, out)
-	go func() { c.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-c.done
-	})
 	return c
 }
 
@@ -138,8 +143,8 @@ func TestGracefulShutdownFinishesAndKeepsData(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status)
 	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case err := <-srv.done:
-		require.NoError(t, err, "the server should exit cleanly on SIGTERM")
+	case <-srv.done:
+		require.NoError(t, srv.err, "the server should exit cleanly on SIGTERM")
 	case <-time.After(30 * time.Second):
 		t.Fatal("the server did not stop on SIGTERM")
 	}

@@ -327,14 +327,14 @@ func (s *Store) unsetMarkers(ctx context.Context, hists []string) error {
 		return nil
 	}
 	unset := bson.D{{Key: "$unset", Value: bson.D{{Key: "txn", Value: ""}, {Key: "exp", Value: ""}}}}
-	var err error
-	if len(hists) == 1 {
-		// A lone _id equality is the filter FerretDB serves without a scan.
-		_, err = s.history.UpdateOne(ctx, bson.D{{Key: "_id", Value: hists[0]}}, unset)
-	} else {
-		_, err = s.history.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: hists}}}}, unset)
+	// One update per _id rather than an $in: a lone _id equality is the only
+	// filter FerretDB serves without scanning the whole history, and MongoDB
+	// does the same index lookups either way.
+	models := make([]mongo.WriteModel, len(hists))
+	for i, h := range hists {
+		models[i] = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: h}}).SetUpdate(unset)
 	}
-	if err != nil {
+	if _, err := s.history.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
 		return fmt.Errorf("mongodb: clearing claim markers: %w", err)
 	}
 	return nil

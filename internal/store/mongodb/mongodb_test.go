@@ -2,8 +2,10 @@ package mongodb
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +21,8 @@ import (
 )
 
 var ctx = context.Background()
+
+func TestMain(m *testing.M) { os.Exit(mongotest.Main(m)) }
 
 // openDB opens a store on a fresh database that is dropped after the test.
 func openDB(t testing.TB, opts Options) *Store {
@@ -186,6 +190,29 @@ func TestExpiredLockIsTakenOver(t *testing.T) {
 	requireClean(t, s)
 }
 
+// A writer that died after deleting its record but before clearing the claim
+// markers left committed versions that look like claims; recovery must keep
+// them.
+func TestLeftoverMarkersOfCommittedVersionsAreKept(t *testing.T) {
+	s := openDB(t, Options{LockTTL: time.Minute})
+	mustCommit(t, s, put("Flag", "a", "p1", "a1"), put("Flag", "b", "p1", "b1"))
+	mustCommit(t, s, put("Flag", "a", "p1", "a2"))
+	_, err := s.history.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: []string{"Flag/a/2", "Flag/b/1"}}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "txn", Value: "gone"}, {Key: "exp", Value: time.Now().Add(time.Minute)}}}})
+	require.NoError(t, err)
+	// Readers already treat them as committed: they are not above current.
+	requireVersion(t, s, "Flag", "a", 2)
+	v, err := s.VRead(ctx, "Flag", "a", 2)
+	require.NoError(t, err)
+	assert.Contains(t, string(v.Body), `"a2"`)
+
+	expireClaims(t, s)
+	s2 := reopen(t, s, Options{})
+	requireClean(t, s2)
+	requireVersion(t, s2, "Flag", "a", 2)
+	requireVersion(t, s2, "Flag", "b", 1)
+}
+
 // A writer whose commit point was taken by a recoverer (it stalled past its
 // lease) must not commit.
 func TestAbortedWriterCannotCommit(t *testing.T) {
@@ -236,6 +263,66 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 	t.Logf("%d committed, %d busy", ok, busy)
 	require.Positive(t, ok)
 	requireVersion(t, s, "Flag", "hot", int64(ok))
+	requireClean(t, s)
+}
+
+// Bundles over overlapping resources, concurrently: each one lands on all
+// of its resources or on none, whatever the interleaving.
+func TestOverlappingBundlesAllOrNothing(t *testing.T) {
+	s := openDB(t, Options{})
+	const workers, each, ring = 4, 8, 5
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	outcome := map[string]bool{} // bundle note -> committed
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				note := fmt.Sprintf("w%d-%d", w, i)
+				a, b := (w+i)%ring, (w+i+1)%ring
+				_, err := s.Commit(ctx, []store.Write{
+					put("Flag", fmt.Sprint("r", a), "p1", note),
+					put("Flag", fmt.Sprint("r", b), "p1", note),
+				})
+				var ce *store.ConflictError
+				if err != nil && !(errors.As(err, &ce) && ce.Reason == store.ConflictBusy) {
+					t.Error(err)
+				}
+				mu.Lock()
+				outcome[note] = err == nil
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	total := 0
+	for r := 0; r < ring; r++ {
+		h, err := s.History(ctx, "Flag", fmt.Sprint("r", r), store.HistoryQuery{})
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		require.NoError(t, err)
+		for i, v := range h {
+			require.Equal(t, int64(len(h)-i), v.VersionID, "versions are dense")
+			var body struct{ Note string }
+			require.NoError(t, json.Unmarshal(v.Body, &body))
+			seen[body.Note]++
+			total++
+		}
+	}
+	committed := 0
+	for note, ok := range outcome {
+		if ok {
+			committed++
+			assert.Equal(t, 2, seen[note], "committed bundle %s must be on both resources", note)
+		} else {
+			assert.Zero(t, seen[note], "refused bundle %s must leave nothing", note)
+		}
+	}
+	t.Logf("%d of %d bundles committed", committed, len(outcome))
+	assert.Equal(t, 2*committed, total)
 	requireClean(t, s)
 }
 

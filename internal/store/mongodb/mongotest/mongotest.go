@@ -1,7 +1,9 @@
 // Package mongotest gives tests a MongoDB-protocol server: the one named by
 // KJ_TEST_MONGO_URI, or else an embedded FerretDB backed by SQLite, so that
 // the MongoDB engine is tested against a real server on a machine with
-// nothing installed.
+// nothing installed. Import it from _test files only: it links all of
+// FerretDB and SQLite into the binary. KJ_TEST_FERRETDB_LOG=1 shows
+// FerretDB's warnings and errors, which are otherwise discarded.
 package mongotest
 
 import (
@@ -29,6 +31,10 @@ var (
 	sharedURI string
 	startErr  error
 	dbSeq     atomic.Int64
+
+	stop    context.CancelFunc
+	stopped chan struct{}
+	dataDir string
 )
 
 // URI returns the URI of the test server, starting the embedded FerretDB
@@ -70,16 +76,36 @@ func start() (string, error) {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Logger:    logger,
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + filepath.ToSlash(dir) + "/",
+		Listener: ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Logger:   logger,
+		Handler:  "sqlite",
+		// No fsync: the files are thrown away, and waiting for the disk
+		// would dominate the test run.
+		SQLiteURL: "file:" + filepath.ToSlash(dir) + "/?_pragma=synchronous(OFF)",
 	})
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", err
 	}
-	go func() { _ = f.Run(context.Background()) }()
+	runCtx, cancel := context.WithCancel(context.Background())
+	stop, stopped, dataDir = cancel, make(chan struct{}), dir
+	go func() {
+		defer close(stopped)
+		_ = f.Run(runCtx)
+	}()
 	// MongoDBURI waits for the listener to be bound.
 	return f.MongoDBURI(), nil
+}
+
+// Main runs the tests of a package and then shuts the embedded FerretDB down
+// and removes its files. Use it from TestMain; without it the server simply
+// dies with the test binary and leaves its temporary directory behind.
+func Main(m *testing.M) int {
+	code := m.Run()
+	if stop != nil {
+		stop()
+		<-stopped
+		os.RemoveAll(dataDir)
+	}
+	return code
 }
