@@ -23,7 +23,7 @@ import (
 // engine opens a fresh, empty store for one test.
 type engine struct {
 	name string
-	open func(t *testing.T) store.Store
+	open func(t testing.TB) store.Store
 }
 
 var dbSeq atomic.Int64
@@ -33,13 +33,13 @@ var dbSeq atomic.Int64
 // KJ_TEST_MONGO_URI names a real MongoDB).
 func engines() []engine {
 	return []engine{
-		{"embedded", func(t *testing.T) store.Store {
+		{"embedded", func(t testing.TB) store.Store {
 			st, err := embedded.Open(context.Background(), embedded.Options{Path: filepath.Join(t.TempDir(), "kj.db")})
 			require.NoError(t, err)
 			t.Cleanup(func() { st.Close() })
 			return st
 		}},
-		{"mongodb", func(t *testing.T) store.Store {
+		{"mongodb", func(t testing.TB) store.Store {
 			uri := mongotest.URI(t)
 			db := fmt.Sprintf("kjapi_%s_%d", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()), dbSeq.Add(1))
 			if len(db) > 60 {

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
@@ -41,22 +39,22 @@ func Seed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	bar := newProgress(stdout, *n)
 	start := time.Now()
-	var ids *idWriter
+	var ids *bufio.Writer
 	if *idsOut != "" {
 		f, err := os.Create(*idsOut)
 		if err != nil {
 			return fmt.Errorf("--ids-out: %w", err)
 		}
 		defer f.Close()
-		ids = &idWriter{w: bufio.NewWriter(f)}
+		ids = bufio.NewWriter(f)
 	}
-	resources, err := load(ctx, st, codec, *rs, *n, bar.set, ids)
+	resources, err := seed.Load(ctx, st, codec, seed.LoadOptions{Seed: *rs, Patients: *n, Progress: bar.set, IDs: ids})
 	bar.done()
 	if err != nil {
 		return err
 	}
 	if ids != nil {
-		if err := ids.w.Flush(); err != nil {
+		if err := ids.Flush(); err != nil {
 			return fmt.Errorf("--ids-out: %w", err)
 		}
 	}
@@ -79,88 +77,8 @@ func seedIfEmpty(ctx context.Context, st store.Store, codec *fhir.Codec, rs int6
 			return 0, err
 		}
 	}
-	_, err := load(ctx, st, codec, rs, n, nil, nil)
+	_, err := seed.Load(ctx, st, codec, seed.LoadOptions{Seed: rs, Patients: n})
 	return n, err
-}
-
-// load validates and stores the generated patients, one commit per patient,
-// with parsing spread over the cores (the store groups the commits).
-func load(ctx context.Context, st store.Store, codec *fhir.Codec, rs int64, n int, progress func(int), ids *idWriter) (int, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	recs := make(chan seed.Record, 64)
-	var done, resources atomic.Int64
-	var wg sync.WaitGroup
-	workers := 2 * runtime.GOMAXPROCS(0)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for rec := range recs {
-				k, err := storeRecord(ctx, st, codec, rec, ids)
-				if err != nil {
-					cancel(err)
-					continue
-				}
-				resources.Add(int64(k))
-				d := done.Add(1)
-				if progress != nil {
-					progress(int(d))
-				}
-			}
-		}()
-	}
-	for _, rec := range seed.Generate(rs, n) {
-		if ctx.Err() != nil {
-			break
-		}
-		recs <- rec
-	}
-	close(recs)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return int(resources.Load()), err
-	}
-	return int(resources.Load()), nil
-}
-
-// idWriter collects Type/id lines from the loading goroutines.
-type idWriter struct {
-	mu sync.Mutex
-	w  *bufio.Writer
-}
-
-func (w *idWriter) add(writes []store.Write) {
-	if w == nil {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, wr := range writes {
-		w.w.WriteString(wr.Type + "/" + wr.ID + "\n")
-	}
-}
-
-func storeRecord(ctx context.Context, st store.Store, codec *fhir.Codec, rec seed.Record, ids *idWriter) (int, error) {
-	bodies := append([][]byte{rec.Patient}, rec.Resources...)
-	writes := make([]store.Write, 0, len(bodies))
-	for _, b := range bodies {
-		res, err := codec.Parse(b)
-		if err != nil {
-			return 0, fmt.Errorf("generated resource does not validate: %w\n%s", err, b)
-		}
-		stored, err := codec.Marshal(res)
-		if err != nil {
-			return 0, err
-		}
-		writes = append(writes, store.Write{Type: res.Type, ID: res.ID, Op: store.OpPut, Patient: res.Patient,
-			Render: func(v int64, t time.Time) ([]byte, error) { return fhir.WithMeta(stored, v, t) }})
-	}
-	if _, err := st.Commit(ctx, writes); err != nil {
-		return 0, err
-	}
-	ids.add(writes)
-	return len(writes), nil
 }
 
 // progress draws a bar on a terminal and stays quiet otherwise.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/seed"
 )
 
 // Version is set at build time (-ldflags "-X ...cli.Version=...").
@@ -56,6 +57,8 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if n > 0 {
 			log.Info("seeded demo patients", "patients", n)
 		}
+		fmt.Fprintf(stdout, "demo patients: Patient/%s, Patient/%s, ... (%d in all, seed %d)\n",
+			seed.PatientID(*demoSeed, 0), seed.PatientID(*demoSeed, min(1, *demo-1)), *demo, *demoSeed)
 	}
 	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: log, MaxBodyBytes: *maxBody,
 		BaseURL: strings.TrimRight(*baseURL, "/"), Version: Version})

@@ -97,14 +97,13 @@ func demoPatient(t *testing.T, base string) string {
 	res, err := http.Get(base + "/metadata")
 	require.NoError(t, err)
 	res.Body.Close()
-	// the demo set is deterministic; its first patient is read from the seed
-	for _, rec := range seedRecords(1) {
-		var p struct{ ID string }
-		require.NoError(t, json.Unmarshal(rec, &p))
-		return p.ID
-	}
-	t.Fatal("no demo patient")
-	return ""
+	// the demo set is deterministic: its first patient is known
+	id := seed.PatientID(1, 0)
+	res, err = http.Get(base + "/Patient/" + id)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode, "demo patient Patient/%s", id)
+	return id
 }
 
 func TestAcknowledgedWritesSurviveSIGKILL(t *testing.T) {
@@ -203,11 +202,3 @@ func TestSeedStoresValidPatients(t *testing.T) {
 	assert.Greater(t, len(lines), 40, "patients come with clinical resources")
 }
 
-// seedRecords returns the Patient JSON of the first n demo patients.
-func seedRecords(n int) [][]byte {
-	var out [][]byte
-	for _, rec := range seed.Generate(1, n) {
-		out = append(out, rec.Patient)
-	}
-	return out
-}

@@ -354,3 +354,7 @@ func (g *generator) hospitalFor(p *person) int {
 	}
 	return h
 }
+
+// PatientID returns the id Generate gives patient index of seed, so callers
+// can name generated patients without generating them.
+func PatientID(seed int64, index int) string { return patientID(seed, index) }

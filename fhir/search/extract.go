@@ -1,0 +1,259 @@
+package search
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Index holds the search values of one resource version, extracted once
+// (at write time, or from the stored JSON when an engine kept no index).
+// It is what Match, Sort and the cursor helpers read; they never look at
+// the resource JSON again.
+type Index struct {
+	Type    string  `json:"type"`
+	ID      string  `json:"id"`
+	Entries []Entry `json:"entries,omitempty"` // sorted by Param, no empty ones
+}
+
+// Entry is the values of one parameter.
+type Entry struct {
+	Param  string  `json:"p"`
+	Values []Value `json:"v"`
+}
+
+// Value is one indexed value. Which fields are set depends on the
+// parameter's type:
+//
+//	token:     System, Code (a code, Coding, Identifier value, id, boolean),
+//	           Text (folded Coding.display, CodeableConcept.text or
+//	           Identifier.type.text, for :text)
+//	date:      Low, High (inclusive range in microseconds since the epoch,
+//	           UTC; open Period ends are the int64 extremes)
+//	reference: Ref ("Type/id", or the literal reference when it is not one),
+//	           System, Code (Reference.identifier, for :identifier)
+//	string:    Text (Fold of the value), Raw (the value as stored, for :exact)
+type Value struct {
+	System string `json:"s,omitempty"`
+	Code   string `json:"c,omitempty"`
+	Text   string `json:"t,omitempty"`
+	Raw    string `json:"r,omitempty"`
+	Ref    string `json:"ref,omitempty"`
+	Low    int64  `json:"lo,omitempty"`
+	High   int64  `json:"hi,omitempty"`
+}
+
+// Values returns the values indexed for a parameter.
+func (x *Index) Values(param string) []Value {
+	for i := range x.Entries {
+		if x.Entries[i].Param == param {
+			return x.Entries[i].Values
+		}
+	}
+	return nil
+}
+
+// Extract computes the index of a resource from its JSON (as stored, with
+// meta.lastUpdated). Values that do not parse (a malformed date in data
+// that bypassed validation) are left out rather than failing the write:
+// they cannot match a search, which is the safe outcome.
+func (r *Registry) Extract(resourceType string, resourceJSON []byte) (Index, error) {
+	var root map[string]any
+	d := json.NewDecoder(bytes.NewReader(resourceJSON))
+	d.UseNumber()
+	if err := d.Decode(&root); err != nil {
+		return Index{}, fmt.Errorf("search: extract: %w", err)
+	}
+	if rt, _ := root["resourceType"].(string); rt != resourceType {
+		return Index{}, fmt.Errorf("search: extract: resourceType %q, want %q", rt, resourceType)
+	}
+	ps, ok := r.byType[resourceType]
+	if !ok {
+		return Index{}, fmt.Errorf("search: extract: %q is not a served type", resourceType)
+	}
+	x := Index{Type: resourceType}
+	x.ID, _ = root["id"].(string)
+	var nodes []node
+	for _, p := range ps { // sorted by name, so Entries are too
+		nodes = nodes[:0]
+		for i := range p.paths {
+			nodes = p.paths[i].eval(root, nodes)
+		}
+		var vals []Value
+		for _, n := range nodes {
+			vals = appendValues(vals, p.Type, n)
+		}
+		if len(vals) > 0 {
+			x.Entries = append(x.Entries, Entry{Param: p.Name, Values: dedup(vals)})
+		}
+	}
+	return x, nil
+}
+
+func dedup(vs []Value) []Value {
+	if len(vs) < 2 {
+		return vs
+	}
+	out := vs[:1]
+	for _, v := range vs[1:] {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func str(m map[string]any, k string) string {
+	s, _ := m[k].(string)
+	return s
+}
+
+func appendValues(dst []Value, typ string, n node) []Value {
+	switch typ {
+	case "token":
+		return appendToken(dst, n.v)
+	case "date":
+		return appendDate(dst, n)
+	case "reference":
+		return appendRef(dst, n.v)
+	case "string":
+		return appendString(dst, n.v)
+	}
+	return dst
+}
+
+func appendToken(dst []Value, v any) []Value {
+	switch v := v.(type) {
+	case string:
+		return append(dst, Value{Code: v})
+	case bool:
+		return append(dst, Value{Code: strconv.FormatBool(v)})
+	case json.Number:
+		return append(dst, Value{Code: v.String()})
+	case map[string]any:
+		if _, isIdentifier := v["value"]; isIdentifier {
+			val := Value{System: str(v, "system"), Code: str(v, "value")}
+			if t, ok := v["type"].(map[string]any); ok {
+				val.Text = Fold(str(t, "text"))
+			}
+			return append(dst, val)
+		}
+		coding, isConcept := v["coding"].([]any)
+		if _, hasText := v["text"]; isConcept || hasText {
+			for _, c := range coding {
+				if cm, ok := c.(map[string]any); ok {
+					dst = appendCoding(dst, cm)
+				}
+			}
+			if t := str(v, "text"); t != "" {
+				dst = append(dst, Value{Text: Fold(t)})
+			}
+			return dst
+		}
+		return appendCoding(dst, v)
+	}
+	return dst
+}
+
+func appendCoding(dst []Value, c map[string]any) []Value {
+	code, sys := str(c, "code"), str(c, "system")
+	disp := Fold(str(c, "display"))
+	if code == "" && sys == "" && disp == "" {
+		return dst
+	}
+	return append(dst, Value{System: sys, Code: code, Text: disp})
+}
+
+func appendDate(dst []Value, n node) []Value {
+	switch v := n.v.(type) {
+	case string:
+		lo, hi, err := parseDateRange(v)
+		if err != nil {
+			return dst
+		}
+		return append(dst, Value{Low: lo, High: hi})
+	case map[string]any:
+		// A Period: an absent start or end is open (the spec reads a
+		// missing end as "ongoing").
+		lo, hi := minTime, maxTime
+		if s := str(v, "start"); s != "" {
+			l, _, err := parseDateRange(s)
+			if err != nil {
+				return dst
+			}
+			lo = l
+		}
+		if e := str(v, "end"); e != "" {
+			_, h, err := parseDateRange(e)
+			if err != nil {
+				return dst
+			}
+			hi = h
+		}
+		if lo == minTime && hi == maxTime {
+			return dst
+		}
+		return append(dst, Value{Low: lo, High: hi})
+	}
+	return dst
+}
+
+func appendRef(dst []Value, v any) []Value {
+	switch v := v.(type) {
+	case string: // canonical or uri
+		return append(dst, Value{Ref: v})
+	case map[string]any:
+		val := Value{Ref: normaliseRef(str(v, "reference"))}
+		if id, ok := v["identifier"].(map[string]any); ok {
+			val.System, val.Code = str(id, "system"), str(id, "value")
+		}
+		if val.Ref == "" && val.Code == "" {
+			return dst
+		}
+		return append(dst, val)
+	}
+	return dst
+}
+
+func normaliseRef(s string) string {
+	if t, id, ok := splitRef(s); ok {
+		return t + "/" + id
+	}
+	return s
+}
+
+// stringSkip are the members of complex types (HumanName, Address) that are
+// not text a person would search for.
+var stringSkip = []string{"use", "type", "period", "id", "extension"}
+
+func appendString(dst []Value, v any) []Value {
+	switch v := v.(type) {
+	case string:
+		if strings.TrimSpace(v) == "" {
+			return dst
+		}
+		return append(dst, Value{Text: Fold(v), Raw: v})
+	case []any:
+		for _, e := range v {
+			dst = appendString(dst, e)
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			if !slices.Contains(stringSkip, k) {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys) // map order is random; the index must not be
+		for _, k := range keys {
+			switch e := v[k].(type) {
+			case string, []any:
+				dst = appendString(dst, e)
+			}
+		}
+	}
+	return dst
+}

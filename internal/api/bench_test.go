@@ -1,0 +1,104 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/load"
+	"github.com/kjernejournal/kjernejournal/internal/seed"
+)
+
+// BenchmarkHTTP drives the real HTTP server on loopback with the load
+// generator, on both engines, after seeding synthetic patients: the figures
+// for the MongoDB engine (on the embedded FerretDB) come from here; the
+// embedded engine is also measured as a separate process by
+// scripts/bench-http.sh, which adds peak RSS. Each sub-benchmark is one
+// timed run (-benchtime 1x is enough); sizes come from KJ_BENCH_PATIENTS
+// (default 10000; FerretDB: KJ_BENCH_MONGO_PATIENTS, default 1000, since
+// FerretDB's SQLite backend seeds slowly) and KJ_BENCH_DURATION (default 5s).
+func BenchmarkHTTP(b *testing.B) {
+	dur := envDuration("KJ_BENCH_DURATION", 5*time.Second)
+	for _, e := range engines() {
+		n := envInt("KJ_BENCH_PATIENTS", 10000)
+		if e.name == "mongodb" {
+			n = envInt("KJ_BENCH_MONGO_PATIENTS", 1000)
+		}
+		b.Run(e.name, func(b *testing.B) {
+			st := e.open(b)
+			codec, err := fhir.NewCodec()
+			if err != nil {
+				b.Fatal(err)
+			}
+			var ids bytes.Buffer
+			start := time.Now()
+			k, err := seed.Load(context.Background(), st, codec, seed.LoadOptions{Seed: 7, Patients: n, IDs: &ids})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("%s: seeded %d patients, %d resources in %s", e.name, n, k, time.Since(start).Round(time.Millisecond))
+			var paths, patients []string
+			for _, l := range strings.Split(strings.TrimSpace(ids.String()), "\n") {
+				paths = append(paths, l)
+				if p, ok := strings.CutPrefix(l, "Patient/"); ok {
+					patients = append(patients, p)
+				}
+			}
+			srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			hs := httptest.NewServer(srv)
+			defer hs.Close()
+			bodies, err := load.SyntheticBodies("Flag", patients)
+			if err != nil {
+				b.Fatal(err)
+			}
+			scenarios := []struct {
+				name string
+				sc   load.Scenario
+			}{
+				{"read", load.ReadScenario(paths)},
+				{"compartment", load.CompartmentScenario(patients, []string{"AllergyIntolerance", "Flag", "MedicationStatement", "Encounter"})},
+				{"create", load.CreateScenario(bodies, "Flag")},
+			}
+			for _, s := range scenarios {
+				b.Run(s.name, func(b *testing.B) {
+					res, err := load.Run(context.Background(), load.Config{BaseURL: hs.URL, Concurrency: 32, Duration: dur, Warmup: time.Second}, s.sc)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if res.TransportErrors+res.StatusErrors > 0 {
+						b.Fatalf("%d transport and %d status errors: %v", res.TransportErrors, res.StatusErrors, res.ErrorSamples)
+					}
+					b.ReportMetric(res.Throughput, "req/s")
+					b.ReportMetric(float64(res.P50.Microseconds())/1000, "p50-ms")
+					b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
+					b.ReportMetric(0, "ns/op")
+				})
+			}
+		})
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}

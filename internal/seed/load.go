@@ -1,0 +1,95 @@
+package seed
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/store"
+)
+
+// LoadOptions says what Load generates and where it reports.
+type LoadOptions struct {
+	Seed     int64
+	Patients int
+	// Progress, if set, is called with the number of patients stored so far.
+	Progress func(done int)
+	// IDs, if set, receives "Type/id" of every stored resource, one a line.
+	IDs io.Writer
+}
+
+// Load generates patients, validates every resource with the codec (as any
+// write through the API is validated) and stores each patient's record in
+// one commit. Parsing is spread over the cores; the store groups the
+// concurrent commits. Stored versions are upserts, so loading the same seed
+// twice adds versions instead of duplicates. It returns the number of
+// resources stored.
+func Load(ctx context.Context, st store.Store, codec *fhir.Codec, o LoadOptions) (int, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	recs := make(chan Record, 64)
+	var done, resources atomic.Int64
+	var idMu sync.Mutex
+	var wg sync.WaitGroup
+	for range 2 * runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rec := range recs {
+				writes, err := storeRecord(ctx, st, codec, rec)
+				if err != nil {
+					cancel(err)
+					continue
+				}
+				if o.IDs != nil {
+					idMu.Lock()
+					for _, w := range writes {
+						if _, err := io.WriteString(o.IDs, w.Type+"/"+w.ID+"\n"); err != nil {
+							cancel(fmt.Errorf("write ids: %w", err))
+						}
+					}
+					idMu.Unlock()
+				}
+				resources.Add(int64(len(writes)))
+				if d := done.Add(1); o.Progress != nil {
+					o.Progress(int(d))
+				}
+			}
+		}()
+	}
+	for _, rec := range Generate(o.Seed, o.Patients) {
+		if ctx.Err() != nil {
+			break
+		}
+		recs <- rec
+	}
+	close(recs)
+	wg.Wait()
+	return int(resources.Load()), context.Cause(ctx)
+}
+
+func storeRecord(ctx context.Context, st store.Store, codec *fhir.Codec, rec Record) ([]store.Write, error) {
+	bodies := append([][]byte{rec.Patient}, rec.Resources...)
+	writes := make([]store.Write, 0, len(bodies))
+	for _, b := range bodies {
+		res, err := codec.Parse(b)
+		if err != nil {
+			return nil, fmt.Errorf("generated resource does not validate: %w\n%s", err, b)
+		}
+		stored, err := codec.Marshal(res)
+		if err != nil {
+			return nil, err
+		}
+		writes = append(writes, store.Write{Type: res.Type, ID: res.ID, Op: store.OpPut, Patient: res.Patient,
+			Render: func(v int64, t time.Time) ([]byte, error) { return fhir.WithMeta(stored, v, t) }})
+	}
+	if _, err := st.Commit(ctx, writes); err != nil {
+		return nil, fmt.Errorf("store patient %s: %w", writes[0].ID, err)
+	}
+	return writes, nil
+}
