@@ -73,24 +73,43 @@ func (s *Server) capabilityStatement(base string) []byte {
 			UpdateCreate: true, ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
 		})
 	}
-	cs := map[string]any{
-		"resourceType": "CapabilityStatement",
-		"status":       "active",
-		"date":         s.started.UTC().Format("2006-01-02T15:04:05Z07:00"),
-		"publisher":    "kjernejournal",
-		"kind":         "instance",
-		"software":     map[string]any{"name": "kjernejournal", "version": s.cfg.Version},
-		"implementation": map[string]any{
-			"description": "Kjernejournal, the national summary care record (FHIR R4)",
-			"url":         base,
-		},
-		"fhirVersion": "4.0.1",
-		"format":      []string{"application/fhir+json", "application/json"},
-		"rest": []any{map[string]any{
-			"mode":        "server",
-			"resource":    resources,
-			"interaction": system,
-		}},
+	// A struct, not a map, so that resourceType comes first as FHIR
+	// readers expect.
+	type software struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	}
+	type implementation struct {
+		Description string `json:"description"`
+		URL         string `json:"url"`
+	}
+	type rest struct {
+		Mode        string        `json:"mode"`
+		Resource    []resource    `json:"resource"`
+		Interaction []interaction `json:"interaction"`
+	}
+	cs := struct {
+		ResourceType   string         `json:"resourceType"`
+		Status         string         `json:"status"`
+		Date           string         `json:"date"`
+		Publisher      string         `json:"publisher"`
+		Kind           string         `json:"kind"`
+		Software       software       `json:"software"`
+		Implementation implementation `json:"implementation"`
+		FHIRVersion    string         `json:"fhirVersion"`
+		Format         []string       `json:"format"`
+		Rest           []rest         `json:"rest"`
+	}{
+		ResourceType:   "CapabilityStatement",
+		Status:         "active",
+		Date:           s.started.UTC().Format("2006-01-02T15:04:05Z07:00"),
+		Publisher:      "kjernejournal",
+		Kind:           "instance",
+		Software:       software{"kjernejournal", s.cfg.Version},
+		Implementation: implementation{"Kjernejournal, the national summary care record (FHIR R4)", base},
+		FHIRVersion:    "4.0.1",
+		Format:         []string{"application/fhir+json", "application/json"},
+		Rest:           []rest{{Mode: "server", Resource: resources, Interaction: system}},
 	}
 	b, err := json.Marshal(cs)
 	if err != nil {

@@ -201,4 +201,3 @@ func TestSeedStoresValidPatients(t *testing.T) {
 	assert.Equal(t, 20, patients)
 	assert.Greater(t, len(lines), 40, "patients come with clinical resources")
 }
-
