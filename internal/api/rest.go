@@ -53,6 +53,35 @@ func (s *Server) pathID(c *gin.Context) (string, bool) {
 	return "", false
 }
 
+// target reads the common parts of an instance-level request: the
+// interaction for metrics, the type and id in the path, and the output
+// format. It answers the request itself and returns false if any is bad.
+func (s *Server) target(c *gin.Context, interaction string) (typ, id string, out output, ok bool) {
+	c.Set(keyInteraction, interaction)
+	if typ, ok = s.resourceType(c); !ok {
+		return
+	}
+	if id, ok = s.pathID(c); !ok {
+		return
+	}
+	out, ok = s.negotiate(c)
+	return
+}
+
+// ifMatch reads the If-Match header (0 if absent).
+func (s *Server) ifMatch(c *gin.Context) (int64, bool) {
+	h := c.GetHeader("If-Match")
+	if h == "" {
+		return 0, true
+	}
+	v, err := parseETag(h)
+	if err != nil {
+		s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid", Diagnostics: "If-Match: " + err.Error()})
+		return 0, false
+	}
+	return v, true
+}
+
 func (s *Server) baseURL(c *gin.Context) string {
 	if s.cfg.BaseURL != "" {
 		return s.cfg.BaseURL
@@ -65,16 +94,7 @@ func (s *Server) baseURL(c *gin.Context) string {
 }
 
 func (s *Server) read(c *gin.Context) {
-	c.Set(keyInteraction, "read")
-	typ, ok := s.resourceType(c)
-	if !ok {
-		return
-	}
-	id, ok := s.pathID(c)
-	if !ok {
-		return
-	}
-	out, ok := s.negotiate(c)
+	typ, id, out, ok := s.target(c, "read")
 	if !ok {
 		return
 	}
@@ -114,12 +134,7 @@ func (s *Server) sendVersion(c *gin.Context, out output, v store.Version) {
 }
 
 func (s *Server) vread(c *gin.Context) {
-	c.Set(keyInteraction, "vread")
-	typ, ok := s.resourceType(c)
-	if !ok {
-		return
-	}
-	id, ok := s.pathID(c)
+	typ, id, out, ok := s.target(c, "vread")
 	if !ok {
 		return
 	}
@@ -132,10 +147,6 @@ func (s *Server) vread(c *gin.Context) {
 	if err != nil || vid < 1 {
 		s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid",
 			Diagnostics: fmt.Sprintf("version %q is not a version number", c.Param("vid"))})
-		return
-	}
-	out, ok := s.negotiate(c)
-	if !ok {
 		return
 	}
 	v, err := s.store.VRead(c, typ, id, vid)
@@ -166,16 +177,7 @@ func (s *Server) instanceSub(c *gin.Context) {
 }
 
 func (s *Server) history(c *gin.Context) {
-	c.Set(keyInteraction, "history-instance")
-	typ, ok := s.resourceType(c)
-	if !ok {
-		return
-	}
-	id, ok := s.pathID(c)
-	if !ok {
-		return
-	}
-	out, ok := s.negotiate(c)
+	typ, id, out, ok := s.target(c, "history-instance")
 	if !ok {
 		return
 	}
@@ -350,27 +352,13 @@ func (s *Server) create(c *gin.Context) {
 }
 
 func (s *Server) update(c *gin.Context) {
-	c.Set(keyInteraction, "update")
-	typ, ok := s.resourceType(c)
+	typ, id, out, ok := s.target(c, "update")
 	if !ok {
 		return
 	}
-	id, ok := s.pathID(c)
+	ifMatch, ok := s.ifMatch(c)
 	if !ok {
 		return
-	}
-	out, ok := s.negotiate(c)
-	if !ok {
-		return
-	}
-	var ifMatch int64
-	if h := c.GetHeader("If-Match"); h != "" {
-		v, err := parseETag(h)
-		if err != nil {
-			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid", Diagnostics: "If-Match: " + err.Error()})
-			return
-		}
-		ifMatch = v
 	}
 	body, err := s.readBody(c)
 	if err != nil {
@@ -395,23 +383,13 @@ func (s *Server) update(c *gin.Context) {
 }
 
 func (s *Server) delete(c *gin.Context) {
-	c.Set(keyInteraction, "delete")
-	typ, ok := s.resourceType(c)
+	typ, id, _, ok := s.target(c, "delete")
 	if !ok {
 		return
 	}
-	id, ok := s.pathID(c)
+	ifMatch, ok := s.ifMatch(c)
 	if !ok {
 		return
-	}
-	var ifMatch int64
-	if h := c.GetHeader("If-Match"); h != "" {
-		v, err := parseETag(h)
-		if err != nil {
-			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid", Diagnostics: "If-Match: " + err.Error()})
-			return
-		}
-		ifMatch = v
 	}
 	vs, err := s.store.Commit(c, []store.Write{{Type: typ, ID: id, Op: store.OpDelete, IfMatch: ifMatch}})
 	if err != nil {
