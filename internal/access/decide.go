@@ -1,0 +1,248 @@
+package access
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Effect is the outcome of a decision.
+type Effect string
+
+const (
+	Permit Effect = "permit"
+	Deny   Effect = "deny"
+)
+
+// Reason is a machine-readable reason code; it goes into the
+// OperationOutcome and the AuditEvent.
+type Reason string
+
+const (
+	OK                    Reason = "ok"
+	OKRestrictedOpened    Reason = "ok-restricted-opened"     // FORHOYET_* opened restricted parts
+	OKPartsHidden         Reason = "ok-restricted-hidden"     // permitted, restricted sections left out
+	NoHPR                 Reason = "no-hpr-number"            // rule 1
+	LowSecurityLevel      Reason = "security-level-too-low"   // rule 1
+	NoPatientBound        Reason = "no-patient-bound"         // rule 1: cross-patient search, bulk extraction
+	PatientNotInContext   Reason = "patient-not-in-context"   // rule 1
+	BasisMissing          Reason = "access-basis-missing"     // rule 2
+	BasisUnknown          Reason = "access-basis-unknown"     // rule 2
+	UnntakNotSupported    Reason = "unntak-not-supported"     // rule 2
+	AkuttNotSupported     Reason = "akutt-not-supported"      // rule 2
+	NoRecord              Reason = "no-record"                // rule 4: reserved, or unknown patient
+	ReservedNoNewData     Reason = "reserved-no-new-data"     // rule 4
+	SectionRestricted     Reason = "section-restricted"       // rule 5
+	HPBlocked             Reason = "hp-blocked"               // rule 6
+	DocumentsUnavailable  Reason = "documents-unavailable"    // rule 7
+	NotOwnRecord          Reason = "not-own-record"           // rule 8
+	PortalAccessRemoved   Reason = "portal-access-removed"    // rule 8
+	SystemNoClinicalRead  Reason = "system-no-clinical-read"  // rule 1/9: no automatic extraction
+	RoleNotAllowed        Reason = "role-not-allowed"         // the role may not do this at all
+	PrivacyByCitizenOnly  Reason = "privacy-by-citizen-only"  // rule 6/8: HP never change privacy settings
+	BlocksBySupportOnly   Reason = "blocks-by-support-only"   // rule 6
+	HPWritesCriticalOnly  Reason = "hp-writes-critical-only"  // HP report critical information only
+	FeederWritesOwnFields Reason = "feeder-writes-own-fields" // feeders write medications and visits only
+)
+
+// Decision is the answer for one request.
+type Decision struct {
+	Effect  Effect
+	Reason  Reason
+	Message string // a sentence for the user, in English
+	// Hidden are the sections left out of a permitted search, so that the
+	// response can say that restricted information exists.
+	Hidden []Section
+	// OpenedRestricted is set when an elevated basis opened a restricted
+	// section; the usage log marks such openings for the citizen.
+	OpenedRestricted bool
+	// AsNotFound asks the REST layer to answer as if the record did not
+	// exist (a reserved patient must be indistinguishable from none).
+	AsNotFound bool
+}
+
+// Allowed reports whether the request may go ahead.
+func (d Decision) Allowed() bool { return d.Effect == Permit }
+
+func deny(r Reason, format string, args ...any) Decision {
+	return Decision{Effect: Deny, Reason: r, Message: fmt.Sprintf(format, args...)}
+}
+
+func permit() Decision { return Decision{Effect: Permit, Reason: OK, Message: "access permitted"} }
+
+// Policy applies the rules with the organisation configuration.
+type Policy struct {
+	Orgs Organisations
+}
+
+// Decide applies the access rules to one request.
+func (p *Policy) Decide(s Subject, r Request, st PatientState) Decision {
+	switch s.Role {
+	case Practitioner:
+		return p.practitioner(s, r, st)
+	case Citizen:
+		return citizen(s, r, st)
+	case System:
+		return system(r, st)
+	case CitizenSupport:
+		return support(r, st)
+	case Auditor:
+		if SectionOf(r.ResourceType) == UsageLog && !r.Interaction.writes() {
+			return permit()
+		}
+		return deny(RoleNotAllowed, "the auditor role reads the usage log only")
+	}
+	return deny(RoleNotAllowed, "the token represents no role this server knows")
+}
+
+func (p *Policy) practitioner(s Subject, r Request, st PatientState) Decision {
+	sec := SectionOf(r.ResourceType)
+	// Rule 1: only authorised HP, with a concrete need, one patient at a time.
+	if s.HPR == "" {
+		return deny(NoHPR, "health personnel need an HPR number in the token to access health data")
+	}
+	if s.SecurityLevel < 4 {
+		return deny(LowSecurityLevel, "access to health data needs security level 4; the token has %d", s.SecurityLevel)
+	}
+	if sec == UsageLog {
+		return deny(RoleNotAllowed, "health personnel cannot read the usage log")
+	}
+	if sec == Privacy && r.Interaction.writes() {
+		return deny(PrivacyByCitizenOnly, "health personnel never change a patient's privacy settings")
+	}
+	if r.Patient == "" {
+		return deny(NoPatientBound, "every request for health data must concern exactly one patient; searching across patients is not allowed")
+	}
+	if !slices.Contains(s.Patients, r.Patient) {
+		return deny(PatientNotInContext, "Patient/%s is not the patient in the token's context", r.Patient)
+	}
+	// Rule 6: a blocked HP is refused always, emergencies included.
+	if slices.Contains(st.BlockedHPR, s.HPR) {
+		return deny(HPBlocked, "the patient has blocked health personnel with HPR number %s from their record", s.HPR)
+	}
+	// Rule 4: a reserved record is as if it did not exist.
+	if !st.Exists || st.ReservedNow() {
+		d := deny(NoRecord, "there is no kjernejournal for Patient/%s", r.Patient)
+		if st.Exists && r.Interaction.writes() {
+			d = deny(ReservedNoNewData, "the patient has opted out of kjernejournal; no new information is accepted")
+		}
+		d.AsNotFound = !r.Interaction.writes()
+		if st.Exists && st.ReservedNow() {
+			// The reason stays in the usage log; the answer hides it.
+			d.Message = fmt.Sprintf("there is no kjernejournal for Patient/%s", r.Patient)
+			if r.Interaction.writes() {
+				d.Message = "the patient has opted out of kjernejournal; no new information is accepted"
+			}
+		}
+		return d
+	}
+	if r.Interaction.writes() && sec != Critical {
+		return deny(HPWritesCriticalOnly, "health personnel report critical information (AllergyIntolerance, Flag) only; %s comes from the national registers", r.ResourceType)
+	}
+	// Rule 2: consent is the main rule, with exemptions the token must support.
+	if d, ok := p.basis(s, r, st); !ok {
+		return d
+	}
+	// Rule 7: documents follow the visit history and the sharing block.
+	if sec == Documents && (st.DocumentsBlocked || st.RestrictedSection(VisitHistory) && !r.Basis.Elevated()) {
+		return deny(DocumentsUnavailable, "the patient's documents are not available: the patient blocked document sharing or the visit history")
+	}
+	// Rule 5: restricted sections need an elevated basis.
+	if sec != Demographics && st.RestrictedSection(sec) {
+		if r.Basis.Elevated() {
+			d := permit()
+			d.Reason, d.OpenedRestricted = OKRestrictedOpened, true
+			d.Message = fmt.Sprintf("restricted %s opened with basis %s; the opening is logged and shown to the patient", sec, r.Basis)
+			return d
+		}
+		if r.Interaction == Search {
+			d := permit()
+			d.Reason, d.Hidden = OKPartsHidden, []Section{sec}
+			d.Message = fmt.Sprintf("the patient has restricted %s; it is left out unless the basis is FORHOYET_SAMTYKKE or FORHOYET_AKUTT", sec)
+			return d
+		}
+		return deny(SectionRestricted, "the patient has restricted %s; it can be opened only with basis FORHOYET_SAMTYKKE or FORHOYET_AKUTT", sec)
+	}
+	// A Patient read or search shows that restricted sections exist.
+	if sec == Demographics {
+		d := permit()
+		for _, rs := range st.Restricted {
+			if !r.Basis.Elevated() {
+				d.Hidden = append(d.Hidden, rs)
+			}
+		}
+		return d
+	}
+	return permit()
+}
+
+// basis checks the declared access basis against what the token supports.
+func (p *Policy) basis(s Subject, r Request, st PatientState) (Decision, bool) {
+	switch {
+	case r.BasisHeader == "" && r.Basis == "":
+		return deny(BasisMissing, "declare the access basis in the nhn-access-basis header: UNNTAK, SAMTYKKE, AKUTT, FORHOYET_SAMTYKKE or FORHOYET_AKUTT"), false
+	case r.Basis == "":
+		return deny(BasisUnknown, "%q is not an access basis; use UNNTAK, SAMTYKKE, AKUTT, FORHOYET_SAMTYKKE or FORHOYET_AKUTT", r.BasisHeader), false
+	}
+	switch r.Basis {
+	case Unntak:
+		switch {
+		case st.GPHPR != "" && st.GPHPR == s.HPR:
+		case slices.Contains(p.Orgs.ContractSpecialists, s.LegalEntity):
+		case (s.HPCategory == "LE" || s.HPCategory == "SP") && slices.Contains(p.Orgs.Hospitals, s.LegalEntity):
+		default:
+			return deny(UnntakNotSupported, "UNNTAK (exempt from consent) is for the patient's own GP, contract specialists, and doctors and nurses treating the patient in a hospital; the token shows none of these, so declare SAMTYKKE"), false
+		}
+	case Akutt, ForhoyetAkutt:
+		if s.PurposeOfUse != "ETREAT" && s.PurposeOfUse != "BTG" {
+			return deny(AkuttNotSupported, "%s (emergency) needs purpose of use ETREAT or BTG in the token; it has %q", r.Basis, s.PurposeOfUse), false
+		}
+	}
+	return Decision{}, true
+}
+
+func citizen(s Subject, r Request, st PatientState) Decision {
+	sec := SectionOf(r.ResourceType)
+	if s.SecurityLevel < 4 {
+		return deny(LowSecurityLevel, "access to health data needs security level 4; the token has %d", s.SecurityLevel)
+	}
+	if r.Patient == "" {
+		return deny(NoPatientBound, "a citizen reads their own record only; name the patient")
+	}
+	if !st.Exists || s.PID == "" || st.PersonNumber != s.PID {
+		return deny(NotOwnRecord, "a citizen reads their own record only, and Patient/%s is not the logged-in person", r.Patient)
+	}
+	if st.PortalAccessRemoved && !(sec == Privacy) {
+		return deny(PortalAccessRemoved, "you have removed your own access to kjernejournal through the portal; restore it to read your record")
+	}
+	if r.Interaction.writes() {
+		if sec == Privacy {
+			return permit()
+		}
+		return deny(RoleNotAllowed, "a citizen manages their privacy settings; health information is reported by health personnel")
+	}
+	return permit()
+}
+
+func system(r Request, st PatientState) Decision {
+	sec := SectionOf(r.ResourceType)
+	if !r.Interaction.writes() {
+		return deny(SystemNoClinicalRead, "system clients feed data and never read health data: no automatic extraction")
+	}
+	if sec != Medications && sec != VisitHistory && sec != Demographics {
+		return deny(FeederWritesOwnFields, "feeder systems write MedicationStatement, Encounter and Patient only, not %s", r.ResourceType)
+	}
+	if sec != Demographics && st.Exists && st.ReservedNow() {
+		return deny(ReservedNoNewData, "the patient has opted out of kjernejournal; no new information is accepted")
+	}
+	return permit()
+}
+
+func support(r Request, st PatientState) Decision {
+	if SectionOf(r.ResourceType) != Privacy {
+		return deny(RoleNotAllowed, "the citizen-support role manages HP blocks only and reads no health data")
+	}
+	if r.Patient == "" {
+		return deny(NoPatientBound, "name the patient whose blocks are managed")
+	}
+	return permit()
+}

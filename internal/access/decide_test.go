@@ -1,0 +1,174 @@
+package access
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+const (
+	pat       = "pas-1"
+	otherPat  = "pas-2"
+	gpHPR     = "991000001"
+	docHPR    = "991000002"
+	hospital  = "983971636"
+	legevakt  = "974589095"
+	specialty = "912345678"
+	pid       = "17837012345"
+)
+
+func gp() Subject {
+	return Subject{Role: Practitioner, HPR: gpHPR, SecurityLevel: 4, HPCategory: "LE", LegalEntity: "999888777", PurposeOfUse: "TREAT", Patients: []string{pat}}
+}
+
+func hospitalDoctor() Subject {
+	s := gp()
+	s.HPR, s.LegalEntity = docHPR, hospital
+	return s
+}
+
+func with(s Subject, f func(*Subject)) Subject { f(&s); return s }
+
+func state(f ...func(*PatientState)) PatientState {
+	st := PatientState{Exists: true, PersonNumber: pid, GPHPR: gpHPR}
+	for _, fn := range f {
+		fn(&st)
+	}
+	return st
+}
+
+func req(i Interaction, typ string, b Basis) Request {
+	return Request{Interaction: i, ResourceType: typ, Patient: pat, Basis: b, BasisHeader: string(b)}
+}
+
+func TestDecide(t *testing.T) {
+	p := &Policy{Orgs: Organisations{Hospitals: []string{hospital}, ContractSpecialists: []string{specialty}}}
+	nurse := with(hospitalDoctor(), func(s *Subject) { s.HPCategory = "SP" })
+	physio := with(hospitalDoctor(), func(s *Subject) { s.HPCategory = "FT" })
+	emergency := with(gp(), func(s *Subject) { s.HPR, s.LegalEntity, s.PurposeOfUse = "991000003", legevakt, "ETREAT" })
+	other := with(gp(), func(s *Subject) { s.HPR = "991000009" })
+	cit := Subject{Role: Citizen, PID: pid, SecurityLevel: 4}
+	feeder := Subject{Role: System}
+
+	cases := []struct {
+		name   string
+		s      Subject
+		r      Request
+		st     PatientState
+		effect Effect
+		reason Reason
+		check  func(t *testing.T, d Decision)
+	}{
+		// Rule 1: HPR number, security level 4, one patient in context.
+		{"HP without HPR number", with(gp(), func(s *Subject) { s.HPR = "" }), req(Read, "Flag", Samtykke), state(), Deny, NoHPR, nil},
+		{"HP at security level 3", with(gp(), func(s *Subject) { s.SecurityLevel = 3 }), req(Read, "Flag", Samtykke), state(), Deny, LowSecurityLevel, nil},
+		{"cross-patient search", gp(), Request{Interaction: Search, ResourceType: "AllergyIntolerance", Basis: Samtykke, BasisHeader: "SAMTYKKE"}, state(), Deny, NoPatientBound, nil},
+		{"patient not in context", gp(), Request{Interaction: Read, ResourceType: "Flag", Patient: otherPat, Basis: Samtykke, BasisHeader: "SAMTYKKE"}, state(), Deny, PatientNotInContext, nil},
+		{"patient in attest patients[]", with(other, func(s *Subject) { s.Patients = []string{otherPat, pat} }), req(Read, "Flag", Samtykke), state(), Permit, OK, nil},
+		{"HP reads usage log", gp(), req(Search, "AuditEvent", Samtykke), state(), Deny, RoleNotAllowed, nil},
+
+		// Rule 2: consent is the main rule; exemptions must be supported.
+		{"no basis", gp(), req(Read, "MedicationStatement", ""), state(), Deny, BasisMissing, nil},
+		{"unknown basis", gp(), Request{Interaction: Read, ResourceType: "Flag", Patient: pat, BasisHeader: "MAYBE"}, state(), Deny, BasisUnknown, nil},
+		{"own GP with UNNTAK", gp(), req(Read, "MedicationStatement", Unntak), state(), Permit, OK, nil},
+		{"other GP with UNNTAK", other, req(Read, "MedicationStatement", Unntak), state(), Deny, UnntakNotSupported, nil},
+		{"other GP with SAMTYKKE", other, req(Read, "MedicationStatement", Samtykke), state(), Permit, OK, nil},
+		{"hospital doctor with UNNTAK", hospitalDoctor(), req(Search, "Encounter", Unntak), state(), Permit, OK, nil},
+		{"hospital nurse with UNNTAK", nurse, req(Search, "Encounter", Unntak), state(), Permit, OK, nil},
+		{"hospital physiotherapist with UNNTAK", physio, req(Search, "Encounter", Unntak), state(), Deny, UnntakNotSupported, nil},
+		{"contract specialist with UNNTAK", with(other, func(s *Subject) { s.LegalEntity = specialty }), req(Read, "Encounter", Unntak), state(), Permit, OK, nil},
+		{"emergency with AKUTT", emergency, req(Read, "MedicationStatement", Akutt), state(), Permit, OK, nil},
+		{"break the glass with AKUTT", with(other, func(s *Subject) { s.PurposeOfUse = "BTG" }), req(Read, "MedicationStatement", Akutt), state(), Permit, OK, nil},
+		{"AKUTT without emergency purpose", other, req(Read, "MedicationStatement", Akutt), state(), Deny, AkuttNotSupported, nil},
+
+		// Rule 3: critical information with any valid basis.
+		{"critical info with SAMTYKKE", other, req(Search, "AllergyIntolerance", Samtykke), state(), Permit, OK, nil},
+		{"critical info still needs a valid basis", other, req(Search, "AllergyIntolerance", Unntak), state(), Deny, UnntakNotSupported, nil},
+
+		// Rule 4: reservation.
+		{"reserved: as if no record", gp(), req(Read, "Flag", Unntak), state(func(st *PatientState) { st.Reserved = true }), Deny, NoRecord,
+			func(t *testing.T, d Decision) { assert.True(t, d.AsNotFound) }},
+		{"secret address: reserved automatically", emergency, req(Search, "Flag", Akutt), state(func(st *PatientState) { st.SecretAddress = true }), Deny, NoRecord, nil},
+		{"reserved: no new data from HP", gp(), req(Create, "Flag", Unntak), state(func(st *PatientState) { st.Reserved = true }), Deny, ReservedNoNewData, nil},
+		{"reserved: no new data from feeders", feeder, req(Create, "MedicationStatement", ""), state(func(st *PatientState) { st.Reserved = true }), Deny, ReservedNoNewData, nil},
+		{"unknown patient", gp(), req(Read, "Flag", Unntak), PatientState{}, Deny, NoRecord, nil},
+
+		// Rule 5: restriction.
+		{"restricted medications read", gp(), req(Read, "MedicationStatement", Unntak), state(func(st *PatientState) { st.Restricted = []Section{Medications} }), Deny, SectionRestricted, nil},
+		{"restricted medications search hides", gp(), req(Search, "MedicationStatement", Unntak), state(func(st *PatientState) { st.Restricted = []Section{Medications} }), Permit, OKPartsHidden,
+			func(t *testing.T, d Decision) { assert.Equal(t, []Section{Medications}, d.Hidden) }},
+		{"restricted opened with FORHOYET_SAMTYKKE", other, req(Read, "MedicationStatement", ForhoyetSamtykke), state(func(st *PatientState) { st.Restricted = []Section{Medications} }), Permit, OKRestrictedOpened,
+			func(t *testing.T, d Decision) { assert.True(t, d.OpenedRestricted) }},
+		{"restricted opened with FORHOYET_AKUTT", emergency, req(Search, "Encounter", ForhoyetAkutt), state(func(st *PatientState) { st.Restricted = []Section{VisitHistory} }), Permit, OKRestrictedOpened, nil},
+		{"FORHOYET_AKUTT needs emergency purpose", other, req(Search, "Encounter", ForhoyetAkutt), state(func(st *PatientState) { st.Restricted = []Section{VisitHistory} }), Deny, AkuttNotSupported, nil},
+		{"other sections unaffected by restriction", gp(), req(Read, "Flag", Unntak), state(func(st *PatientState) { st.Restricted = []Section{Medications} }), Permit, OK, nil},
+		{"patient read shows restriction", gp(), req(Read, "Patient", Unntak), state(func(st *PatientState) { st.Restricted = []Section{Medications, VisitHistory} }), Permit, OK,
+			func(t *testing.T, d Decision) { assert.Equal(t, []Section{Medications, VisitHistory}, d.Hidden) }},
+
+		// Rule 6: blocked HP, emergencies included.
+		{"blocked HP", gp(), req(Read, "Flag", Unntak), state(func(st *PatientState) { st.BlockedHPR = []string{gpHPR} }), Deny, HPBlocked, nil},
+		{"blocked HP in an emergency", emergency, req(Read, "Flag", ForhoyetAkutt), state(func(st *PatientState) { st.BlockedHPR = []string{emergency.HPR} }), Deny, HPBlocked, nil},
+		{"HP cannot change privacy settings", gp(), req(Create, "Consent", Unntak), state(), Deny, PrivacyByCitizenOnly, nil},
+		{"support manages blocks", Subject{Role: CitizenSupport}, req(Create, "Consent", ""), state(), Permit, OK, nil},
+		{"support reads no health data", Subject{Role: CitizenSupport}, req(Read, "Flag", ""), state(), Deny, RoleNotAllowed, nil},
+
+		// Rule 7: documents.
+		{"documents with blocked visit history", gp(), req(Search, "DocumentReference", Unntak), state(func(st *PatientState) { st.Restricted = []Section{VisitHistory} }), Deny, DocumentsUnavailable, nil},
+		{"documents with sharing blocked", gp(), req(Search, "DocumentReference", ForhoyetSamtykke), state(func(st *PatientState) { st.DocumentsBlocked = true }), Deny, DocumentsUnavailable, nil},
+		{"documents available", gp(), req(Search, "DocumentReference", Unntak), state(), Permit, OK, nil},
+
+		// Rule 8: the citizen.
+		{"citizen reads own record", cit, req(Search, "MedicationStatement", ""), state(), Permit, OK, nil},
+		{"citizen reads own restricted parts", cit, req(Search, "MedicationStatement", ""), state(func(st *PatientState) { st.Restricted = []Section{Medications} }), Permit, OK, nil},
+		{"citizen reads another's record", cit, req(Read, "Flag", ""), state(func(st *PatientState) { st.PersonNumber = "17837054321" }), Deny, NotOwnRecord, nil},
+		{"citizen without security level 4", with(cit, func(s *Subject) { s.SecurityLevel = 3 }), req(Read, "Flag", ""), state(), Deny, LowSecurityLevel, nil},
+		{"citizen removed portal access", cit, req(Read, "Flag", ""), state(func(st *PatientState) { st.PortalAccessRemoved = true }), Deny, PortalAccessRemoved, nil},
+		{"citizen manages privacy after removing access", cit, req(Update, "Consent", ""), state(func(st *PatientState) { st.PortalAccessRemoved = true }), Permit, OK, nil},
+		{"citizen reads own usage log", cit, req(Search, "AuditEvent", ""), state(), Permit, OK, nil},
+		{"citizen cannot report health data", cit, req(Create, "Flag", ""), state(), Deny, RoleNotAllowed, nil},
+
+		// Rule 9 and rule 1: no automatic extraction, feeders write only.
+		{"feeder reads nothing", feeder, req(Search, "MedicationStatement", ""), state(), Deny, SystemNoClinicalRead, nil},
+		{"feeder writes medications", feeder, req(Create, "MedicationStatement", ""), state(), Permit, OK, nil},
+		{"feeder writes visits", feeder, req(Update, "Encounter", ""), state(), Permit, OK, nil},
+		{"feeder cannot write critical info", feeder, req(Create, "Flag", ""), state(), Deny, FeederWritesOwnFields, nil},
+		{"HP reports critical info", gp(), req(Create, "AllergyIntolerance", Unntak), state(), Permit, OK, nil},
+		{"HP cannot write medications", gp(), req(Create, "MedicationStatement", Unntak), state(), Deny, HPWritesCriticalOnly, nil},
+		{"auditor reads the usage log", Subject{Role: Auditor}, req(Search, "AuditEvent", ""), state(), Permit, OK, nil},
+		{"auditor reads no health data", Subject{Role: Auditor}, req(Search, "Flag", ""), state(), Deny, RoleNotAllowed, nil},
+		{"unknown role", Subject{}, req(Read, "Flag", Samtykke), state(), Deny, RoleNotAllowed, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := p.Decide(tc.s, tc.r, tc.st)
+			assert.Equal(t, tc.effect, d.Effect, "decision: %+v", d)
+			assert.Equal(t, tc.reason, d.Reason, "decision: %+v", d)
+			assert.NotEmpty(t, d.Message)
+			if tc.check != nil {
+				tc.check(t, d)
+			}
+		})
+	}
+}
+
+func TestParseBasis(t *testing.T) {
+	for _, b := range []string{"UNNTAK", "SAMTYKKE", "AKUTT", "FORHOYET_SAMTYKKE", "FORHOYET_AKUTT"} {
+		got, ok := ParseBasis(b)
+		assert.True(t, ok, b)
+		assert.Equal(t, Basis(b), got)
+	}
+	for _, b := range []string{"", "unntak", "FORHØYET_SAMTYKKE", "AKUTT "} {
+		_, ok := ParseBasis(b)
+		assert.False(t, ok, b)
+	}
+}
+
+func BenchmarkDecide(b *testing.B) {
+	p := &Policy{Orgs: Organisations{Hospitals: []string{hospital}}}
+	s, r, st := hospitalDoctor(), req(Search, "MedicationStatement", Unntak), state(func(st *PatientState) { st.BlockedHPR = []string{"1", "2"} })
+	for b.Loop() {
+		if !p.Decide(s, r, st).Allowed() {
+			b.Fatal("denied")
+		}
+	}
+}
