@@ -21,7 +21,7 @@ build:
 # Starts the server on the embedded store in ./data, seeding demo patients
 # on first start.
 run: build
-	$(BIN)/kjernejournal serve --addr $(ADDR) --data-dir $(DATA) --demo-patients $(DEMO)
+	$(BIN)/kjernejournal serve --addr $(ADDR) --data-dir $(DATA) --demo-patients $(DEMO) --auth-server
 
 vet:
 	$(GO) vet ./...

@@ -1,8 +1,8 @@
 package fhir
 
-// This file fixes the seam between the FHIR layer and the REST layer
-// (internal/api). The helper implementing package fhir replaces the bodies;
-// the signatures are the contract.
+// This file is the seam between the FHIR layer and the REST layer
+// (internal/api): the exported API, whose implementations live in the other
+// files of the package.
 
 import (
 	"time"
@@ -79,7 +79,13 @@ type Issue struct {
 	Code        string   // issue-type code: invalid, structure, required, value, not-found, deleted, conflict, not-supported, too-costly, security, processing, exception, ...
 	Diagnostics string   // a sentence a developer understands
 	Expression  []string // FHIRPath of the offending element(s), if known
+	// Details, when Details.Code is set, becomes issue.details.coding: a
+	// machine-readable reason (e.g. an access-rule reason code).
+	Details Coding
 }
+
+// Coding is a code from a code system.
+type Coding struct{ System, Code, Display string }
 
 // ValidationError is returned by Parse.
 type ValidationError struct{ Issues []Issue }

@@ -43,6 +43,18 @@ func appendOutcome(out []byte, issues []Issue) []byte {
 		out = append(out, '{')
 		out = appendStringMember(out, &first, "severity", sev)
 		out = appendStringMember(out, &first, "code", code)
+		if is.Details.Code != "" {
+			out = append(out, `,"details":{"coding":[{`...)
+			f := true
+			if is.Details.System != "" {
+				out = appendStringMember(out, &f, "system", is.Details.System)
+			}
+			out = appendStringMember(out, &f, "code", is.Details.Code)
+			if is.Details.Display != "" {
+				out = appendStringMember(out, &f, "display", is.Details.Display)
+			}
+			out = append(out, `}]}`...)
+		}
 		if is.Diagnostics != "" {
 			out = appendStringMember(out, &first, "diagnostics", is.Diagnostics)
 		}

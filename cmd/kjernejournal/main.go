@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/kjernejournal/kjernejournal/internal/cli"
+	"github.com/kjernejournal/kjernejournal/internal/smart"
 )
 
 const usage = `kjernejournal: the FHIR R4 server for Norway's summary care record.
@@ -22,6 +23,7 @@ Usage:
 Commands:
   serve   start the FHIR server
   seed    load synthetic Norwegian patients into the store
+  token   print a development access token from the built-in SMART server's key
 
 Run "kjernejournal <command> --help" for a command's flags. Every flag can
 also be set with the KJ_* environment variable named in its help; a flag on
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Serve(ctx, args[1:], stdout, stderr)
 	case "seed":
 		return cli.Seed(ctx, args[1:], stdout, stderr)
+	case "token":
+		return smart.TokenCommand(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -106,7 +106,9 @@ func parseDateRange(s string) (lo, hi int64, err error) {
 			switch s[i] {
 			case 'Z':
 				i++
-			case '+', '-':
+			case '+', '-', ' ':
+				// A space is a "+" that the client forgot to escape in
+				// the query string; no other reading of it is possible.
 				zh, ok1 := num(i+1, 2)
 				zm, ok2 := num(i+4, 2)
 				if !ok1 || !ok2 || s[i+3] != ':' || zh > 14 || zm > 59 {

@@ -30,7 +30,7 @@ type Query struct {
 
 	// Result parameters.
 	Count      int       // _count, default DefaultCount, at most MaxCount
-	Sort       []SortKey // _sort; empty means _lastUpdated then id
+	SortBy     []SortKey // _sort; empty means _lastUpdated then id
 	Total      string    // _total: "", none, estimate or accurate
 	Summary    string    // _summary: "", true, false, data or count
 	Elements   []string  // _elements
@@ -170,7 +170,7 @@ func (r *Registry) ParseQuery(resourceType string, params url.Values, lenient bo
 		}
 	}
 	if p.cursorRaw != "" {
-		c, err := decodeCursor(p.cursorRaw, q.sortSignature())
+		c, err := q.decodeCursor(p.cursorRaw)
 		if err != nil {
 			p.fail("_cursor", "invalid", "_cursor is not a cursor this search produced (it was changed, or the sort order differs)")
 		} else {
@@ -600,7 +600,7 @@ func (p *parser) result(name, base, value string) {
 			}
 			keys = append(keys, sk)
 		}
-		q.Sort = keys
+		q.SortBy = keys
 	case "_total":
 		if !slices.Contains([]string{"none", "estimate", "accurate"}, value) {
 			p.fail(name, "invalid", "_total must be none, estimate or accurate")

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -36,6 +37,19 @@ type Config struct {
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Auth verifies access tokens. nil switches authentication off: only
+	// for tests of REST behaviour and loopback development servers.
+	Auth Authenticator
+	// Policy decides every access (required with Auth).
+	Policy *access.Policy
+	// Security, if set, is added to the CapabilityStatement's rest.security
+	// (the SMART service and oauth-uris of the authorisation server).
+	Security *Security
+}
+
+// Security describes the authorisation server for the CapabilityStatement.
+type Security struct {
+	Authorize, Token, Introspect, Revoke, Manage string
 }
 
 // Server answers FHIR REST requests.
@@ -66,6 +80,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Auth != nil && cfg.Policy == nil {
+		return nil, errors.New("api: Config.Policy is required when Config.Auth is set")
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
@@ -104,7 +121,11 @@ func (s *Server) router() *gin.Engine {
 	e.HandleMethodNotAllowed = true
 	e.Use(s.requestContext)
 	for _, r := range s.routes {
-		e.Handle(r.method, r.path, r.handle)
+		if r.public {
+			e.Handle(r.method, r.path, r.handle)
+		} else {
+			e.Handle(r.method, r.path, s.authenticate, r.handle)
+		}
 	}
 	e.NoRoute(func(c *gin.Context) {
 		s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/auth"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -247,6 +248,23 @@ func (s *Server) transaction(c *gin.Context, out output, entries []fhir.RequestE
 		s.fail(c, http.StatusBadRequest, issues...)
 		return
 	}
+	// Every write passes the enforcement point before anything is written.
+	for _, p := range plan {
+		switch {
+		case p.del != nil:
+			if !s.allowWrite(c, auth.Delete, p.url.typ, p.url.id, "") {
+				return
+			}
+		case p.method == http.MethodPost:
+			if _, ok := s.allow(c, auth.Create, p.url.typ, p.pw.res.Patient); !ok {
+				return
+			}
+		case p.method == http.MethodPut:
+			if !s.allowWrite(c, auth.Update, p.url.typ, p.url.id, p.pw.res.Patient) {
+				return
+			}
+		}
+	}
 	// One commit: all or nothing.
 	var writes []store.Write
 	var writeIdx []int
@@ -348,12 +366,16 @@ func (s *Server) subRequest(c *gin.Context, e fhir.RequestEntry) fhir.BundleEntr
 	} else {
 		body = bytes.NewReader(nil)
 	}
-	req := httptest.NewRequestWithContext(context.WithoutCancel(c.Request.Context()), e.Method, target, body)
+	ctx := context.WithoutCancel(c.Request.Context())
+	if p := principal(c); p != nil {
+		ctx = context.WithValue(ctx, principalKey{}, p)
+	}
+	req := httptest.NewRequestWithContext(ctx, e.Method, target, body)
 	req.Host = c.Request.Host
 	req.TLS = c.Request.TLS
 	req.Header.Set("Content-Type", ctFHIRJSON)
 	req.Header.Set("Accept", ctFHIRJSON)
-	for _, h := range []string{"Authorization", "Prefer", "X-Request-Id"} {
+	for _, h := range []string{"Authorization", "DPoP", basisHeader, "Prefer", "X-Request-Id"} {
 		if v := c.GetHeader(h); v != "" {
 			req.Header.Set(h, v)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/auth"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -108,7 +109,24 @@ func (s *Server) read(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
+	if !s.allowVersion(c, v) {
+		return
+	}
 	s.sendVersion(c, out, v)
+}
+
+// allowVersion passes one stored version through the enforcement point.
+func (s *Server) allowVersion(c *gin.Context, v store.Version) bool {
+	g, ok := s.allow(c, auth.Read, v.Type, v.Patient)
+	if !ok {
+		return false
+	}
+	if !v.Deleted && !g.admits(v.Body) {
+		s.refuse(c, http.StatusForbidden, "insufficient-scope",
+			fmt.Sprintf("the token's scopes do not cover %s/%s (granular scope constraint)", v.Type, v.ID), principal(c))
+		return false
+	}
+	return true
 }
 
 // sendVersion answers a read or vread of one version.
@@ -157,6 +175,9 @@ func (s *Server) vread(c *gin.Context) {
 			return
 		}
 		s.failErr(c, err)
+		return
+	}
+	if !s.allowVersion(c, v) {
 		return
 	}
 	s.sendVersion(c, out, v)
@@ -226,6 +247,15 @@ func (s *Server) history(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
+	patients := map[string]bool{}
+	for _, v := range versions {
+		if !patients[v.Patient] {
+			patients[v.Patient] = true
+			if !s.allowVersion(c, v) {
+				return
+			}
+		}
+	}
 	total := len(versions)
 	if len(versions) > q.Count {
 		versions = versions[:q.Count]
@@ -293,10 +323,22 @@ func (s *Server) compartment(c *gin.Context) {
 			return
 		}
 	}
-	versions, err := s.store.Compartment(c, id, typ)
-	if err != nil {
-		s.failErr(c, err)
+	g, ok := s.allow(c, auth.Search, typ, id)
+	if !ok {
 		return
+	}
+	var versions []store.Version
+	if len(g.decision.Hidden) == 0 {
+		all, err := s.store.Compartment(c, id, typ)
+		if err != nil {
+			s.failErr(c, err)
+			return
+		}
+		for _, v := range all {
+			if g.admits(v.Body) {
+				versions = append(versions, v)
+			}
+		}
 	}
 	total := len(versions)
 	base := s.baseURL(c)
@@ -311,6 +353,12 @@ func (s *Server) compartment(c *gin.Context) {
 			}
 			entries = append(entries, fhir.BundleEntry{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: b, SearchMode: "match"})
 		}
+	}
+	if len(g.decision.Hidden) > 0 {
+		// Say that restricted information exists, without showing it.
+		entries = append(entries, fhir.BundleEntry{SearchMode: "outcome", Resource: fhir.Outcome(fhir.Issue{
+			Severity: "warning", Code: "suppressed", Diagnostics: g.decision.Message,
+			Details: fhir.Coding{System: reasonSystem, Code: string(g.decision.Reason)}})})
 	}
 	self := base + c.Request.URL.RequestURI()
 	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{
@@ -343,6 +391,9 @@ func (s *Server) create(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
+	if _, ok := s.allow(c, auth.Create, typ, w.res.Patient); !ok {
+		return
+	}
 	vs, err := s.store.Commit(c, []store.Write{w.write})
 	if err != nil {
 		s.failErr(c, err)
@@ -370,6 +421,9 @@ func (s *Server) update(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
+	if !s.allowWrite(c, auth.Update, typ, id, w.res.Patient) {
+		return
+	}
 	vs, err := s.store.Commit(c, []store.Write{w.write})
 	if err != nil {
 		s.failErr(c, err)
@@ -391,6 +445,9 @@ func (s *Server) delete(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if !s.allowWrite(c, auth.Delete, typ, id, "") {
+		return
+	}
 	vs, err := s.store.Commit(c, []store.Write{{Type: typ, ID: id, Op: store.OpDelete, IfMatch: ifMatch}})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -403,6 +460,31 @@ func (s *Server) delete(c *gin.Context) {
 	}
 	setVersionHeaders(c, vs[0])
 	c.Status(http.StatusNoContent)
+}
+
+// allowWrite passes an update or delete through the enforcement point: for
+// the patient the resource belongs to now and, for an update, the patient
+// it will belong to (moving a resource touches both records).
+func (s *Server) allowWrite(c *gin.Context, in auth.Interaction, typ, id, newPatient string) bool {
+	cur, err := s.store.Read(c, typ, id)
+	switch {
+	case err == nil && !cur.Deleted:
+		if _, ok := s.allow(c, in, typ, cur.Patient); !ok {
+			return false
+		}
+		if in == auth.Delete || cur.Patient == newPatient {
+			return true
+		}
+	case errors.Is(err, store.ErrNotFound) || err == nil:
+		if in == auth.Delete {
+			return true // nothing to touch; the store answers 404
+		}
+	default:
+		s.failErr(c, err)
+		return false
+	}
+	_, ok := s.allow(c, in, typ, newPatient)
+	return ok
 }
 
 // sendWritten answers a create or update, honouring Prefer: return=.

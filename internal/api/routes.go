@@ -17,24 +17,25 @@ type route struct {
 	interaction  string // FHIR interaction code, or an operational name
 	level        string // "instance", "type", "system", or "" for non-FHIR routes
 	handle       gin.HandlerFunc
+	public       bool // needs no token
 }
 
 func (s *Server) routeTable() []route {
 	return []route{
-		{http.MethodGet, "/metadata", "capabilities", "system", s.capabilities},
-		{http.MethodPost, "/", "transaction", "system", s.batchOrTransaction},
-		{http.MethodPost, "/:type", "create", "type", s.create},
-		{http.MethodGet, "/:type/:id", "read", "instance", s.read},
-		{http.MethodPut, "/:type/:id", "update", "instance", s.update},
-		{http.MethodDelete, "/:type/:id", "delete", "instance", s.delete},
+		{http.MethodGet, "/metadata", "capabilities", "system", s.capabilities, true},
+		{http.MethodPost, "/", "transaction", "system", s.batchOrTransaction, false},
+		{http.MethodPost, "/:type", "create", "type", s.create, false},
+		{http.MethodGet, "/:type/:id", "read", "instance", s.read, false},
+		{http.MethodPut, "/:type/:id", "update", "instance", s.update, false},
+		{http.MethodDelete, "/:type/:id", "delete", "instance", s.delete, false},
 		// The third segment is _history (instance history) or, under
 		// Patient, a compartment type; gin needs one parameter name per
 		// position, so one handler dispatches both.
-		{http.MethodGet, "/:type/:id/:sub", "history-instance", "instance", s.instanceSub},
-		{http.MethodGet, "/:type/:id/:sub/:vid", "vread", "instance", s.vread},
-		{http.MethodGet, "/healthz", "healthz", "", s.healthz},
-		{http.MethodGet, "/readyz", "readyz", "", s.readyz},
-		{http.MethodGet, "/metrics", "metrics", "", s.metricsHandler},
+		{http.MethodGet, "/:type/:id/:sub", "history-instance", "instance", s.instanceSub, false},
+		{http.MethodGet, "/:type/:id/:sub/:vid", "vread", "instance", s.vread, false},
+		{http.MethodGet, "/healthz", "healthz", "", s.healthz, true},
+		{http.MethodGet, "/readyz", "readyz", "", s.readyz, true},
+		{http.MethodGet, "/metrics", "metrics", "", s.metricsHandler, true},
 	}
 }
 
@@ -85,6 +86,7 @@ func (s *Server) capabilityStatement(base string) []byte {
 	}
 	type rest struct {
 		Mode        string        `json:"mode"`
+		Security    any           `json:"security,omitempty"`
 		Resource    []resource    `json:"resource"`
 		Interaction []interaction `json:"interaction"`
 	}
@@ -109,11 +111,39 @@ func (s *Server) capabilityStatement(base string) []byte {
 		Implementation: implementation{"Kjernejournal, the national summary care record (FHIR R4)", base},
 		FHIRVersion:    "4.0.1",
 		Format:         []string{"application/fhir+json", "application/json"},
-		Rest:           []rest{{Mode: "server", Resource: resources, Interaction: system}},
+		Rest:           []rest{{Mode: "server", Security: s.securityElement(), Resource: resources, Interaction: system}},
 	}
 	b, err := json.Marshal(cs)
 	if err != nil {
 		panic("capability statement does not marshal: " + err.Error())
 	}
 	return b
+}
+
+// securityElement is rest.security: SMART on FHIR with the oauth-uris
+// extension naming the authorisation server's endpoints.
+func (s *Server) securityElement() any {
+	sec := s.cfg.Security
+	if sec == nil {
+		return nil
+	}
+	var ext []map[string]string
+	for _, u := range []struct{ name, url string }{
+		{"authorize", sec.Authorize}, {"token", sec.Token}, {"introspect", sec.Introspect},
+		{"revoke", sec.Revoke}, {"manage", sec.Manage},
+	} {
+		if u.url != "" {
+			ext = append(ext, map[string]string{"url": u.name, "valueUri": u.url})
+		}
+	}
+	return map[string]any{
+		"cors": true,
+		"service": []any{map[string]any{"coding": []any{map[string]string{
+			"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}}}},
+		"description": "SMART on FHIR with HelseID-style tokens; every request also passes the Norwegian access rules (nhn-access-basis header).",
+		"extension": []any{map[string]any{
+			"url":       "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+			"extension": ext,
+		}},
+	}
 }

@@ -11,6 +11,7 @@ import (
 const (
 	systemFNR = "urn:oid:2.16.578.1.12.4.1.4.1" // fødselsnummer
 	systemDNR = "urn:oid:2.16.578.1.12.4.1.4.2" // D-nummer
+	systemHPR = "urn:oid:2.16.578.1.12.4.1.4.4" // HPR-nummer
 )
 
 // patientElement names the element that ties a clinical resource to its

@@ -93,7 +93,8 @@ func (e *Error) challenge(scheme string) string {
 	if scheme == SchemeDPoP {
 		param("algs", e.algs)
 	}
-	if scheme == e.Scheme {
+	// RFC 6750 §3.1: a request without credentials gets no error details.
+	if scheme == e.Scheme && e.Code != "" {
 		param("error", e.Code)
 		param("error_description", e.Description)
 		param("scope", e.Scope)

@@ -84,7 +84,10 @@ func (ks *keyStore) mayAttempt() bool {
 }
 
 func (ks *keyStore) find(kid, alg string) []verifyKey {
-	s := ks.snap.Load()
+	return ks.findIn(ks.snap.Load(), kid, alg)
+}
+
+func (ks *keyStore) findIn(s *keySnapshot, kid, alg string) []verifyKey {
 	if s == nil {
 		return nil
 	}

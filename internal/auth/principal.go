@@ -168,10 +168,10 @@ func classify(p *Principal) Kind {
 // members. Unknown members are ignored, wrong JSON types make the token
 // invalid: the issuer signed something we cannot interpret.
 type Attest struct {
-	Type             string               `json:"type"`
-	Practitioner     AttestPractitioner   `json:"practitioner"`
+	Type             string                 `json:"type"`
+	Practitioner     AttestPractitioner     `json:"practitioner"`
 	CareRelationship AttestCareRelationship `json:"care_relationship"`
-	Patients         []AttestPatient      `json:"patients"`
+	Patients         []AttestPatient        `json:"patients"`
 }
 
 // Coding is a code with its code system.
@@ -219,14 +219,14 @@ type AttestPatient struct {
 
 // claims is the payload of an access token.
 type claims struct {
-	Iss      string      `json:"iss"`
-	Sub      string      `json:"sub"`
-	Aud      stringList  `json:"aud"`
+	Iss      string       `json:"iss"`
+	Sub      string       `json:"sub"`
+	Aud      stringList   `json:"aud"`
 	Exp      *numericDate `json:"exp"`
 	Nbf      *numericDate `json:"nbf"`
 	Iat      *numericDate `json:"iat"`
-	Jti      string      `json:"jti"`
-	ClientID string      `json:"client_id"`
+	Jti      string       `json:"jti"`
+	ClientID string       `json:"client_id"`
 	// HelseID issues scope as a JSON array, RFC 9068 as a string.
 	Scope     stringList `json:"scope"`
 	Patient   string     `json:"patient"`

@@ -1,19 +1,3 @@
-// Package auth is the resource-server side of SMART on FHIR: it verifies the
-// access tokens (HelseID, the citizen portal, the built-in authorisation
-// server), enforces DPoP sender constraints (RFC 9449), turns the claims into
-// a Principal and parses SMART scopes.
-//
-// The REST layer calls Validate once per request:
-//
-//	p, err := validator.Validate(r.Context(), r)
-//	if err != nil {
-//		var ae *auth.Error
-//		errors.As(err, &ae)
-//		ae.SetHeader(w.Header())
-//		w.WriteHeader(ae.Status) // + OperationOutcome body
-//		return
-//	}
-//	d := p.Scopes.Permits(auth.ContextPatient, "Flag", auth.Search)
 package auth
 
 import (
@@ -25,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -210,7 +195,7 @@ func NewValidator(ctx context.Context, cfg Config) (*Validator, error) {
 			}
 			jwksURL, client := is.JWKSURL, cfg.HTTPClient
 			src = func(ctx context.Context) (jwk.Set, error) {
-				return jwk.Fetch(ctx, jwksURL, jwk.WithHTTPClient(client), jwk.WithMaxFetchBodySize(1<<20))
+				return fetchJWKS(ctx, client, jwksURL)
 			}
 		}
 		ks := &keyStore{
@@ -223,6 +208,35 @@ func NewValidator(ctx context.Context, cfg Config) (*Validator, error) {
 		v.issuers[is.URL] = ks
 	}
 	return v, nil
+}
+
+// fetchJWKS is jwk.Fetch with one difference: a key we cannot use (a weak
+// RSA key, an unknown kty) must not make the issuer's whole set unusable, so
+// unparseable keys are skipped (jwk.Fetch has no way to pass that parse
+// option). buildSnapshot then decides which of the rest count.
+func fetchJWKS(ctx context.Context, client *http.Client, u string) (jwk.Set, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	res, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("JWKS %s: HTTP %d", u, res.StatusCode)
+	}
+	const maxJWKS = 1 << 20
+	buf, err := io.ReadAll(io.LimitReader(res.Body, maxJWKS+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(buf) > maxJWKS {
+		return nil, fmt.Errorf("JWKS %s larger than %d bytes", u, maxJWKS)
+	}
+	return jwk.Parse(buf, jwk.WithIgnoreParseError(true))
 }
 
 func algSet(names []string) (map[string]jwa.SignatureAlgorithm, error) {
@@ -333,7 +347,9 @@ var b64 = base64.RawURLEncoding.Strict()
 func splitJWS(token string) (hdr, payload, sig string, ok bool) {
 	hdr, rest, ok1 := strings.Cut(token, ".")
 	payload, sig, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || hdr == "" || payload == "" || sig == "" || strings.Contains(sig, ".") {
+	// An empty signature is let through to be refused by the alg and
+	// signature checks, which give the client a more useful description.
+	if !ok1 || !ok2 || hdr == "" || payload == "" || strings.Contains(sig, ".") {
 		return "", "", "", false
 	}
 	return hdr, payload, sig, true

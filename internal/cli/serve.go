@@ -31,6 +31,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	demo := fs.Int("demo-patients", 0, "on first start (empty store), seed this many synthetic demo patients")
 	demoSeed := fs.Int64("demo-seed", 1, "random seed of the demo patients")
 	grace := fs.Duration("shutdown-timeout", 15*time.Second, "how long shutdown waits for in-flight requests")
+	af := addAuthFlags(fs)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -60,17 +61,43 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "demo patients: Patient/%s, Patient/%s, ... (%d in all, seed %d)\n",
 			seed.PatientID(*demoSeed, 0), seed.PatientID(*demoSeed, min(1, *demo-1)), *demo, *demoSeed)
 	}
-	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: log, MaxBodyBytes: *maxBody,
-		BaseURL: strings.TrimRight(*baseURL, "/"), Version: Version})
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
+	// The base URL is known only now when --addr asked for any free port.
+	base := strings.TrimRight(*baseURL, "/")
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+	sec, err := af.setup(ctx, ln.Addr().String(), base)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	cfg := api.Config{Store: st, Codec: codec, Logger: log, MaxBodyBytes: *maxBody,
+		BaseURL: base, Version: Version, Policy: sec.policy, Security: sec.cap}
+	if sec.validator != nil {
+		cfg.Auth = sec.validator
+	} else {
+		log.Warn("authentication and access rules are OFF (--insecure-no-auth); never expose this server")
+	}
+	srv, err := api.New(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	var handler http.Handler = srv
+	if sec.builtin != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/auth/", sec.builtin)
+		mux.Handle("/.well-known/", sec.builtin)
+		mux.Handle("/", srv)
+		handler = mux
+		fmt.Fprintf(stdout, "built-in SMART authorisation server: %s/.well-known/smart-configuration (development keys; try: kjernejournal token --as gp --patient <id>)\n", base)
+	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,

@@ -48,7 +48,7 @@ type child struct {
 // startServer starts a server process on dataDir and waits until it listens.
 func startServer(t *testing.T, dataDir string, extra ...string) *child {
 	t.Helper()
-	args := append([]string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, extra...)
+	args := append([]string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn", "--insecure-no-auth"}, extra...)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "KJ_TEST_SERVE_ARGS="+strings.Join(args, " "))
 	cmd.Stderr = os.Stderr

@@ -80,11 +80,11 @@ type Config struct {
 	// free-text patient id only.
 	Patients func(ctx context.Context) []PatientChoice
 
-	AccessTokenLifetime   time.Duration // default 10 minutes
+	AccessTokenLifetime    time.Duration // default 10 minutes
 	OfflineRefreshLifetime time.Duration // offline_access; default 14 days
 	OnlineRefreshLifetime  time.Duration // online_access; default 8 hours
-	CodeLifetime          time.Duration // default 1 minute
-	LaunchLifetime        time.Duration // EHR launch ids and login sessions; default 10 minutes
+	CodeLifetime           time.Duration // default 1 minute
+	LaunchLifetime         time.Duration // EHR launch ids and login sessions; default 10 minutes
 	// ClockSkew is allowed on client assertions. Default 30 seconds.
 	ClockSkew time.Duration
 

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
@@ -354,9 +353,4 @@ func lookupKey(set jwk.Set, kid string) (jwk.Key, bool) {
 		return nil, false
 	}
 	return set.LookupKeyID(kid)
-}
-
-// isAsymmetric guards algorithm values taken from JWS headers.
-func isAsymmetric(a jwa.SignatureAlgorithm) bool {
-	return slices.Contains(assertionAlgs, a.String())
 }

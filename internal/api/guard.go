@@ -1,0 +1,317 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/store"
+)
+
+// Authenticator verifies the token of a request; *auth.Validator is one.
+type Authenticator interface {
+	Validate(ctx context.Context, r *http.Request) (*auth.Principal, error)
+}
+
+const (
+	keyPrincipal = "kj.principal"
+	// basisHeader carries the access basis per request, as the national
+	// APIs send it.
+	basisHeader = "nhn-access-basis"
+	// reasonSystem names the code system of access-rule reason codes in
+	// OperationOutcome.issue.details.
+	reasonSystem = "https://kjernejournal.example.no/fhir/CodeSystem/access-reason"
+	// SecretAddressExtension marks a Patient with a secret address; such a
+	// patient is reserved automatically.
+	SecretAddressExtension = "https://kjernejournal.example.no/fhir/StructureDefinition/secret-address"
+)
+
+// principalKey carries an already verified principal into the sub-requests
+// of a batch: a DPoP proof is bound to the outer request and cannot be
+// verified again for each entry.
+type principalKey struct{}
+
+// authenticate verifies the token of every data route. With no
+// Authenticator configured (tests of REST behaviour, or a loopback server
+// started with --insecure-no-auth) every request passes.
+func (s *Server) authenticate(c *gin.Context) {
+	if s.cfg.Auth == nil {
+		return
+	}
+	if p, ok := c.Request.Context().Value(principalKey{}).(*auth.Principal); ok {
+		c.Set(keyPrincipal, p)
+		return
+	}
+	p, err := s.cfg.Auth.Validate(c, c.Request)
+	if err != nil {
+		var ae *auth.Error
+		status := http.StatusUnauthorized
+		msg := err.Error()
+		if errors.As(err, &ae) {
+			ae.SetHeader(c.Writer.Header())
+			if ae.Status != 0 {
+				status = ae.Status
+			}
+			if ae.Description != "" {
+				msg = ae.Description
+			} else if ae.Missing() {
+				msg = "this endpoint needs an access token (Authorization: Bearer or DPoP)"
+			}
+		}
+		s.fail(c, status, fhir.Issue{Severity: "error", Code: "login", Diagnostics: msg})
+		return
+	}
+	c.Set(keyPrincipal, p)
+}
+
+func principal(c *gin.Context) *auth.Principal {
+	p, _ := c.Get(keyPrincipal)
+	pp, _ := p.(*auth.Principal)
+	return pp
+}
+
+// grant is what the enforcement point allowed: the policy decision and the
+// scope decision whose granular constraints results must meet.
+type grant struct {
+	decision access.Decision
+	scopes   auth.Decision
+	open     bool // no authentication configured
+}
+
+// admits applies granular scope constraints (e.g. patient/Flag.rs?category=x)
+// to one resource.
+func (g grant) admits(body []byte) bool {
+	if g.open || !g.scopes.Constrained() {
+		return true
+	}
+	return g.scopes.Admits(func(c auth.Constraint) bool { return constraintHolds(c, body) })
+}
+
+// allow is the single enforcement point: every access to the store for a
+// request passes here with the interaction, the resource type and the
+// patient whose record it touches. It checks the SMART scopes, then the
+// access rules, and answers the request itself (401/403/404) when refused.
+func (s *Server) allow(c *gin.Context, in auth.Interaction, typ, patient string) (grant, bool) {
+	p := principal(c)
+	if s.cfg.Auth == nil {
+		return grant{open: true, decision: access.Decision{Effect: access.Permit, Reason: access.OK}}, true
+	}
+	if p == nil {
+		s.fail(c, http.StatusUnauthorized, fhir.Issue{Severity: "error", Code: "login", Diagnostics: "this endpoint needs an access token"})
+		return grant{}, false
+	}
+	sd, ok := scopeDecision(p, in, typ, patient)
+	if !ok {
+		if p.Patient != "" && patient != p.Patient && p.Scopes.Permits(auth.ContextPatient, typ, in).Allowed {
+			s.refuse(c, http.StatusForbidden, string(access.PatientNotInContext), fmt.Sprintf(
+				"the token's patient/ scopes cover Patient/%s only, not%s", p.Patient, forPatient(patient)), p)
+			return grant{}, false
+		}
+		s.refuse(c, http.StatusForbidden, "insufficient-scope", fmt.Sprintf(
+			"the token's scopes do not allow %s on %s%s", in, typ, forPatient(patient)), p)
+		return grant{}, false
+	}
+	st, err := s.patientState(c, patient)
+	if err != nil {
+		s.failErr(c, err)
+		return grant{}, false
+	}
+	subject := subjectOf(p, patient, st)
+	basisRaw := c.GetHeader(basisHeader)
+	basis, _ := access.ParseBasis(basisRaw)
+	d := s.cfg.Policy.Decide(subject, access.Request{
+		Interaction: accessInteraction(in), ResourceType: typ, Patient: patient, Basis: basis, BasisHeader: basisRaw,
+	}, st)
+	if !d.Allowed() {
+		if d.AsNotFound {
+			s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found", Diagnostics: d.Message})
+			return grant{}, false
+		}
+		s.refuse(c, http.StatusForbidden, string(d.Reason), d.Message, p)
+		return grant{}, false
+	}
+	return grant{decision: d, scopes: sd}, true
+}
+
+func forPatient(patient string) string {
+	if patient == "" {
+		return " across patients"
+	}
+	return " for Patient/" + patient
+}
+
+func (s *Server) refuse(c *gin.Context, status int, reason, msg string, p *auth.Principal) {
+	s.fail(c, status, fhir.Issue{Severity: "error", Code: "forbidden", Diagnostics: msg,
+		Details: fhir.Coding{System: reasonSystem, Code: reason}})
+}
+
+// scopeDecision applies the SMART scopes. patient/ scopes reach only the
+// token's own patient; system/ scopes never read clinical data.
+func scopeDecision(p *auth.Principal, in auth.Interaction, typ, patient string) (auth.Decision, bool) {
+	if patient != "" && patient == p.Patient {
+		if d := p.Scopes.Permits(auth.ContextPatient, typ, in); d.Allowed {
+			return d, true
+		}
+	}
+	if p.Kind() == auth.KindCitizen {
+		// A citizen's own record: patient/ scopes bound by the pid check of
+		// the policy rather than by a launch context.
+		if d := p.Scopes.Permits(auth.ContextPatient, typ, in); d.Allowed && p.Patient == "" {
+			return d, true
+		}
+	}
+	if d := p.Scopes.Permits(auth.ContextUser, typ, in); d.Allowed {
+		return d, true
+	}
+	if in == auth.Create || in == auth.Update || in == auth.Delete {
+		if d := p.Scopes.Permits(auth.ContextSystem, typ, in); d.Allowed {
+			return d, true
+		}
+	}
+	return auth.Decision{}, false
+}
+
+func accessInteraction(in auth.Interaction) access.Interaction {
+	switch in {
+	case auth.Create:
+		return access.Create
+	case auth.Update:
+		return access.Update
+	case auth.Delete:
+		return access.Delete
+	case auth.Search:
+		return access.Search
+	}
+	return access.Read
+}
+
+// subjectOf maps the verified token onto the policy's subject.
+func subjectOf(p *auth.Principal, patient string, st access.PatientState) access.Subject {
+	s := access.Subject{
+		HPR: p.HPR, PID: p.PID, SecurityLevel: p.SecurityLevel, HPCategory: p.HPCategory,
+		LegalEntity: p.OrgParent, PointOfCare: p.OrgChild, PurposeOfUse: p.PurposeOfUse,
+	}
+	switch p.Kind() {
+	case auth.KindPractitioner:
+		s.Role = access.Practitioner
+	case auth.KindCitizen:
+		s.Role = access.Citizen
+	case auth.KindSystem:
+		s.Role = access.System
+	}
+	if p.Patient != "" {
+		s.Patients = append(s.Patients, p.Patient)
+	}
+	// The attest names patients by national identity number.
+	if patient != "" && st.PersonNumber != "" && slices.Contains(p.Patients, st.PersonNumber) {
+		s.Patients = append(s.Patients, patient)
+	}
+	return s
+}
+
+// patientState reads what the policy needs to know about the patient.
+func (s *Server) patientState(ctx context.Context, patient string) (access.PatientState, error) {
+	var st access.PatientState
+	if patient == "" {
+		return st, nil
+	}
+	v, err := s.store.Read(ctx, "Patient", patient)
+	if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	var p struct {
+		Identifier []struct {
+			System string `json:"system"`
+			Value  string `json:"value"`
+		} `json:"identifier"`
+		GeneralPractitioner []struct {
+			Identifier struct {
+				System string `json:"system"`
+				Value  string `json:"value"`
+			} `json:"identifier"`
+		} `json:"generalPractitioner"`
+		Extension []struct {
+			URL          string `json:"url"`
+			ValueBoolean bool   `json:"valueBoolean"`
+		} `json:"extension"`
+	}
+	if err := json.Unmarshal(v.Body, &p); err != nil {
+		return st, fmt.Errorf("read Patient/%s: %w", patient, err)
+	}
+	st.Exists = true
+	for _, id := range p.Identifier {
+		if id.System == systemFNR || id.System == systemDNR {
+			st.PersonNumber = id.Value
+		}
+	}
+	for _, gp := range p.GeneralPractitioner {
+		if gp.Identifier.System == systemHPR {
+			st.GPHPR = gp.Identifier.Value
+		}
+	}
+	for _, e := range p.Extension {
+		if e.URL == SecretAddressExtension && e.ValueBoolean {
+			st.SecretAddress = true
+		}
+	}
+	return st, nil
+}
+
+// constraintHolds evaluates one granular scope constraint on a resource.
+// Only token parameters on CodeableConcept elements are understood
+// (category, code, status); anything else does not hold, so an unknown
+// constraint narrows instead of widening.
+func constraintHolds(c auth.Constraint, body []byte) bool {
+	system, code, hasSystem := c.Token()
+	var elem string
+	switch c.Param {
+	case "category", "code", "status", "clinical-status":
+		elem = map[string]string{"clinical-status": "clinicalStatus"}[c.Param]
+		if elem == "" {
+			elem = c.Param
+		}
+	default:
+		return false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return false
+	}
+	raw, ok := m[elem]
+	if !ok {
+		return false
+	}
+	var plain string
+	if json.Unmarshal(raw, &plain) == nil { // a code element such as Flag.status
+		return !hasSystem && plain == code
+	}
+	type coding struct{ System, Code string }
+	type concept struct{ Coding []coding }
+	var concepts []concept
+	if err := json.Unmarshal(raw, &concepts); err != nil {
+		var one concept
+		if json.Unmarshal(raw, &one) != nil {
+			return false
+		}
+		concepts = []concept{one}
+	}
+	for _, cc := range concepts {
+		for _, cd := range cc.Coding {
+			if cd.Code == code && (!hasSystem || cd.System == system) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/seed"
+	"github.com/kjernejournal/kjernejournal/internal/smart"
+)
+
+// authFlags configure token validation, the built-in authorisation server
+// and the access policy.
+type authFlags struct {
+	builtin     *bool
+	keyFile     *string
+	clients     *string
+	personas    *string
+	trusted     *string
+	audience    *string
+	noAuth      *bool
+	hospitals   *string
+	specialists *string
+}
+
+func addAuthFlags(fs *flagSet) authFlags {
+	return authFlags{
+		builtin:     fs.Bool("auth-server", false, "run the built-in SMART authorisation server under /auth (development and tests; off in production)"),
+		keyFile:     fs.String("smart-key-file", smart.DefaultKeyFile, "signing key of the built-in authorisation server (the default is a development key)"),
+		clients:     fs.String("smart-clients", smart.DefaultClientsFile, "client registry of the built-in authorisation server"),
+		personas:    fs.String("smart-personas", smart.DefaultPersonasFile, "synthetic users of the built-in authorisation server"),
+		trusted:     fs.String("trusted-issuers", "", "other token issuers to trust, as comma-separated issuer|jwks-url pairs (e.g. HelseID)"),
+		audience:    fs.String("audience", "", "required token audience (default: the base URL)"),
+		noAuth:      fs.Bool("insecure-no-auth", false, "switch authentication and the access rules off (loopback addresses only; for development)"),
+		hospitals:   fs.String("hospitals", "", "organisation numbers of legal entities that are hospitals, comma-separated (default with --auth-server: the synthetic hospitals)"),
+		specialists: fs.String("contract-specialists", "", "organisation numbers of contract specialists (avtalespesialister), comma-separated"),
+	}
+}
+
+// security is what serve needs from the auth flags.
+type security struct {
+	validator *auth.Validator
+	builtin   *smart.Server
+	policy    *access.Policy
+	cap       *api.Security
+}
+
+func (f authFlags) setup(ctx context.Context, addr, base string) (*security, error) {
+	if *f.noAuth {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("--addr %q: %w", addr, err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, fmt.Errorf("--insecure-no-auth is allowed on loopback addresses only, not %s", addr)
+		}
+		return &security{}, nil
+	}
+	audience := *f.audience
+	if audience == "" {
+		audience = base
+	}
+	sec := &security{policy: &access.Policy{Orgs: access.Organisations{
+		Hospitals: splitList(*f.hospitals), ContractSpecialists: splitList(*f.specialists)}}}
+	var issuers []auth.Issuer
+	if *f.builtin {
+		clients, err := smart.LoadClients(*f.clients)
+		if err != nil {
+			return nil, err
+		}
+		personas, err := smart.LoadPersonas(*f.personas)
+		if err != nil {
+			return nil, err
+		}
+		srv, err := smart.New(smart.Config{Issuer: base, Audience: audience, KeyFile: *f.keyFile, Clients: clients, Personas: personas})
+		if err != nil {
+			return nil, fmt.Errorf("built-in authorisation server: %w", err)
+		}
+		sec.builtin = srv
+		issuers = append(issuers, auth.Issuer{URL: srv.Issuer(), JWKSURL: srv.Endpoints().JWKS,
+			KeySource: func(context.Context) (jwk.Set, error) { return srv.PublicKeys(), nil }})
+		ep := srv.Endpoints()
+		sec.cap = &api.Security{Authorize: ep.Authorize, Token: ep.Token, Introspect: ep.Introspect, Revoke: ep.Revoke, Manage: ep.Manage}
+		if len(sec.policy.Orgs.Hospitals) == 0 {
+			for _, h := range seed.Hospitals() {
+				sec.policy.Orgs.Hospitals = append(sec.policy.Orgs.Hospitals, h.Number)
+			}
+		}
+	}
+	for _, pair := range splitList(*f.trusted) {
+		iss, jwks, ok := strings.Cut(pair, "|")
+		if !ok {
+			return nil, fmt.Errorf("--trusted-issuers: %q is not issuer|jwks-url", pair)
+		}
+		issuers = append(issuers, auth.Issuer{URL: iss, JWKSURL: jwks})
+	}
+	if len(issuers) == 0 {
+		return nil, errors.New("no token issuer: use --auth-server, --trusted-issuers, or --insecure-no-auth on loopback")
+	}
+	v, err := auth.NewValidator(ctx, auth.Config{Issuers: issuers, Audiences: []string{audience}, ExternalBaseURL: base})
+	if err != nil {
+		return nil, err
+	}
+	sec.validator = v
+	return sec, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
