@@ -3,6 +3,9 @@
 # KJ_BENCH_PATIENTS synthetic patients into a fresh embedded store, starts
 # `kjernejournal serve`, and runs the read, compartment and create
 # scenarios, reporting throughput, p50/p99 latency and the server's peak RSS.
+# Then it compares authenticated reads (token validation, scopes and the
+# access rules) with the token cache on and off against the same reads
+# without authentication.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,20 +16,26 @@ ADDR=${KJ_BENCH_ADDR:-127.0.0.1:18080}
 OUT=bench-results
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
-trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PID=
+stop() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; fi; }
+trap 'stop; rm -rf "$WORK"' EXIT
+
+start() {
+  bin/kjernejournal serve --addr "$ADDR" --data-dir "$WORK/data" --log-level warn "$@" >"$WORK/server.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 100); do
+    curl -fsS "http://$ADDR/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  cat "$WORK/server.log"; exit 1
+}
 
 echo "== seeding $PATIENTS patients into an embedded store"
 bin/kjernejournal seed --patients "$PATIENTS" --data-dir "$WORK/data" --ids-out "$WORK/ids.txt"
 grep '^Patient/' "$WORK/ids.txt" | sed 's#^Patient/##' > "$WORK/patients.txt"
-
-bin/kjernejournal serve --addr "$ADDR" --data-dir "$WORK/data" --log-level warn >"$WORK/server.log" 2>&1 &
-PID=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://$ADDR/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "http://$ADDR/readyz" >/dev/null
+# One patient's record, for the authenticated runs (a token is bound to one patient).
+ONE=$(head -1 "$WORK/patients.txt")
+grep -E "^(Patient/$ONE|[A-Za-z]+/$ONE-)" "$WORK/ids.txt" > "$WORK/one.txt"
 
 REPORT="$OUT/http-embedded.md"
 {
@@ -36,10 +45,23 @@ REPORT="$OUT/http-embedded.md"
 run() {
   local name=$1; shift
   echo "== $name"
-  bin/kjload -url "http://$ADDR" -c "$CONC" -d "$DURATION" -warmup 2s -pid "$PID" -markdown "$@" | tee -a "$REPORT"
+  echo "## $name" >> "$REPORT"
+  bin/kjload -url "http://$ADDR" -c "$CONC" -d "$DURATION" -warmup 2s -pid "$PID" -markdown -name "$name" "$@" | tee -a "$REPORT"
   echo >> "$REPORT"
 }
+
+start --insecure-no-auth
 run "single read" -scenario read -ids "$WORK/ids.txt"
 run "patient-compartment read" -scenario compartment -ids "$WORK/patients.txt" -types AllergyIntolerance,Flag,MedicationStatement,Encounter
 run "create (validated Flag)" -scenario create -ids "$WORK/patients.txt" -create-type Flag
+run "read, one patient, no authentication" -scenario read -ids "$WORK/one.txt"
+stop
+
+for cache in 10000 -1; do
+  start --auth-server --token-cache-size "$cache"
+  TOKEN=$(bin/kjernejournal token --as hospital-doctor --patient "$ONE" --issuer "http://$ADDR" --lifetime 1h)
+  run "read, one patient, token + scopes + access rules, token cache $cache" -scenario read -ids "$WORK/one.txt" \
+    -H "Authorization: Bearer $TOKEN" -H "nhn-access-basis: UNNTAK"
+  stop
+done
 echo "report written to $REPORT"

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/fhir/search"
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
@@ -45,6 +46,9 @@ type Config struct {
 	// Security, if set, is added to the CapabilityStatement's rest.security
 	// (the SMART service and oauth-uris of the authorisation server).
 	Security *Security
+	// Search is the search-parameter registry; nil loads the definitions
+	// embedded in package profiles (search.Load).
+	Search *search.Registry
 }
 
 // Security describes the authorisation server for the CapabilityStatement.
@@ -60,8 +64,10 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	routes  []route
+	reg     *search.Registry
 	engine  *gin.Engine
 	started time.Time
+	states  stateCache
 }
 
 // New builds the HTTP handler.
@@ -87,7 +93,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, codec: cfg.Codec, log: cfg.Logger, started: cfg.Now()}
+	if cfg.Search == nil {
+		reg, err := search.Load()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Search = reg
+	}
+	s := &Server{cfg: cfg, store: cfg.Store, codec: cfg.Codec, log: cfg.Logger, started: cfg.Now(), reg: cfg.Search}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err

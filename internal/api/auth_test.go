@@ -3,16 +3,22 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
@@ -255,4 +261,81 @@ func TestEHRLaunchThenFHIR(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
 	assert.EqualValues(t, 1, r.json(t)["total"])
 	assert.Equal(t, "patient-not-in-context", reasonOf(t, s.as_(tok.AccessToken, "UNNTAK", "GET", "/Flag/sec-flag-1", nil)))
+}
+
+// TestStandaloneLaunchThenFHIR logs in on the built-in login page as a user
+// would, with golang.org/x/oauth2 as the client, and reads the record.
+func TestStandaloneLaunchThenFHIR(t *testing.T) {
+	s := newSecured(t, engines()[0].open(t))
+	p0 := s.patients[0]
+	conf := &oauth2.Config{ClientID: "kj-demo-app", RedirectURL: "http://localhost:3000/callback",
+		Scopes:   []string{"launch/patient", "openid", "fhirUser", "patient/*.rs", "offline_access"},
+		Endpoint: oauth2.Endpoint{AuthURL: s.base + "/auth/authorize", TokenURL: s.base + "/auth/token", AuthStyle: oauth2.AuthStyleInParams}}
+	verifier := oauth2.GenerateVerifier()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noFollow.Get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", s.base)))
+	require.NoError(t, err)
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := regexp.MustCompile(`name="session" value="([^"]+)"`).FindSubmatch(page)
+	require.NotNil(t, m, "login page: %s", page)
+	res, err = noFollow.PostForm(s.base+"/auth/login", url.Values{"session": {string(m[1])}, "persona": {"gp"}, "patient": {p0}, "action": {"allow"}})
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	loc, err := url.Parse(res.Header.Get("Location"))
+	require.NoError(t, err)
+	tok, err := conf.Exchange(context.Background(), loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	require.NoError(t, err)
+	require.NotEmpty(t, tok.RefreshToken)
+
+	r := s.as_(tok.AccessToken, "UNNTAK", "GET", "/MedicationStatement/sec-med-0", nil)
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	// the refreshed token works too
+	fresh, err := conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	require.NoError(t, err)
+	require.NotEqual(t, tok.AccessToken, fresh.AccessToken)
+	assert.Equal(t, http.StatusOK, s.as_(fresh.AccessToken, "UNNTAK", "GET", "/Flag/sec-flag-0", nil).status)
+}
+
+// TestBackendServicesThenFHIR: a feeder system gets a token with a signed
+// client assertion (SMART backend services) and writes a medication, but
+// cannot read health data.
+func TestBackendServicesThenFHIR(t *testing.T) {
+	s := newSecured(t, engines()[0].open(t))
+	pemBytes, err := os.ReadFile("../../testdata/smart/feeder-dev-key.pem")
+	require.NoError(t, err)
+	key, err := jwk.ParseKey(pemBytes, jwk.WithPEM(true))
+	require.NoError(t, err)
+	require.NoError(t, key.Set(jwk.KeyIDKey, "INHb-XarbSU0_NtghT67Wi2oYmUxve9s9gBRBPitz1U"))
+	assertion := func(jti string) string {
+		now := time.Now()
+		tok, err := jwt.NewBuilder().Issuer("kj-feeder").Subject("kj-feeder").Audience([]string{s.base + "/auth/token"}).
+			IssuedAt(now).Expiration(now.Add(2 * time.Minute)).JwtID(jti).Build()
+		require.NoError(t, err)
+		signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256(), key))
+		require.NoError(t, err)
+		return string(signed)
+	}
+	getToken := func(a string) (int, map[string]any) {
+		res, err := http.PostForm(s.base+"/auth/token", url.Values{
+			"grant_type": {"client_credentials"}, "scope": {"system/MedicationStatement.cu"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}})
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&m))
+		return res.StatusCode, m
+	}
+	a := assertion("feeder-1")
+	status, body := getToken(a)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	tok := body["access_token"].(string)
+	status, _ = getToken(a)
+	assert.Equal(t, http.StatusUnauthorized, status, "a replayed assertion is refused")
+
+	r := s.as_(tok, "", "POST", "/MedicationStatement", clinical("MedicationStatement", s.patients[0], "", "from e-resept"))
+	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+	assert.Equal(t, "insufficient-scope", reasonOf(t, s.as_(tok, "", "GET", "/MedicationStatement/sec-med-0", nil)))
+	assert.Equal(t, "insufficient-scope", reasonOf(t, s.as_(tok, "", "POST", "/Flag", clinical("Flag", s.patients[0], "", "x"))))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -100,6 +101,12 @@ func (g grant) admits(body []byte) bool {
 // patient whose record it touches. It checks the SMART scopes, then the
 // access rules, and answers the request itself (401/403/404) when refused.
 func (s *Server) allow(c *gin.Context, in auth.Interaction, typ, patient string) (grant, bool) {
+	return s.allowKnown(c, in, typ, patient, nil)
+}
+
+// allowKnown is allow for a caller that already holds the current Patient
+// version (a read of the Patient itself), which saves a store read.
+func (s *Server) allowKnown(c *gin.Context, in auth.Interaction, typ, patient string, pv *store.Version) (grant, bool) {
 	p := principal(c)
 	if s.cfg.Auth == nil {
 		return grant{open: true, decision: access.Decision{Effect: access.Permit, Reason: access.OK}}, true
@@ -119,7 +126,7 @@ func (s *Server) allow(c *gin.Context, in auth.Interaction, typ, patient string)
 			"the token's scopes do not allow %s on %s%s", in, typ, forPatient(patient)), p)
 		return grant{}, false
 	}
-	st, err := s.patientState(c, patient)
+	st, err := s.patientState(c, patient, pv)
 	if err != nil {
 		s.failErr(c, err)
 		return grant{}, false
@@ -218,18 +225,39 @@ func subjectOf(p *auth.Principal, patient string, st access.PatientState) access
 }
 
 // patientState reads what the policy needs to know about the patient.
-func (s *Server) patientState(ctx context.Context, patient string) (access.PatientState, error) {
+func (s *Server) patientState(ctx context.Context, patient string, pv *store.Version) (access.PatientState, error) {
 	var st access.PatientState
 	if patient == "" {
 		return st, nil
 	}
-	v, err := s.store.Read(ctx, "Patient", patient)
+	var v store.Version
+	var err error
+	if pv != nil && pv.Type == "Patient" && pv.ID == patient {
+		v = *pv
+	} else {
+		v, err = s.store.Read(ctx, "Patient", patient)
+	}
 	if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
 		return st, nil
 	}
 	if err != nil {
 		return st, err
 	}
+	if cached, ok := s.states.get(patient, v.VersionID); ok {
+		return cached, nil
+	}
+	st, err = parsePatientState(v)
+	if err != nil {
+		return st, err
+	}
+	s.states.put(patient, v.VersionID, st)
+	return st, nil
+}
+
+// parsePatientState reads the policy's view of a stored Patient.
+func parsePatientState(v store.Version) (access.PatientState, error) {
+	var st access.PatientState
+	patient := v.ID
 	var p struct {
 		Identifier []struct {
 			System string `json:"system"`
@@ -314,4 +342,40 @@ func constraintHolds(c auth.Constraint, body []byte) bool {
 		}
 	}
 	return false
+}
+
+// stateCache keeps parsed patient states by patient and version, so that
+// the policy does not parse the Patient's JSON on every request; a new
+// version of the Patient misses the cache by its version number.
+type stateCache struct {
+	mu sync.RWMutex
+	m  map[string]cachedState
+}
+
+type cachedState struct {
+	version int64
+	state   access.PatientState
+}
+
+// maxStates bounds the cache; when full it starts over, which costs one
+// parse per patient and needs no eviction bookkeeping on the hot path.
+const maxStates = 100_000
+
+func (c *stateCache) get(patient string, version int64) (access.PatientState, bool) {
+	c.mu.RLock()
+	e, ok := c.m[patient]
+	c.mu.RUnlock()
+	if !ok || e.version != version {
+		return access.PatientState{}, false
+	}
+	return e.state, true
+}
+
+func (c *stateCache) put(patient string, version int64, st access.PatientState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxStates {
+		c.m = make(map[string]cachedState)
+	}
+	c.m[patient] = cachedState{version, st}
 }

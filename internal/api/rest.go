@@ -117,7 +117,11 @@ func (s *Server) read(c *gin.Context) {
 
 // allowVersion passes one stored version through the enforcement point.
 func (s *Server) allowVersion(c *gin.Context, v store.Version) bool {
-	g, ok := s.allow(c, auth.Read, v.Type, v.Patient)
+	var pv *store.Version
+	if v.Type == "Patient" && !v.Deleted {
+		pv = &v
+	}
+	g, ok := s.allowKnown(c, auth.Read, v.Type, v.Patient, pv)
 	if !ok {
 		return false
 	}
@@ -190,7 +194,7 @@ func (s *Server) instanceSub(c *gin.Context) {
 		return
 	}
 	if c.Param("type") == "Patient" && slices.Contains(fhir.ServedTypes, c.Param("sub")) {
-		s.compartment(c)
+		s.searchCompartment(c)
 		return
 	}
 	s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
@@ -294,75 +298,6 @@ func (s *Server) history(c *gin.Context) {
 	self := base + c.Request.URL.RequestURI()
 	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{
 		Type: "history", Total: &total, Links: []fhir.Link{{Relation: "self", URL: self}}, ID: newID(),
-	}, entries))
-}
-
-// compartment lists one type in a patient's compartment. Full search
-// arrives with the search issue; this answers the plain listing.
-func (s *Server) compartment(c *gin.Context) {
-	c.Set(keyInteraction, "search-compartment")
-	if _, ok := s.resourceType(c); !ok {
-		return
-	}
-	typ := c.Param("sub")
-	c.Set(keyType, typ)
-	id, ok := s.pathID(c)
-	if !ok {
-		return
-	}
-	out, ok := s.negotiate(c)
-	if !ok {
-		return
-	}
-	for name := range c.Request.URL.Query() {
-		switch name {
-		case "_format", "_pretty", "_summary", "_elements":
-		default:
-			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "not-supported",
-				Diagnostics: "search parameter " + strconv.Quote(name) + " is not supported", Expression: []string{name}})
-			return
-		}
-	}
-	g, ok := s.allow(c, auth.Search, typ, id)
-	if !ok {
-		return
-	}
-	var versions []store.Version
-	if len(g.decision.Hidden) == 0 {
-		all, err := s.store.Compartment(c, id, typ)
-		if err != nil {
-			s.failErr(c, err)
-			return
-		}
-		for _, v := range all {
-			if g.admits(v.Body) {
-				versions = append(versions, v)
-			}
-		}
-	}
-	total := len(versions)
-	base := s.baseURL(c)
-	var entries []fhir.BundleEntry
-	if out.summary != "count" {
-		entries = make([]fhir.BundleEntry, 0, len(versions))
-		for _, v := range versions {
-			b, err := out.shape(v.Body)
-			if err != nil {
-				s.failErr(c, err)
-				return
-			}
-			entries = append(entries, fhir.BundleEntry{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: b, SearchMode: "match"})
-		}
-	}
-	if len(g.decision.Hidden) > 0 {
-		// Say that restricted information exists, without showing it.
-		entries = append(entries, fhir.BundleEntry{SearchMode: "outcome", Resource: fhir.Outcome(fhir.Issue{
-			Severity: "warning", Code: "suppressed", Diagnostics: g.decision.Message,
-			Details: fhir.Coding{System: reasonSystem, Code: string(g.decision.Reason)}})})
-	}
-	self := base + c.Request.URL.RequestURI()
-	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{
-		Type: "searchset", Total: &total, Links: []fhir.Link{{Relation: "self", URL: self}}, ID: newID(),
 	}, entries))
 }
 

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// tokenCache remembers verified tokens by SHA-256 until they expire, so the
+// tokenCache remembers verified tokens until they expire, so the
 // signature check (the dominant cost) is paid once per token rather than once
 // per request. Only successes are cached: caching failures would let junk
 // tokens evict good ones. Keys removed from a JWKS do not evict tokens they
@@ -14,16 +14,19 @@ import (
 type tokenCache struct {
 	mu  sync.RWMutex
 	max int
-	m   map[[32]byte]*Principal
+	// Keyed by the token itself: an exact match, and cheaper than hashing
+	// every request's token with SHA-256 (the map's own hash is a fraction
+	// of that). The memory is the tokens' size, bounded by max.
+	m map[string]*Principal
 }
 
 func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, m: make(map[[32]byte]*Principal, min(max, 1024))}
+	return &tokenCache{max: max, m: make(map[string]*Principal, min(max, 1024))}
 }
 
 // get returns the cached principal if it expires after notBefore (now minus
 // the clock skew, matching the check on a fresh token).
-func (c *tokenCache) get(h [32]byte, notBefore time.Time) *Principal {
+func (c *tokenCache) get(h string, notBefore time.Time) *Principal {
 	c.mu.RLock()
 	p := c.m[h]
 	c.mu.RUnlock()
@@ -33,7 +36,7 @@ func (c *tokenCache) get(h [32]byte, notBefore time.Time) *Principal {
 	return p
 }
 
-func (c *tokenCache) put(h [32]byte, p *Principal, now time.Time) {
+func (c *tokenCache) put(h string, p *Principal, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.max {

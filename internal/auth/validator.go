@@ -305,11 +305,10 @@ func (v *Validator) validate(ctx context.Context, r *http.Request) (*Principal, 
 		return nil, v.invalidToken(scheme, "token too large")
 	}
 
-	hash := sha256.Sum256([]byte(token))
 	now := v.cfg.Now()
 	var p *Principal
 	if v.tokens != nil {
-		p = v.tokens.get(hash, now.Add(-v.skew))
+		p = v.tokens.get(token, now.Add(-v.skew))
 	}
 	if p == nil {
 		var e *Error
@@ -318,7 +317,7 @@ func (v *Validator) validate(ctx context.Context, r *http.Request) (*Principal, 
 			return nil, e
 		}
 		if v.tokens != nil {
-			v.tokens.put(hash, p, now)
+			v.tokens.put(token, p, now)
 		}
 	}
 
@@ -330,7 +329,9 @@ func (v *Validator) validate(ctx context.Context, r *http.Request) (*Principal, 
 	case p.DPoPThumbprint == "" && scheme == SchemeDPoP:
 		return nil, v.invalidToken(SchemeDPoP, "token is not DPoP-bound")
 	case scheme == SchemeDPoP:
-		if e := v.checkProof(r, hash, p.DPoPThumbprint, now); e != nil {
+		// The proof's ath binds it to this token's SHA-256; only DPoP pays
+		// for the hash, Bearer requests find the cache by the token itself.
+		if e := v.checkProof(r, sha256.Sum256([]byte(token)), p.DPoPThumbprint, now); e != nil {
 			return nil, e
 		}
 	}

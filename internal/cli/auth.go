@@ -28,6 +28,7 @@ type authFlags struct {
 	noAuth      *bool
 	hospitals   *string
 	specialists *string
+	tokenCache  *int
 }
 
 func addAuthFlags(fs *flagSet) authFlags {
@@ -41,6 +42,7 @@ func addAuthFlags(fs *flagSet) authFlags {
 		noAuth:      fs.Bool("insecure-no-auth", false, "switch authentication and the access rules off (loopback addresses only; for development)"),
 		hospitals:   fs.String("hospitals", "", "organisation numbers of legal entities that are hospitals, comma-separated (default with --auth-server: the synthetic hospitals)"),
 		specialists: fs.String("contract-specialists", "", "organisation numbers of contract specialists (avtalespesialister), comma-separated"),
+		tokenCache:  fs.Int("token-cache-size", 10000, "verified tokens kept until they expire, so a token's signature is checked once; -1 switches the cache off"),
 	}
 }
 
@@ -104,7 +106,8 @@ func (f authFlags) setup(ctx context.Context, addr, base string) (*security, err
 	if len(issuers) == 0 {
 		return nil, errors.New("no token issuer: use --auth-server, --trusted-issuers, or --insecure-no-auth on loopback")
 	}
-	v, err := auth.NewValidator(ctx, auth.Config{Issuers: issuers, Audiences: []string{audience}, ExternalBaseURL: base})
+	v, err := auth.NewValidator(ctx, auth.Config{Issuers: issuers, Audiences: []string{audience}, ExternalBaseURL: base,
+		TokenCacheSize: *f.tokenCache})
 	if err != nil {
 		return nil, err
 	}
