@@ -3,7 +3,10 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
@@ -68,23 +71,77 @@ func BenchmarkHTTP(b *testing.B) {
 			}{
 				{"read", load.ReadScenario(paths)},
 				{"compartment", load.CompartmentScenario(patients, []string{"AllergyIntolerance", "Flag", "MedicationStatement", "Encounter"})},
+				{"search", searchScenario(patients)},
 				{"create", load.CreateScenario(bodies, "Flag")},
 			}
 			for _, s := range scenarios {
-				b.Run(s.name, func(b *testing.B) {
-					res, err := load.Run(context.Background(), load.Config{BaseURL: hs.URL, Concurrency: 32, Duration: dur, Warmup: time.Second}, s.sc)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if res.TransportErrors+res.StatusErrors > 0 {
-						b.Fatalf("%d transport and %d status errors: %v", res.TransportErrors, res.StatusErrors, res.ErrorSamples)
-					}
-					b.ReportMetric(res.Throughput, "req/s")
-					b.ReportMetric(float64(res.P50.Microseconds())/1000, "p50-ms")
-					b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
-					b.ReportMetric(0, "ns/op")
-				})
+				b.Run(s.name, func(b *testing.B) { runScenario(b, hs.URL, dur, s.sc) })
 			}
+		})
+	}
+}
+
+// searchScenario is a patient-bound search: a random patient's active
+// medications.
+func searchScenario(patients []string) load.Scenario {
+	return func(r *rand.Rand) load.Request {
+		return load.Request{Method: http.MethodGet, Path: "/MedicationStatement?patient=" + patients[r.IntN(len(patients))] + "&status=active"}
+	}
+}
+
+func runScenario(b *testing.B, base string, dur time.Duration, sc load.Scenario) {
+	res, err := load.Run(context.Background(), load.Config{BaseURL: base, Concurrency: 32, Duration: dur, Warmup: time.Second}, sc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.TransportErrors+res.StatusErrors > 0 {
+		b.Fatalf("%d transport and %d status errors: %v", res.TransportErrors, res.StatusErrors, res.ErrorSamples)
+	}
+	b.ReportMetric(res.Throughput, "req/s")
+	b.ReportMetric(float64(res.P50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkSearchScaling shows that a patient-bound search does not slow
+// down as the record grows: it seeds KJ_BENCH_SCALE_FROM patients (default
+// 10,000) into one embedded store, measures the search scenario, grows the
+// store to KJ_BENCH_SCALE_TO patients (default 100,000; seeding takes a few
+// minutes) and measures again, searching the patients of the whole store.
+func BenchmarkSearchScaling(b *testing.B) {
+	from := envInt("KJ_BENCH_SCALE_FROM", 10000)
+	to := envInt("KJ_BENCH_SCALE_TO", 100000)
+	dur := envDuration("KJ_BENCH_DURATION", 5*time.Second)
+	st := engines()[0].open(b)
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	var patients []string
+	for i, n := range []int{from, to - from} {
+		if n <= 0 {
+			break
+		}
+		var ids bytes.Buffer
+		start := time.Now()
+		k, err := seed.Load(context.Background(), st, codec, seed.LoadOptions{Seed: int64(100 + i), Patients: n, IDs: &ids})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(ids.String()), "\n") {
+			if p, ok := strings.CutPrefix(l, "Patient/"); ok {
+				patients = append(patients, p)
+			}
+		}
+		b.Logf("seeded %d more patients (%d resources) in %s; %d in all", n, k, time.Since(start).Round(time.Second), len(patients))
+		b.Run(fmt.Sprintf("patients=%d", len(patients)), func(b *testing.B) {
+			runScenario(b, hs.URL, dur, searchScenario(patients))
 		})
 	}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 
@@ -25,6 +26,8 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/metadata", "capabilities", "system", s.capabilities, true},
 		{http.MethodPost, "/", "transaction", "system", s.batchOrTransaction, false},
 		{http.MethodPost, "/:type", "create", "type", s.create, false},
+		{http.MethodGet, "/:type", "search-type", "type", s.searchType, false},
+		{http.MethodPost, "/:type/_search", "search-type", "type", s.searchType, false},
 		{http.MethodGet, "/:type/:id", "read", "instance", s.read, false},
 		{http.MethodPut, "/:type/:id", "update", "instance", s.update, false},
 		{http.MethodDelete, "/:type/:id", "delete", "instance", s.delete, false},
@@ -54,13 +57,18 @@ func (s *Server) capabilityStatement(base string) []byte {
 		ConditionalRead   string        `json:"conditionalRead"`
 		ConditionalUpdate bool          `json:"conditionalUpdate"`
 		ConditionalDelete string        `json:"conditionalDelete"`
+		SearchInclude     []string      `json:"searchInclude,omitempty"`
+		SearchRevInclude  []string      `json:"searchRevInclude,omitempty"`
+		SearchParam       []searchParam `json:"searchParam,omitempty"`
 	}
 	var typeLevel []interaction
 	var system []interaction
 	for _, r := range s.routes {
 		switch r.level {
 		case "instance", "type":
-			typeLevel = append(typeLevel, interaction{r.interaction})
+			if !slices.Contains(typeLevel, interaction{r.interaction}) {
+				typeLevel = append(typeLevel, interaction{r.interaction})
+			}
 		case "system":
 			if r.interaction == "transaction" {
 				system = append(system, interaction{"transaction"}, interaction{"batch"})
@@ -69,10 +77,14 @@ func (s *Server) capabilityStatement(base string) []byte {
 	}
 	var resources []resource
 	for _, t := range fhir.ServedTypes {
-		resources = append(resources, resource{
+		res := resource{
 			Type: t, Interaction: typeLevel, Versioning: "versioned-update", ReadHistory: true,
 			UpdateCreate: true, ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
-		})
+		}
+		if slices.Contains(typeLevel, interaction{"search-type"}) {
+			res.SearchInclude, res.SearchRevInclude, res.SearchParam = s.searchCapabilities(t)
+		}
+		resources = append(resources, res)
 	}
 	// A struct, not a map, so that resourceType comes first as FHIR
 	// readers expect.
