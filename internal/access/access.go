@@ -86,6 +86,10 @@ const (
 	Create Interaction = "create"
 	Update Interaction = "update"
 	Delete Interaction = "delete"
+	// Status is $kj-status: whether critical information exists and when
+	// it changed, whether parts are restricted and whether this HP is
+	// blocked — no health data, so no access basis is asked for.
+	Status Interaction = "status"
 )
 
 func (i Interaction) writes() bool { return i == Create || i == Update || i == Delete }

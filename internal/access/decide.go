@@ -106,14 +106,28 @@ func (p *Policy) practitioner(s Subject, r Request, st PatientState) Decision {
 	if sec == UsageLog {
 		return deny(RoleNotAllowed, "health personnel cannot read the usage log")
 	}
-	if sec == Privacy && r.Interaction.writes() {
-		return deny(PrivacyByCitizenOnly, "health personnel never change a patient's privacy settings")
+	if sec == Privacy {
+		if r.Interaction.writes() {
+			return deny(PrivacyByCitizenOnly, "health personnel never change a patient's privacy settings")
+		}
+		// What a restriction or block means for this HP shows in the record
+		// and in $kj-status; the settings themselves (whom the patient
+		// blocked) are the citizen's.
+		return deny(PrivacyByCitizenOnly, "health personnel do not read a patient's privacy settings; restrictions show in the record and in $kj-status")
 	}
 	if r.Patient == "" {
 		return deny(NoPatientBound, "every request for health data must concern exactly one patient; searching across patients is not allowed")
 	}
 	if !slices.Contains(s.Patients, r.Patient) {
 		return deny(PatientNotInContext, "Patient/%s is not the patient in the token's context", r.Patient)
+	}
+	if r.Interaction == Status {
+		if !st.Exists || st.ReservedNow() {
+			d := deny(NoRecord, "there is no kjernejournal for Patient/%s", r.Patient)
+			d.AsNotFound = true
+			return d
+		}
+		return permit()
 	}
 	// Rule 6: a blocked HP is refused always, emergencies included.
 	if slices.Contains(st.BlockedHPR, s.HPR) {

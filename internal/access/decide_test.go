@@ -109,6 +109,7 @@ func TestDecide(t *testing.T) {
 		{"blocked HP", gp(), req(Read, "Flag", Unntak), state(func(st *PatientState) { st.BlockedHPR = []string{gpHPR} }), Deny, HPBlocked, nil},
 		{"blocked HP in an emergency", emergency, req(Read, "Flag", ForhoyetAkutt), state(func(st *PatientState) { st.BlockedHPR = []string{emergency.HPR} }), Deny, HPBlocked, nil},
 		{"HP cannot change privacy settings", gp(), req(Create, "Consent", Unntak), state(), Deny, PrivacyByCitizenOnly, nil},
+		{"HP cannot read privacy settings", gp(), req(Search, "Consent", Unntak), state(), Deny, PrivacyByCitizenOnly, nil},
 		{"support manages blocks", Subject{Role: CitizenSupport}, req(Create, "Consent", ""), state(), Permit, OK, nil},
 		{"support reads no health data", Subject{Role: CitizenSupport}, req(Read, "Flag", ""), state(), Deny, RoleNotAllowed, nil},
 
@@ -126,6 +127,14 @@ func TestDecide(t *testing.T) {
 		{"citizen manages privacy after removing access", cit, req(Update, "Consent", ""), state(func(st *PatientState) { st.PortalAccessRemoved = true }), Permit, OK, nil},
 		{"citizen reads own usage log", cit, req(Search, "AuditEvent", ""), state(), Permit, OK, nil},
 		{"citizen cannot report health data", cit, req(Create, "Flag", ""), state(), Deny, RoleNotAllowed, nil},
+
+		// $kj-status: no health data, so no basis; tells a blocked HP so.
+		{"status without basis", other, req(Status, "Patient", ""), state(), Permit, OK, nil},
+		{"status for a blocked HP", gp(), req(Status, "Patient", ""), state(func(st *PatientState) { st.BlockedHPR = []string{gpHPR} }), Permit, OK, nil},
+		{"status of a reserved patient", gp(), req(Status, "Patient", ""), state(func(st *PatientState) { st.Reserved = true }), Deny, NoRecord, nil},
+		{"status for a patient not in context", gp(), Request{Interaction: Status, ResourceType: "Patient", Patient: otherPat}, state(), Deny, PatientNotInContext, nil},
+		{"status needs security level 4", with(gp(), func(s *Subject) { s.SecurityLevel = 3 }), req(Status, "Patient", ""), state(), Deny, LowSecurityLevel, nil},
+		{"feeders get no status", feeder, req(Status, "Patient", ""), state(), Deny, SystemNoClinicalRead, nil},
 
 		// Rule 9 and rule 1: no automatic extraction, feeders write only.
 		{"feeder reads nothing", feeder, req(Search, "MedicationStatement", ""), state(), Deny, SystemNoClinicalRead, nil},

@@ -339,3 +339,31 @@ func TestBackendServicesThenFHIR(t *testing.T) {
 	assert.Equal(t, "insufficient-scope", reasonOf(t, s.as_(tok, "", "GET", "/MedicationStatement/sec-med-0", nil)))
 	assert.Equal(t, "insufficient-scope", reasonOf(t, s.as_(tok, "", "POST", "/Flag", clinical("Flag", s.patients[0], "", "x"))))
 }
+
+func TestKjStatus(t *testing.T) {
+	s := newSecured(t, engines()[0].open(t))
+	p0 := s.patients[0]
+	gp := s.token("gp", p0)
+	// no access basis is needed: the answer holds no health data
+	r := s.as_(gp, "", "GET", "/Patient/"+p0+"/$kj-status", nil)
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	validR4(t, r.body)
+	params := map[string]any{}
+	for _, p := range r.json(t)["parameter"].([]any) {
+		pm := p.(map[string]any)
+		for k, v := range pm {
+			if k != "name" {
+				params[pm["name"].(string)] = v
+			}
+		}
+	}
+	assert.Equal(t, true, params["hasCriticalInformation"])
+	assert.NotEmpty(t, params["criticalInformationLastChanged"])
+	assert.Equal(t, false, params["restricted"])
+	assert.Equal(t, false, params["blocked"])
+	assert.NotContains(t, string(r.body), "implant", "no health data in the status")
+	// another patient's status is refused
+	assert.Equal(t, "patient-not-in-context", reasonOf(t, s.as_(gp, "", "GET", "/Patient/"+s.patients[1]+"/$kj-status", nil)))
+	// the operation is advertised
+	assert.Contains(t, string(s.do("GET", "/metadata", nil).body), `"name":"kj-status"`)
+}

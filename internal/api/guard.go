@@ -84,7 +84,9 @@ func principal(c *gin.Context) *auth.Principal {
 type grant struct {
 	decision access.Decision
 	scopes   auth.Decision
-	open     bool // no authentication configured
+	open     bool                // no authentication configured
+	state    access.PatientState // what the policy knew about the patient
+	hpr      string              // the HP's HPR number, if any
 }
 
 // admits applies granular scope constraints (e.g. patient/Flag.rs?category=x)
@@ -107,6 +109,13 @@ func (s *Server) allow(c *gin.Context, in auth.Interaction, typ, patient string)
 // allowKnown is allow for a caller that already holds the current Patient
 // version (a read of the Patient itself), which saves a store read.
 func (s *Server) allowKnown(c *gin.Context, in auth.Interaction, typ, patient string, pv *store.Version) (grant, bool) {
+	return s.allowAs(c, in, accessInteraction(in), typ, patient, pv)
+}
+
+// allowAs is the enforcement point proper: the scopes are checked for the
+// SMART interaction in, the policy for the access interaction ain (they
+// differ for operations such as $kj-status).
+func (s *Server) allowAs(c *gin.Context, in auth.Interaction, ain access.Interaction, typ, patient string, pv *store.Version) (grant, bool) {
 	p := principal(c)
 	if s.cfg.Auth == nil {
 		return grant{open: true, decision: access.Decision{Effect: access.Permit, Reason: access.OK}}, true
@@ -135,7 +144,7 @@ func (s *Server) allowKnown(c *gin.Context, in auth.Interaction, typ, patient st
 	basisRaw := c.GetHeader(basisHeader)
 	basis, _ := access.ParseBasis(basisRaw)
 	d := s.cfg.Policy.Decide(subject, access.Request{
-		Interaction: accessInteraction(in), ResourceType: typ, Patient: patient, Basis: basis, BasisHeader: basisRaw,
+		Interaction: ain, ResourceType: typ, Patient: patient, Basis: basis, BasisHeader: basisRaw,
 	}, st)
 	if !d.Allowed() {
 		if d.AsNotFound {
@@ -145,7 +154,7 @@ func (s *Server) allowKnown(c *gin.Context, in auth.Interaction, typ, patient st
 		s.refuse(c, http.StatusForbidden, string(d.Reason), d.Message, p)
 		return grant{}, false
 	}
-	return grant{decision: d, scopes: sd}, true
+	return grant{decision: d, scopes: sd, state: st, hpr: p.HPR}, true
 }
 
 func forPatient(patient string) string {

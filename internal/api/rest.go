@@ -193,6 +193,10 @@ func (s *Server) instanceSub(c *gin.Context) {
 		s.history(c)
 		return
 	}
+	if c.Param("type") == "Patient" && c.Param("sub") == "$kj-status" {
+		s.kjStatus(c)
+		return
+	}
 	if c.Param("type") == "Patient" && slices.Contains(fhir.ServedTypes, c.Param("sub")) {
 		s.searchCompartment(c)
 		return

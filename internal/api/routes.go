@@ -47,6 +47,10 @@ func (s *Server) capabilityStatement(base string) []byte {
 	type interaction struct {
 		Code string `json:"code"`
 	}
+	type operation struct {
+		Name       string `json:"name"`
+		Definition string `json:"definition"`
+	}
 	type resource struct {
 		Type              string        `json:"type"`
 		Interaction       []interaction `json:"interaction"`
@@ -60,6 +64,7 @@ func (s *Server) capabilityStatement(base string) []byte {
 		SearchInclude     []string      `json:"searchInclude,omitempty"`
 		SearchRevInclude  []string      `json:"searchRevInclude,omitempty"`
 		SearchParam       []searchParam `json:"searchParam,omitempty"`
+		Operation         []operation   `json:"operation,omitempty"`
 	}
 	var typeLevel []interaction
 	var system []interaction
@@ -83,6 +88,9 @@ func (s *Server) capabilityStatement(base string) []byte {
 		}
 		if slices.Contains(typeLevel, interaction{"search-type"}) {
 			res.SearchInclude, res.SearchRevInclude, res.SearchParam = s.searchCapabilities(t)
+		}
+		if res.Type == "Patient" {
+			res.Operation = []operation{{Name: "kj-status", Definition: "https://kjernejournal.example.no/fhir/OperationDefinition/kj-status"}}
 		}
 		resources = append(resources, res)
 	}
