@@ -10,7 +10,7 @@ import (
 
 // ServedTypes are the resource types this server stores, in the order the
 // CapabilityStatement lists them.
-var ServedTypes = []string{"Patient", "AllergyIntolerance", "Flag", "MedicationStatement", "Encounter"}
+var ServedTypes = []string{"Patient", "AllergyIntolerance", "Flag", "MedicationStatement", "Encounter", "Consent"}
 
 // Codec parses, validates and prints R4 JSON with github.com/google/fhir/go.
 // It is safe for concurrent use.

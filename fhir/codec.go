@@ -158,6 +158,7 @@ var patientFields = map[string]protoreflect.Name{
 	"Flag":                "subject",
 	"MedicationStatement": "subject",
 	"Encounter":           "subject",
+	"Consent":             "patient",
 }
 
 func patientOf(typ, id string, res protoreflect.Message) string {

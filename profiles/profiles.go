@@ -17,3 +17,43 @@ import _ "embed"
 //
 //go:embed search-parameters.json
 var SearchParameters []byte
+
+// PrivacyConsent is the StructureDefinition KjPrivacyConsent: a citizen's
+// privacy setting (reservation, restriction, block of named health
+// personnel, removed portal access) as an R4 Consent. internal/privacy
+// enforces it; keep the two in step.
+//
+//go:embed consent-privacy.json
+var PrivacyConsent []byte
+
+// PrivacySettingSource is the extension that marks a privacy setting the
+// server set on its own (the automatic reservation of a person with a
+// secret address), which the citizen cannot lift.
+//
+//go:embed extension-privacy-setting-source.json
+var PrivacySettingSource []byte
+
+// PrivacySettingCodes is the CodeSystem of the kinds of privacy setting
+// (reservasjon, sperring, blokkering, portaltilgang); PrivacySettingValueSet
+// holds all of them.
+//
+//go:embed codesystem-privacy-setting.json
+var PrivacySettingCodes []byte
+
+//go:embed valueset-privacy-setting.json
+var PrivacySettingValueSet []byte
+
+// RecordSectionCodes is the CodeSystem of the record sections a citizen
+// can restrict; RecordSectionValueSet holds all of them.
+//
+//go:embed codesystem-record-section.json
+var RecordSectionCodes []byte
+
+//go:embed valueset-record-section.json
+var RecordSectionValueSet []byte
+
+// PrivacySettingSourceCodes is the CodeSystem of the sources the
+// PrivacySettingSource extension names.
+//
+//go:embed codesystem-privacy-setting-source.json
+var PrivacySettingSourceCodes []byte

@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
 )
 
 // Index holds the search values of one resource version, extracted once
@@ -91,6 +94,31 @@ func (r *Registry) Extract(resourceType string, resourceJSON []byte) (Index, err
 		}
 	}
 	return x, nil
+}
+
+// lastUpdatedParam is the parameter whose value is meta.lastUpdated.
+const lastUpdatedParam = "_lastUpdated"
+
+// SetLastUpdated sets the _lastUpdated values to t, exactly as Extract
+// reads them from the meta.lastUpdated that fhir.WithMeta writes for t.
+//
+// An index extracted at write time comes from the JSON before the store
+// has assigned the version's time (the store stamps meta inside its
+// commit), so it has no _lastUpdated; the reader adds it from the stored
+// version (store.Version.LastUpdated) before matching and sorting. On an
+// index that has the value already, it is replaced.
+func (x *Index) SetLastUpdated(t time.Time) {
+	lo, hi, err := parseDateRange(fhir.FormatInstant(t))
+	if err != nil {
+		return // a year outside 1..9999: no FHIR instant either
+	}
+	e := Entry{Param: lastUpdatedParam, Values: []Value{{Low: lo, High: hi}}}
+	i, found := slices.BinarySearchFunc(x.Entries, lastUpdatedParam, func(e Entry, p string) int { return strings.Compare(e.Param, p) })
+	if found {
+		x.Entries[i] = e
+		return
+	}
+	x.Entries = slices.Insert(x.Entries, i, e)
 }
 
 func dedup(vs []Value) []Value {

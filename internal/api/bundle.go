@@ -264,6 +264,13 @@ func (s *Server) transaction(c *gin.Context, out output, entries []fhir.RequestE
 				return
 			}
 		}
+		if p.url.typ == "Consent" && (p.del != nil || !s.checkPrivacyWrite(c, p.pw.res, entries[p.idx].Resource)) {
+			if p.del != nil {
+				s.fail(c, http.StatusMethodNotAllowed, fhir.Issue{Severity: "error", Code: "not-supported",
+					Diagnostics: "privacy settings are not deleted; lift one by updating it with status inactive"})
+			}
+			return
+		}
 	}
 	// One commit: all or nothing.
 	var writes []store.Write

@@ -60,6 +60,14 @@ func clinical(typ, patient, id, note string) []byte {
 		body = fmt.Sprintf(`"status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IMP"},
 		  "subject":{"reference":"Patient/%s"},"period":{"start":"2024-02-01T10:00:00+01:00","end":"2024-02-03T12:00:00+01:00"},
 		  "reasonCode":[{"text":%q}]`, patient, note)
+	case "Consent":
+		// A restriction (sperring) of the medication overview.
+		body = fmt.Sprintf(`"status":"active",
+		  "scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},
+		  "category":[{"coding":[{"system":"https://kjernejournal.example.no/fhir/CodeSystem/privacy-setting","code":"sperring","display":%q}]}],
+		  "patient":{"reference":"Patient/%s"},"dateTime":"2026-01-05T10:00:00Z",
+		  "policyRule":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"OPTOUT"}]},
+		  "provision":{"type":"deny","code":[{"coding":[{"system":"https://kjernejournal.example.no/fhir/CodeSystem/record-section","code":"medications"}]}]}`, note, patient)
 	default:
 		panic("no fixture for " + typ)
 	}

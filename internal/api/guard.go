@@ -222,6 +222,10 @@ func subjectOf(p *auth.Principal, patient string, st access.PatientState) access
 		s.Role = access.Citizen
 	case auth.KindSystem:
 		s.Role = access.System
+	case auth.KindCitizenSupport:
+		s.Role = access.CitizenSupport
+	case auth.KindAuditor:
+		s.Role = access.Auditor
 	}
 	if p.Patient != "" {
 		s.Patients = append(s.Patients, p.Patient)
@@ -253,14 +257,14 @@ func (s *Server) patientState(ctx context.Context, patient string, pv *store.Ver
 		return st, err
 	}
 	if cached, ok := s.states.get(patient, v.VersionID); ok {
-		return cached, nil
+		return s.withPrivacy(ctx, patient, cached)
 	}
 	st, err = parsePatientState(v)
 	if err != nil {
 		return st, err
 	}
 	s.states.put(patient, v.VersionID, st)
-	return st, nil
+	return s.withPrivacy(ctx, patient, st)
 }
 
 // parsePatientState reads the policy's view of a stored Patient.

@@ -333,6 +333,9 @@ func (s *Server) create(c *gin.Context) {
 	if _, ok := s.allow(c, auth.Create, typ, w.res.Patient); !ok {
 		return
 	}
+	if typ == "Consent" && !s.checkPrivacyWrite(c, w.res, body) {
+		return
+	}
 	vs, err := s.store.Commit(c, []store.Write{w.write})
 	if err != nil {
 		s.failErr(c, err)
@@ -363,6 +366,9 @@ func (s *Server) update(c *gin.Context) {
 	if !s.allowWrite(c, auth.Update, typ, id, w.res.Patient) {
 		return
 	}
+	if typ == "Consent" && !s.checkPrivacyWrite(c, w.res, body) {
+		return
+	}
 	vs, err := s.store.Commit(c, []store.Write{w.write})
 	if err != nil {
 		s.failErr(c, err)
@@ -382,6 +388,13 @@ func (s *Server) delete(c *gin.Context) {
 	}
 	ifMatch, ok := s.ifMatch(c)
 	if !ok {
+		return
+	}
+	if typ == "Consent" {
+		// A privacy setting is lifted (status inactive), never deleted: its
+		// history is part of what the citizen and the log can see.
+		s.fail(c, http.StatusMethodNotAllowed, fhir.Issue{Severity: "error", Code: "not-supported",
+			Diagnostics: "privacy settings are not deleted; lift one by updating it with status inactive"})
 		return
 	}
 	if !s.allowWrite(c, auth.Delete, typ, id, "") {

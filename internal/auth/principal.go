@@ -40,7 +40,14 @@ const (
 	KindPractitioner Kind = "practitioner"
 	KindCitizen      Kind = "citizen"
 	KindSystem       Kind = "system"
+	// Service roles of the national service, from the role claim (HelseID
+	// has no claim for them; the name is this project's own).
+	KindCitizenSupport Kind = "citizen-support"
+	KindAuditor        Kind = "auditor"
 )
+
+// ClaimRole names the service role of a token (citizen-support, auditor).
+const ClaimRole = "kjernejournal://claims/role"
 
 // Principal is the verified identity behind a request. It is shared between
 // requests through the token cache: treat it, and every slice in it, as
@@ -73,6 +80,7 @@ type Principal struct {
 	SecurityLevel int    // helseid://claims/identity/security_level; 0 when absent or not a number
 	OrgParent     string // helseid://claims/client/claims/orgnr_parent: legal entity
 	OrgChild      string // helseid://claims/client/claims/orgnr_child: point of care
+	Role          string // kjernejournal://claims/role: a service role, if any
 
 	// Attest is the trust-framework attest, nil when the token has none.
 	Attest *Attest
@@ -124,6 +132,18 @@ func fhirRef(u string) (string, string) {
 
 func classify(p *Principal) Kind {
 	rt, _ := p.FHIRUserRef()
+	// A service role is a person acting for the national service, never
+	// also an HP or a citizen reading their own record.
+	switch p.Role {
+	case "":
+	case string(KindCitizenSupport), string(KindAuditor):
+		if p.HPR == "" && rt != "Patient" && rt != "Practitioner" {
+			return Kind(p.Role)
+		}
+		return KindUnknown
+	default:
+		return KindUnknown
+	}
 	practitioner := p.HPR != "" || rt == "Practitioner" || rt == "PractitionerRole"
 	switch {
 	case practitioner && rt == "Patient":
@@ -239,6 +259,7 @@ type claims struct {
 	SecLevel  flexString `json:"helseid://claims/identity/security_level"`
 	OrgParent flexString `json:"helseid://claims/client/claims/orgnr_parent"`
 	OrgChild  flexString `json:"helseid://claims/client/claims/orgnr_child"`
+	Role      string     `json:"kjernejournal://claims/role"`
 
 	AuthorizationDetails json.RawMessage `json:"authorization_details"`
 
@@ -381,6 +402,7 @@ func principalFromClaims(c *claims) (*Principal, error) {
 		PID:       string(c.PID),
 		OrgParent: string(c.OrgParent),
 		OrgChild:  string(c.OrgChild),
+		Role:      c.Role,
 	}
 	if c.Cnf != nil {
 		p.DPoPThumbprint = c.Cnf.JKT

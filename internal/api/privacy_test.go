@@ -1,0 +1,132 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/privacy"
+	"github.com/kjernejournal/kjernejournal/internal/store"
+)
+
+const (
+	citizenPatient = "pas-citizen-demo" // the "citizen" persona's own record
+	citizenPID     = "02898321285"
+	doctorHPR      = "990018265" // the "hospital-doctor" persona
+)
+
+// addCitizen stores the citizen persona's own record.
+func (s *secured) addCitizen(t *testing.T) {
+	codec, err := fhir.NewCodec()
+	require.NoError(t, err)
+	body := bytes.Replace(patientJSON(t, 50, citizenPatient), []byte(personNumber(t, 50)), []byte(citizenPID), 1)
+	body = bytes.Replace(body, []byte("565501872"), []byte(gpPersonaHPR), 1)
+	s.put(t, codec, body)
+	s.put(t, codec, clinical("Flag", citizenPatient, "cit-flag", "pacemaker"))
+	s.put(t, codec, clinical("MedicationStatement", citizenPatient, "cit-med", "warfarin"))
+}
+
+func consent(kind privacy.Kind, active bool, since time.Time, sections []access.Section, hpr ...string) []byte {
+	return privacy.Setting{Patient: citizenPatient, Kind: kind, Active: active, Since: since, Sections: sections, BlockedHPR: hpr}.Consent()
+}
+
+func withID(t *testing.T, body []byte, id string) []byte {
+	return bytes.Replace(body, []byte(`{"resourceType":"Consent",`), []byte(fmt.Sprintf(`{"resourceType":"Consent","id":%q,`, id)), 1)
+}
+
+func TestPrivacySettingsOverHTTP(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, _ *client, st store.Store) {
+		s := newSecured(t, st)
+		s.addCitizen(t)
+		now := time.Now().UTC().Truncate(time.Second)
+		doc, gp := s.token("hospital-doctor", citizenPatient), s.token("gp", citizenPatient)
+		citizen, support := s.token("citizen", ""), s.token("citizen-support", "")
+
+		require.Equal(t, http.StatusOK, s.as_(doc, "UNNTAK", "GET", "/MedicationStatement/cit-med", nil).status)
+
+		// The citizen reads their own record without any access basis, and
+		// no one else's.
+		r := s.as_(citizen, "", "GET", "/MedicationStatement/cit-med", nil)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		assert.Equal(t, http.StatusForbidden, s.as_(citizen, "", "GET", "/Flag/sec-flag-0", nil).status)
+
+		// Restriction (sperring) of the medications, set by the citizen.
+		r = s.as_(citizen, "", "POST", "/Consent", consent(privacy.Restriction, true, now, []access.Section{access.Medications}))
+		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+		restriction := r.json(t)["id"].(string)
+		assert.Equal(t, "section-restricted", reasonOf(t, s.as_(doc, "UNNTAK", "GET", "/MedicationStatement/cit-med", nil)))
+		r = s.as_(doc, "UNNTAK", "GET", "/MedicationStatement?patient="+citizenPatient, nil)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		assert.NotContains(t, string(r.body), "warfarin")
+		assert.Contains(t, string(r.body), "ok-restricted-hidden", "the Bundle says restricted information exists")
+		r = s.as_(doc, "FORHOYET_SAMTYKKE", "GET", "/MedicationStatement/cit-med", nil)
+		require.Equal(t, http.StatusOK, r.status, "an elevated basis opens it")
+		assert.Contains(t, string(r.body), "warfarin")
+		assert.Equal(t, http.StatusOK, s.as_(doc, "UNNTAK", "GET", "/Flag/cit-flag", nil).status, "other sections stay open")
+		// The citizen still sees their own restricted part.
+		assert.Equal(t, http.StatusOK, s.as_(citizen, "", "GET", "/MedicationStatement/cit-med", nil).status)
+		// Lifting the restriction opens it again.
+		r = s.as_(citizen, "", "PUT", "/Consent/"+restriction, withID(t, consent(privacy.Restriction, false, now.Add(time.Second), []access.Section{access.Medications}), restriction))
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		assert.Equal(t, http.StatusOK, s.as_(doc, "UNNTAK", "GET", "/MedicationStatement/cit-med", nil).status)
+
+		// Blocks: only the citizen-support role sets them; they hold in emergencies.
+		assert.Equal(t, "blocks-by-support-only", reasonOf(t, s.as_(citizen, "", "POST", "/Consent", consent(privacy.Block, true, now, nil, doctorHPR))))
+		r = s.as_(support, "", "POST", "/Consent", consent(privacy.Block, true, now, nil, doctorHPR))
+		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+		assert.Equal(t, "hp-blocked", reasonOf(t, s.as_(doc, "FORHOYET_SAMTYKKE", "GET", "/Flag/cit-flag", nil)))
+		assert.Equal(t, "hp-blocked", reasonOf(t, s.as_(doc, "UNNTAK", "GET", "/Patient/"+citizenPatient+"/Flag", nil)))
+		assert.Equal(t, http.StatusOK, s.as_(gp, "UNNTAK", "GET", "/Flag/cit-flag", nil).status, "other HP are not blocked")
+		// support reads no health data; HP never change or read privacy settings
+		assert.Equal(t, http.StatusForbidden, s.as_(support, "", "GET", "/Flag/cit-flag", nil).status)
+		assert.Equal(t, http.StatusForbidden, s.as_(gp, "UNNTAK", "POST", "/Consent", consent(privacy.Reservation, true, now, nil)).status)
+		assert.Equal(t, http.StatusForbidden, s.as_(gp, "UNNTAK", "GET", "/Consent?patient="+citizenPatient, nil).status)
+
+		// Reservation: the record disappears for HP, as if it did not exist,
+		// and no new data is accepted; undo brings everything back.
+		r = s.as_(citizen, "", "POST", "/Consent", consent(privacy.Reservation, true, now, nil))
+		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+		reservation := r.json(t)["id"].(string)
+		outcome(t, s.as_(gp, "UNNTAK", "GET", "/Flag/cit-flag", nil), http.StatusNotFound)
+		outcome(t, s.as_(gp, "UNNTAK", "GET", "/Patient/"+citizenPatient, nil), http.StatusNotFound)
+		outcome(t, s.as_(gp, "UNNTAK", "GET", "/Flag?patient="+citizenPatient, nil), http.StatusNotFound)
+		outcome(t, s.as_(gp, "", "GET", "/Patient/"+citizenPatient+"/$kj-status", nil), http.StatusNotFound)
+		assert.Equal(t, "reserved-no-new-data", reasonOf(t, s.as_(gp, "UNNTAK", "POST", "/Flag", clinical("Flag", citizenPatient, "", "new"))))
+		feeder := s.token("feeder", "")
+		assert.Equal(t, "reserved-no-new-data", reasonOf(t, s.as_(feeder, "", "POST", "/MedicationStatement", clinical("MedicationStatement", citizenPatient, "", "new"))))
+		r = s.as_(citizen, "", "PUT", "/Consent/"+reservation, withID(t, consent(privacy.Reservation, false, now.Add(2*time.Second), nil), reservation))
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		assert.Equal(t, http.StatusOK, s.as_(gp, "UNNTAK", "GET", "/Flag/cit-flag", nil).status, "undo restores the record")
+
+		// The citizen removes their own portal access.
+		r = s.as_(citizen, "", "POST", "/Consent", consent(privacy.PortalAccessRemoved, true, now, nil))
+		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+		assert.Equal(t, "portal-access-removed", reasonOf(t, s.as_(citizen, "", "GET", "/Flag/cit-flag", nil)))
+
+		// An invalid privacy setting is refused by the profile.
+		bad := bytes.Replace(consent(privacy.Restriction, true, now, []access.Section{access.Medications}), []byte("medications"), []byte("everything"), 1)
+		r = s.as_(support, "", "POST", "/Consent", bad)
+		assert.Contains(t, []int{http.StatusBadRequest, http.StatusUnprocessableEntity}, r.status, "body: %s", r.body)
+	})
+}
+
+func TestSecretAddressIsReservedAutomatically(t *testing.T) {
+	s := newSecured(t, engines()[0].open(t))
+	codec, err := fhir.NewCodec()
+	require.NoError(t, err)
+	body := patientJSON(t, 60, "secret-1")
+	body = bytes.Replace(body, []byte(`"gender"`), []byte(`"extension":[{"url":"https://kjernejournal.example.no/fhir/StructureDefinition/secret-address","valueBoolean":true}],"gender"`), 1)
+	s.put(t, codec, body)
+	s.put(t, codec, clinical("Flag", "secret-1", "secret-flag", "x"))
+	emerg := s.token("emergency", "secret-1")
+	outcome(t, s.as_(emerg, "AKUTT", "GET", "/Flag/secret-flag", nil), http.StatusNotFound)
+	_ = context.Background()
+}
