@@ -61,6 +61,7 @@ func BenchmarkAuthenticatedRead(b *testing.B) {
 		}
 		return v
 	}
+	var runPath func(b *testing.B, srv *api.Server, headers bool, path string) float64
 	server := func(cacheSize int, withAuth bool) *api.Server {
 		cfg := api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler), BaseURL: base}
 		if withAuth {
@@ -73,6 +74,9 @@ func BenchmarkAuthenticatedRead(b *testing.B) {
 		return srv
 	}
 	run := func(b *testing.B, srv *api.Server, headers bool) float64 {
+		return runPath(b, srv, headers, path)
+	}
+	runPath = func(b *testing.B, srv *api.Server, headers bool, path string) float64 {
 		b.ReportAllocs()
 		start := time.Now()
 		b.RunParallel(func(pb *testing.PB) {
@@ -93,6 +97,17 @@ func BenchmarkAuthenticatedRead(b *testing.B) {
 	}
 	var plain float64
 	b.Run("no-auth", func(b *testing.B) { plain = run(b, server(0, false), false) })
+	// A patient-bound search, with and without the whole enforcement point
+	// (token, scopes, policy): the policy's added latency on a search.
+	searchPath := "/MedicationStatement?patient=" + patient + "&status=active"
+	var plainSearch float64
+	b.Run("search-no-auth", func(b *testing.B) { plainSearch = runPath(b, server(0, false), false, searchPath) })
+	b.Run("search-authorised", func(b *testing.B) {
+		ns := runPath(b, server(10000, true), true, searchPath)
+		if plainSearch > 0 {
+			b.ReportMetric((ns-plainSearch)/1000, "added-µs")
+		}
+	})
 	// Authentication alone: what the token check adds to a read.
 	for _, c := range []struct {
 		name string
