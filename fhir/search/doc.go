@@ -37,7 +37,7 @@
 //	if !ok || len(ids) != 1 { 400: a search must name exactly one patient }
 //	var matches []search.Candidate
 //	for _, v := range store.Compartment(ctx, ids[0], typ) {
-//		idx := storedIndexOrExtract(v)
+//		idx := v.Index decoded (UnmarshalBinary) + idx.SetLastUpdated(v.LastUpdated), or Extract(v.Body)
 //		if q.Match(idx) { matches = append(matches, search.Candidate{Index: &idx, Body: v.Body}) }
 //	}
 //	page, next, prev := q.Page(matches)  // total: len(matches) when q.Total != "none"

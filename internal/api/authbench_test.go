@@ -30,7 +30,7 @@ func BenchmarkAuthenticatedRead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := seed.Load(context.Background(), st, codec, seed.LoadOptions{Seed: 11, Patients: 20}); err != nil {
+	if _, err := seed.Load(context.Background(), st, codec, seed.LoadOptions{Seed: 11, Patients: 20, Preparer: preparer(b, codec)}); err != nil {
 		b.Fatal(err)
 	}
 	patient := seed.PatientID(11, 0)

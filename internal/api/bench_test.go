@@ -11,13 +11,17 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/fhir/search"
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/ingest"
 	"github.com/kjernejournal/kjernejournal/internal/load"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
+	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
 // BenchmarkHTTP drives the real HTTP server on loopback with the load
@@ -43,7 +47,7 @@ func BenchmarkHTTP(b *testing.B) {
 			}
 			var ids bytes.Buffer
 			start := time.Now()
-			k, err := seed.Load(context.Background(), st, codec, seed.LoadOptions{Seed: 7, Patients: n, IDs: &ids})
+			k, err := seed.Load(context.Background(), st, codec, seed.LoadOptions{Seed: 7, Patients: n, IDs: &ids, Preparer: preparer(b, codec)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -130,7 +134,7 @@ func BenchmarkSearchScaling(b *testing.B) {
 		}
 		var ids bytes.Buffer
 		start := time.Now()
-		k, err := seed.Load(context.Background(), st, codec, seed.LoadOptions{Seed: int64(100 + i), Patients: n, IDs: &ids})
+		k, err := seed.Load(context.Background(), st, codec, seed.LoadOptions{Seed: int64(100 + i), Patients: n, IDs: &ids, Preparer: preparer(b, codec)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -144,6 +148,111 @@ func BenchmarkSearchScaling(b *testing.B) {
 			runScenario(b, hs.URL, dur, searchScenario(patients))
 		})
 	}
+}
+
+// BenchmarkSearchRich measures patient-bound search where every patient
+// has a full record: KJ_BENCH_RICH_PATIENTS (default 1,000) seeded
+// patients, each given KJ_BENCH_RICH_PER_TYPE (default 10) more
+// AllergyIntolerances, Flags, MedicationStatements (half of them active)
+// and Encounters, all written through the ingest.Preparer as the server
+// writes them (search index and identifiers stored with each version).
+// The scenario is searchScenario on the embedded engine: GET
+// /MedicationStatement?patient=<id>&status=active, so each search matches
+// the stored index of ~10+ MedicationStatements and returns about half.
+func BenchmarkSearchRich(b *testing.B) {
+	n := envInt("KJ_BENCH_RICH_PATIENTS", 1000)
+	per := envInt("KJ_BENCH_RICH_PER_TYPE", 10)
+	dur := envDuration("KJ_BENCH_DURATION", 5*time.Second)
+	st := engines()[0].open(b)
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		b.Fatal(err)
+	}
+	prep := preparer(b, codec)
+	var ids bytes.Buffer
+	start := time.Now()
+	k, err := seed.Load(context.Background(), st, codec, seed.LoadOptions{Seed: 21, Patients: n, IDs: &ids, Preparer: prep})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var patients []string
+	for _, l := range strings.Split(strings.TrimSpace(ids.String()), "\n") {
+		if p, ok := strings.CutPrefix(l, "Patient/"); ok {
+			patients = append(patients, p)
+		}
+	}
+	// One commit per patient, from a few goroutines so the store groups
+	// them as it does concurrent API writes.
+	work := make(chan int)
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := addRichRecord(st, codec, prep, i, patients[i], per); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for i := range patients {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("seeded %d patients (%d resources) plus %d resources per type each in %s",
+		len(patients), k, per, time.Since(start).Round(time.Millisecond))
+	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	runScenario(b, hs.URL, dur, searchScenario(patients))
+}
+
+// addRichRecord stores per resources of each clinical type for patient in
+// one commit; every other MedicationStatement is stopped.
+func addRichRecord(st store.Store, codec *fhir.Codec, prep *ingest.Preparer, n int, patient string, per int) error {
+	var writes []store.Write
+	for _, typ := range []string{"AllergyIntolerance", "Flag", "MedicationStatement", "Encounter"} {
+		for k := range per {
+			body := clinical(typ, patient, "", fmt.Sprintf("%s %d for patient %d", typ, k, n))
+			if typ == "MedicationStatement" && k%2 == 1 {
+				body = bytes.Replace(body, []byte(`"active"`), []byte(`"stopped"`), 1)
+			}
+			res, err := codec.Parse(body)
+			if err != nil {
+				return fmt.Errorf("%s: %w", body, err)
+			}
+			res.SetID(fmt.Sprintf("rich%d-%s-%d", n, typ, k))
+			w, err := prep.Write(res, 0, false)
+			if err != nil {
+				return err
+			}
+			writes = append(writes, w)
+		}
+	}
+	_, err := st.Commit(context.Background(), writes)
+	return err
+}
+
+// preparer builds writes as the server does.
+func preparer(tb testing.TB, codec *fhir.Codec) *ingest.Preparer {
+	reg, err := search.Load()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &ingest.Preparer{Codec: codec, Search: reg}
 }
 
 func envInt(name string, def int) int {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/ingest"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -502,16 +503,15 @@ func (s *Server) prepareWrite(ctx context.Context, typ, id string, body []byte, 
 	return s.pendingFor(res, ifMatch, create)
 }
 
-// pendingFor marshals a validated resource into a store.Write.
+// pendingFor turns a validated resource into a store.Write (JSON, search
+// index, identifiers: see package ingest).
 func (s *Server) pendingFor(res *fhir.Resource, ifMatch int64, create bool) (*pendingWrite, error) {
-	stored, err := s.codec.Marshal(res)
+	p := ingest.Preparer{Codec: s.codec, Search: s.reg}
+	w, err := p.Write(res, ifMatch, create)
 	if err != nil {
-		return nil, fmt.Errorf("print %s/%s: %w", res.Type, res.ID, err)
+		return nil, err
 	}
-	return &pendingWrite{res: res, write: store.Write{
-		Type: res.Type, ID: res.ID, Op: store.OpPut, Patient: res.Patient, IfMatch: ifMatch, Create: create,
-		Render: func(v int64, t time.Time) ([]byte, error) { return fhir.WithMeta(stored, v, t) },
-	}}, nil
+	return &pendingWrite{res: res, write: w}, nil
 }
 
 // checkPatientExists refuses clinical resources for a patient the store

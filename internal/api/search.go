@@ -17,6 +17,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/fhir/search"
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/ingest"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -132,12 +133,16 @@ func (s *Server) searchOutput(c *gin.Context, q *search.Query) (output, bool) {
 	return s.negotiate(c)
 }
 
-// errNoPatient is the legal rule every clinical search is held to.
-func (s *Server) failNotBound(c *gin.Context, typ string, ids []string, bound bool) {
+// failNotBound answers with the legal rule every clinical search is held
+// to; unknown lists identifiers of a patient chain that found no patient.
+func (s *Server) failNotBound(c *gin.Context, typ string, ids []string, bound bool, unknown ...string) {
 	msg := fmt.Sprintf("a search of %s must be bound to exactly one patient (patient=, subject=, "+
 		"Patient?_id=, identifier=, or /Patient/{id}/%s): kjernejournal may not by law be searched across patients "+
 		"(for example to find risk groups), so a search that could reach more than one patient's record is refused", typ, typ)
-	if bound {
+	switch {
+	case len(unknown) > 0:
+		msg += fmt.Sprintf("; no patient has the identifier %s", strings.Join(unknown, " or "))
+	case bound:
 		msg += fmt.Sprintf("; this search names %d patients", len(ids))
 	}
 	s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "business-rule", Diagnostics: msg,
@@ -167,7 +172,13 @@ func (s *Server) runSearch(c *gin.Context, typ, compartment, path string) {
 	if !ok {
 		return
 	}
-	if !s.resolveChains(c, q) {
+	unknown, ok := s.resolveChains(c, q)
+	if !ok {
+		return
+	}
+	if len(unknown) > 0 && typ != "Patient" && compartment == "" {
+		// The patient chain names nobody: the search binds no patient.
+		s.failNotBound(c, typ, nil, false, unknown...)
 		return
 	}
 	ids, bound := q.PatientBinding()
@@ -204,12 +215,12 @@ func (s *Server) runSearch(c *gin.Context, typ, compartment, path string) {
 			if v.Patient != patient || !g.admits(v.Body) {
 				continue
 			}
-			ok, idx, err := q.MatchJSON(v.Body)
+			idx, err := s.indexOf(v)
 			if err != nil {
 				s.failErr(c, fmt.Errorf("search %s/%s: %w", v.Type, v.ID, err))
 				return
 			}
-			if ok {
+			if q.Match(idx) {
 				matches = append(matches, search.Candidate{Index: &idx, Body: v.Body})
 			}
 		}
@@ -341,7 +352,7 @@ func (s *Server) included(c *gin.Context, q *search.Query, patient string, page 
 			if seen[v.Type+"/"+v.ID] {
 				continue
 			}
-			idx, err := s.reg.Extract(v.Type, v.Body)
+			idx, err := s.indexOf(v)
 			if err != nil {
 				return nil, fmt.Errorf("revinclude %s/%s: %w", v.Type, v.ID, err)
 			}
@@ -368,16 +379,61 @@ func (s *Server) permits(c *gin.Context, in auth.Interaction, typ, patient strin
 	return s.allow(probe, in, typ, patient)
 }
 
-// resolveChains resolves patient.identifier=system|value (and
-// Patient?identifier=) to Patient ids. It answers the request itself and
-// returns false when it cannot.
-func (s *Server) resolveChains(c *gin.Context, q *search.Query) bool {
-	if len(q.Chains()) > 0 {
-		s.fail(c, http.StatusNotImplemented, fhir.Issue{Severity: "error", Code: "not-supported",
-			Diagnostics: "searching by identifier (Patient?identifier=, patient.identifier=) is not supported yet; search by the patient's id"})
-		return false
+// indexOf is the search index of a stored version: the one written with
+// it (package ingest), completed with the version's lastUpdated, which is
+// decided in the commit after the index was extracted; or, for a version
+// stored without one (written before indexes were stored) or with one that
+// does not decode, the index extracted from the stored JSON.
+func (s *Server) indexOf(v store.Version) (search.Index, error) {
+	if len(v.Index) > 0 {
+		var idx search.Index
+		if err := idx.UnmarshalBinary(v.Index); err == nil && idx.Type == v.Type && idx.ID == v.ID {
+			idx.SetLastUpdated(v.LastUpdated)
+			return idx, nil
+		}
 	}
-	return true
+	return s.reg.Extract(v.Type, v.Body)
+}
+
+// resolveChains resolves patient.identifier=system|value (and
+// Patient?identifier=system|value) to the ids of the current resources
+// carrying the identifier (store.FindByIdentifier). A chain is resolved
+// only when every value names an exact identifier (system|value, or
+// |value for one without a system) of a type this server stores; any other
+// chain is left to match logical references (Reference.identifier) and
+// binds no patient. unknown lists the values of patient/subject chains
+// that found no patient. It answers the request itself and returns false
+// when the store fails.
+func (s *Server) resolveChains(c *gin.Context, q *search.Query) (unknown []string, ok bool) {
+	for _, ch := range q.Chains() {
+		if !slices.Contains(fhir.ServedTypes, ch.TargetType) {
+			continue
+		}
+		exact := len(ch.Identifiers) > 0
+		for _, tok := range ch.Identifiers {
+			exact = exact && tok.HasSystem && tok.Code != ""
+		}
+		if !exact {
+			continue
+		}
+		var ids []string
+		for _, tok := range ch.Identifiers {
+			found, err := s.store.FindByIdentifier(c, ch.TargetType, ingest.IdentifierKey(tok.System, tok.Code))
+			if err != nil {
+				s.failErr(c, err)
+				return nil, false
+			}
+			ids = append(ids, found...)
+		}
+		slices.Sort(ids)
+		ch.Resolve(slices.Compact(ids))
+		if len(ids) == 0 && !ch.Self && ch.TargetType == "Patient" && (ch.Param == "patient" || ch.Param == "subject") {
+			for _, tok := range ch.Identifiers {
+				unknown = append(unknown, ingest.IdentifierKey(tok.System, tok.Code))
+			}
+		}
+	}
+	return unknown, true
 }
 
 // searchParam is CapabilityStatement.rest.resource.searchParam.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/fhir/search"
+	"github.com/kjernejournal/kjernejournal/internal/ingest"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
@@ -48,7 +50,11 @@ func Seed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer f.Close()
 		ids = bufio.NewWriter(f)
 	}
-	resources, err := seed.Load(ctx, st, codec, seed.LoadOptions{Seed: *rs, Patients: *n, Progress: bar.set, IDs: ids})
+	prep, err := preparer(codec)
+	if err != nil {
+		return err
+	}
+	resources, err := seed.Load(ctx, st, codec, seed.LoadOptions{Seed: *rs, Patients: *n, Progress: bar.set, IDs: ids, Preparer: prep})
 	bar.done()
 	if err != nil {
 		return err
@@ -77,8 +83,22 @@ func seedIfEmpty(ctx context.Context, st store.Store, codec *fhir.Codec, rs int6
 			return 0, err
 		}
 	}
-	_, err := seed.Load(ctx, st, codec, seed.LoadOptions{Seed: rs, Patients: n})
+	prep, err := preparer(codec)
+	if err != nil {
+		return 0, err
+	}
+	_, err = seed.Load(ctx, st, codec, seed.LoadOptions{Seed: rs, Patients: n, Preparer: prep})
 	return n, err
+}
+
+// preparer builds writes the way the server does (search index and
+// identifiers from the embedded search-parameter definitions).
+func preparer(codec *fhir.Codec) (*ingest.Preparer, error) {
+	reg, err := search.Load()
+	if err != nil {
+		return nil, err
+	}
+	return &ingest.Preparer{Codec: codec, Search: reg}, nil
 }
 
 // progress draws a bar on a terminal and stays quiet otherwise.

@@ -2,12 +2,12 @@ package seed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/store"
@@ -21,6 +21,17 @@ type LoadOptions struct {
 	Progress func(done int)
 	// IDs, if set, receives "Type/id" of every stored resource, one a line.
 	IDs io.Writer
+	// Preparer turns each validated resource into its write, with the
+	// search index and identifiers, exactly as the REST layer does
+	// (an *ingest.Preparer). Required.
+	Preparer Preparer
+}
+
+// Preparer is what Load needs of internal/ingest.Preparer (an interface
+// because fhir/search's tests use this package, so it cannot import
+// fhir/search or ingest).
+type Preparer interface {
+	Write(res *fhir.Resource, ifMatch int64, create bool) (store.Write, error)
 }
 
 // Load generates patients, validates every resource with the codec (as any
@@ -30,6 +41,9 @@ type LoadOptions struct {
 // twice adds versions instead of duplicates. It returns the number of
 // resources stored.
 func Load(ctx context.Context, st store.Store, codec *fhir.Codec, o LoadOptions) (int, error) {
+	if o.Preparer == nil {
+		return 0, errors.New("seed: LoadOptions.Preparer is required")
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	recs := make(chan Record, 64)
@@ -41,7 +55,7 @@ func Load(ctx context.Context, st store.Store, codec *fhir.Codec, o LoadOptions)
 		go func() {
 			defer wg.Done()
 			for rec := range recs {
-				writes, err := storeRecord(ctx, st, codec, rec)
+				writes, err := storeRecord(ctx, st, codec, o.Preparer, rec)
 				if err != nil {
 					cancel(err)
 					continue
@@ -73,7 +87,7 @@ func Load(ctx context.Context, st store.Store, codec *fhir.Codec, o LoadOptions)
 	return int(resources.Load()), context.Cause(ctx)
 }
 
-func storeRecord(ctx context.Context, st store.Store, codec *fhir.Codec, rec Record) ([]store.Write, error) {
+func storeRecord(ctx context.Context, st store.Store, codec *fhir.Codec, prep Preparer, rec Record) ([]store.Write, error) {
 	bodies := append([][]byte{rec.Patient}, rec.Resources...)
 	writes := make([]store.Write, 0, len(bodies))
 	for _, b := range bodies {
@@ -81,12 +95,11 @@ func storeRecord(ctx context.Context, st store.Store, codec *fhir.Codec, rec Rec
 		if err != nil {
 			return nil, fmt.Errorf("generated resource does not validate: %w\n%s", err, b)
 		}
-		stored, err := codec.Marshal(res)
+		w, err := prep.Write(res, 0, false)
 		if err != nil {
 			return nil, err
 		}
-		writes = append(writes, store.Write{Type: res.Type, ID: res.ID, Op: store.OpPut, Patient: res.Patient,
-			Render: func(v int64, t time.Time) ([]byte, error) { return fhir.WithMeta(stored, v, t) }})
+		writes = append(writes, w)
 	}
 	if _, err := st.Commit(ctx, writes); err != nil {
 		return nil, fmt.Errorf("store patient %s: %w", writes[0].ID, err)

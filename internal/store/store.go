@@ -26,6 +26,11 @@ type Version struct {
 	// patient's record.
 	Patient string
 	Body    []byte // the stored JSON, meta.versionId and meta.lastUpdated included
+	// Index is the opaque search index the version was written with
+	// (Write.Index), returned by every read exactly as given; nil for a
+	// deleted version and for versions written without one (the reader
+	// then derives it from Body).
+	Index []byte
 }
 
 // Op says what a Write does.
@@ -59,6 +64,16 @@ type Write struct {
 	// (used for server-assigned ids, where a clash must never overwrite).
 	Create bool
 	Render RenderFunc // required for OpPut
+	// Index is an opaque search index (fhir/search's binary encoding),
+	// stored with the new version and returned as Version.Index. Engines
+	// never interpret it. Ignored for OpDelete.
+	Index []byte
+	// Identifiers are the resource's business identifiers, each
+	// "system|value" ("|value" when the identifier has no system), that
+	// FindByIdentifier looks the resource up by while this version is
+	// current. They must not contain NUL bytes. Ignored for OpDelete: a
+	// deleted resource is found by none.
+	Identifiers []string
 }
 
 // HistoryQuery narrows an instance history.
@@ -81,6 +96,14 @@ type Store interface {
 	// Compartment returns the current, not deleted versions of the given
 	// type that belong to patient, ordered by type and id.
 	Compartment(ctx context.Context, patient, typ string) ([]Version, error)
+	// FindByIdentifier returns the ids, sorted, of the resources of typ
+	// whose current version is not deleted and carries identifier (one of
+	// its Write.Identifiers, compared as exact strings). Older versions
+	// do not count: an identifier removed by an update, or a deleted
+	// resource, is found no more. No match is an empty result, not an
+	// error. It is maintained in the same commit as the versions, so a
+	// commit that fails leaves no identifier behind.
+	FindByIdentifier(ctx context.Context, typ, identifier string) ([]string, error)
 	// Commit applies all writes or none of them and returns the new
 	// versions in the order of writes. It returns only when the result
 	// is durable. Writes to the same resource within one commit are

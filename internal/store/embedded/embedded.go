@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,14 +128,16 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("embedded store: open %s: %w", opts.Path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketCur, bucketHist, bucketComp, bucketMeta} {
+		for _, name := range [][]byte{bucketCur, bucketHist, bucketComp, bucketIdent, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
 		switch f := meta.Get(keyFormat); {
-		case f == nil:
+		case f == nil, len(f) == 1 && f[0] == 1:
+			// New file, or format 1: its records stay readable as they
+			// are (see formatVersion).
 			return meta.Put(keyFormat, []byte{formatVersion})
 		case len(f) != 1 || f[0] != formatVersion:
 			return fmt.Errorf("unsupported data format %v (this build reads %d)", f, formatVersion)
@@ -346,9 +349,40 @@ func (s *Store) Compartment(ctx context.Context, patient, typ string) ([]store.V
 	return out, nil
 }
 
+// FindByIdentifier returns the ids of the current, not deleted resources of
+// typ that carry identifier, sorted (the ident bucket's key order).
+func (s *Store) FindByIdentifier(ctx context.Context, typ, identifier string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := []string{}
+	if typ == "" || identifier == "" || strings.IndexByte(typ, 0) >= 0 || strings.IndexByte(identifier, 0) >= 0 {
+		return out, nil
+	}
+	prefix := identKey(typ, identifier, "")
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketIdent).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			out = append(out, string(k[len(prefix):]))
+		}
+		return nil
+	}, func() string { return "find " + typ + " by identifier" })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // maxNameLen keeps keys far below bbolt's 32 KiB key limit, so a Put can
 // not fail halfway through a group for a reason we could have checked.
 const maxNameLen = 1024
+
+// maxIdentifierLen keeps ident keys below bbolt's key limit together with
+// type and id; maxIndexLen keeps the length in the record's 4 bytes.
+const (
+	maxIdentifierLen = 8 << 10
+	maxIndexLen      = 1 << 30
+)
 
 func validName(s string) bool {
 	return s != "" && len(s) <= maxNameLen && strings.IndexByte(s, '/') < 0 && strings.IndexByte(s, 0) < 0
@@ -369,6 +403,14 @@ func validate(writes []store.Write) error {
 		case store.OpPut:
 			if w.Render == nil {
 				return fmt.Errorf("embedded store: write %d (%s/%s): put without Render", i, w.Type, w.ID)
+			}
+			if len(w.Index) > maxIndexLen {
+				return fmt.Errorf("embedded store: write %d (%s/%s): search index of %d bytes is too large", i, w.Type, w.ID, len(w.Index))
+			}
+			for _, x := range w.Identifiers {
+				if x == "" || len(x) > maxIdentifierLen || strings.IndexByte(x, 0) >= 0 {
+					return fmt.Errorf("embedded store: write %d (%s/%s): invalid identifier %.80q", i, w.Type, w.ID, x)
+				}
 			}
 		case store.OpDelete:
 		default:
@@ -443,7 +485,7 @@ func (s *Store) commitGroup(group []*request) {
 	results := make([]result, len(group))
 	now := s.now().UnixNano()
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := buckets{cur: tx.Bucket(bucketCur), hist: tx.Bucket(bucketHist), comp: tx.Bucket(bucketComp)}
+		b := buckets{cur: tx.Bucket(bucketCur), hist: tx.Bucket(bucketHist), comp: tx.Bucket(bucketComp), ident: tx.Bucket(bucketIdent)}
 		for i, r := range group {
 			if err := r.ctx.Err(); err != nil {
 				results[i].err = err
@@ -470,7 +512,7 @@ func (s *Store) commitGroup(group []*request) {
 	}
 }
 
-type buckets struct{ cur, hist, comp *bolt.Bucket }
+type buckets struct{ cur, hist, comp, ident *bolt.Bucket }
 
 // storageError marks a failure of bbolt itself, as opposed to a refusal
 // of the request.
@@ -485,13 +527,17 @@ func isStorageError(err error) bool {
 }
 
 type planned struct {
-	w       store.Write
-	key     []byte
-	old     header
-	exists  bool
-	noop    bool // delete of an already deleted resource
-	version store.Version
-	record  []byte
+	w      store.Write
+	key    []byte
+	old    header
+	exists bool
+	// oldIdents are the identifiers of the current version (none if it
+	// is deleted), newIdents those of the new one, each sorted and
+	// without duplicates.
+	oldIdents, newIdents []string
+	noop                 bool // delete of an already deleted resource
+	version              store.Version
+	record               []byte
 }
 
 // apply checks every write of one request, then mutates. Nothing is
@@ -508,6 +554,10 @@ func (b buckets) apply(writes []store.Write, now int64) ([]store.Version, error)
 				return nil, fmt.Errorf("embedded store: %s/%s: %w", w.Type, w.ID, err)
 			}
 			p.old, p.exists = h, true
+			if !h.deleted {
+				// Copied: the record is bbolt's memory.
+				p.oldIdents = h.identifierList()
+			}
 		}
 		if w.Create && p.exists {
 			return nil, &store.ConflictError{Index: i, Type: w.Type, ID: w.ID, Reason: store.ConflictExists, Current: p.old.version}
@@ -545,7 +595,12 @@ func (b buckets) apply(writes []store.Write, now int64) ([]store.Version, error)
 			}
 			p.version.Patient = w.Patient
 			p.version.Body = body
-			p.record = encodeRecord(header{version: p.version.VersionID, lastUpdated: at, patient: w.Patient}, body)
+			if len(w.Index) > 0 {
+				p.version.Index = w.Index
+			}
+			p.newIdents = slices.Compact(slices.Sorted(slices.Values(w.Identifiers)))
+			p.record = encodeRecord(header{version: p.version.VersionID, lastUpdated: at, patient: w.Patient,
+				identifiers: []byte(strings.Join(p.newIdents, "\x00")), index: w.Index}, body)
 		}
 	}
 	out := make([]store.Version, len(plans))
@@ -577,6 +632,22 @@ func (b buckets) put(p *planned) error {
 	if !p.version.Deleted && p.version.Patient != "" {
 		if err := b.comp.Put(compKey(p.version.Patient, p.w.Type, p.w.ID), []byte{}); err != nil {
 			return err
+		}
+	}
+	// newIdents is empty for a delete, so a deleted resource leaves
+	// every identifier it had.
+	for _, x := range p.oldIdents {
+		if _, keep := slices.BinarySearch(p.newIdents, x); !keep {
+			if err := b.ident.Delete(identKey(p.w.Type, x, p.w.ID)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, x := range p.newIdents {
+		if _, had := slices.BinarySearch(p.oldIdents, x); !had {
+			if err := b.ident.Put(identKey(p.w.Type, x, p.w.ID), []byte{}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

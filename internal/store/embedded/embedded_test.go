@@ -3,6 +3,7 @@ package embedded
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/kjernejournal/kjernejournal/internal/store"
 	"github.com/kjernejournal/kjernejournal/internal/store/storetest"
@@ -256,6 +258,8 @@ func TestInvalidWritesRefused(t *testing.T) {
 		put("Flag", "a\x00b", "p1", "nul in id"),
 		put("Flag", "x", "p\x001", "nul in patient"),
 		{Type: "Flag", ID: "x", Op: store.Op(7), Render: note("Flag", "x", "bad op")},
+		{Type: "Flag", ID: "x", Op: store.OpPut, Render: note("Flag", "x", "nul"), Identifiers: []string{"urn:a|b\x00c"}},
+		{Type: "Flag", ID: "x", Op: store.OpPut, Render: note("Flag", "x", "empty"), Identifiers: []string{""}},
 	} {
 		_, err := s.Commit(ctx, []store.Write{w})
 		assert.Error(t, err, "%+v", w)
@@ -360,4 +364,65 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		assert.True(t, errors.Is(err, store.ErrNotFound), "half a commit survived: AllergyIntolerance/%s without its Flag version", aid)
 	}
 	t.Logf("%d acknowledged commits from %d writers survived SIGKILL", total, len(acked))
+}
+
+// TestReadsFormat1: a file written by format 1 (records without index or
+// identifiers) opens, is marked format 2, serves its old records and takes
+// new versions in the new format.
+func TestReadsFormat1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "kj.db")
+	s, err := Open(ctx, Options{Path: path})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	// Write what a format-1 build wrote: header, patient, body.
+	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	body := []byte(`{"resourceType":"Patient","id":"p1"}`)
+	rec := make([]byte, headerLen1, headerLen1+2+len(body))
+	rec[0] = recFormat1
+	binary.BigEndian.PutUint64(rec[2:], 1)
+	binary.BigEndian.PutUint64(rec[10:], uint64(at.UnixNano()))
+	binary.BigEndian.PutUint16(rec[18:], 2)
+	rec = append(append(rec, "p1"...), body...)
+	db, err := bolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		key := curKey("Patient", "p1")
+		return errors.Join(
+			tx.Bucket(bucketMeta).Put(keyFormat, []byte{1}),
+			tx.Bucket(bucketCur).Put(key, rec),
+			tx.Bucket(bucketHist).Put(histKey(append(key, '/'), 1), rec),
+			tx.Bucket(bucketComp).Put(compKey("p1", "Patient", "p1"), []byte{}),
+		)
+	}))
+	require.NoError(t, db.Close())
+
+	s, err = Open(ctx, Options{Path: path})
+	require.NoError(t, err)
+	defer s.Close()
+	v, err := s.Read(ctx, "Patient", "p1")
+	require.NoError(t, err)
+	assert.Equal(t, string(body), string(v.Body))
+	assert.Equal(t, "p1", v.Patient)
+	assert.True(t, at.Equal(v.LastUpdated))
+	assert.Empty(t, v.Index)
+	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
+		assert.Equal(t, []byte{formatVersion}, tx.Bucket(bucketMeta).Get(keyFormat))
+		return nil
+	}))
+
+	w := put("Patient", "p1", "p1", "v2")
+	w.Index, w.Identifiers = []byte{9, 9}, []string{"urn:x|1"}
+	_, err = s.Commit(ctx, []store.Write{w})
+	require.NoError(t, err)
+	ids, err := s.FindByIdentifier(ctx, "Patient", "urn:x|1")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"p1"}, ids)
+	old, err := s.VRead(ctx, "Patient", "p1", 1)
+	require.NoError(t, err)
+	assert.Equal(t, string(body), string(old.Body))
+	cur, err := s.Read(ctx, "Patient", "p1")
+	require.NoError(t, err)
+	assert.Equal(t, []byte{9, 9}, cur.Index)
 }

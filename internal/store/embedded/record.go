@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/internal/store"
@@ -13,30 +14,47 @@ import (
 // On-disk layout. Keys are built so that bbolt's byte order gives the
 // orders the contract asks for without sorting:
 //
-//	cur  "Type/id"                     -> record of the current version
-//	hist "Type/id/" + 8-byte BE version -> record of that version
-//	comp "patient\x00Type\x00id"        -> empty (compartment index)
-//	meta "format"                      -> formatVersion
+//	cur   "Type/id"                       -> record of the current version
+//	hist  "Type/id/" + 8-byte BE version  -> record of that version
+//	comp  "patient\x00Type\x00id"          -> empty (compartment index)
+//	ident "Type\x00system|value\x00id"     -> empty (identifier index)
+//	meta  "format"                        -> formatVersion
 //
 // The current record is kept in both cur and hist so that a Read is one
 // B+tree lookup; the price is one extra copy of each live body on disk.
+// comp and ident list only current, not deleted versions, and are changed
+// in the same transaction as cur.
 var (
-	bucketCur  = []byte("cur")
-	bucketHist = []byte("hist")
-	bucketComp = []byte("comp")
-	bucketMeta = []byte("meta")
-	keyFormat  = []byte("format")
+	bucketCur   = []byte("cur")
+	bucketHist  = []byte("hist")
+	bucketComp  = []byte("comp")
+	bucketIdent = []byte("ident")
+	bucketMeta  = []byte("meta")
+	keyFormat   = []byte("format")
 )
 
-const formatVersion = 1
+// formatVersion is the data format of the file. 2 added the search index
+// and identifiers to the record and the ident bucket. A format-1 file is
+// upgraded at Open: its records stay as they are and remain readable
+// (without index), new versions are written as format-2 records. Resources
+// not written since the upgrade have no ident entries, so FindByIdentifier
+// does not find them until they are written again (re-running the seed, or
+// any update, does that).
+const formatVersion = 2
 
-// Record header: format(1) flags(1) version(8) lastUpdated unix nanos(8)
-// patient length(2), then patient, then body. Fixed-width fields keep
+// Record layouts. Both start with format(1) flags(1) version(8)
+// lastUpdated unix nanos(8) patient length(2); fixed-width fields keep
 // decoding branch-free on the read path.
+//
+//	format 1: header, patient, body
+//	format 2: header, identifiers length(4), index length(4), patient,
+//	          identifiers (joined by NUL), index, body
 const (
-	recFormat     = 1
+	recFormat1    = 1
+	recFormat2    = 2
 	flagDeleted   = 1 << 0
-	headerLen     = 1 + 1 + 8 + 8 + 2
+	headerLen1    = 1 + 1 + 8 + 8 + 2
+	headerLen2    = headerLen1 + 4 + 4
 	maxPatientLen = math.MaxUint16
 )
 
@@ -71,43 +89,90 @@ func compKey(patient, typ, id string) []byte {
 	return append(k, id...)
 }
 
+func identKey(typ, identifier, id string) []byte {
+	k := make([]byte, 0, len(typ)+len(identifier)+len(id)+2)
+	k = append(k, typ...)
+	k = append(k, 0)
+	k = append(k, identifier...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
 type header struct {
 	version     int64
 	lastUpdated int64
 	deleted     bool
 	patient     string
+	// identifiers and index alias the record (bbolt's mmap or the
+	// encoding buffer): valid only as long as it is.
+	identifiers []byte // joined by NUL
+	index       []byte
+}
+
+// identifierList splits the NUL-joined identifiers of a header.
+func (h *header) identifierList() []string {
+	if len(h.identifiers) == 0 {
+		return nil
+	}
+	return strings.Split(string(h.identifiers), "\x00")
 }
 
 func encodeRecord(h header, body []byte) []byte {
-	b := make([]byte, headerLen+len(h.patient)+len(body))
-	b[0] = recFormat
+	pl, il, xl := len(h.patient), len(h.identifiers), len(h.index)
+	b := make([]byte, headerLen2+pl+il+xl+len(body))
+	b[0] = recFormat2
 	if h.deleted {
 		b[1] = flagDeleted
 	}
 	binary.BigEndian.PutUint64(b[2:], uint64(h.version))
 	binary.BigEndian.PutUint64(b[10:], uint64(h.lastUpdated))
-	binary.BigEndian.PutUint16(b[18:], uint16(len(h.patient)))
-	copy(b[headerLen:], h.patient)
-	copy(b[headerLen+len(h.patient):], body)
+	binary.BigEndian.PutUint16(b[18:], uint16(pl))
+	binary.BigEndian.PutUint32(b[20:], uint32(il))
+	binary.BigEndian.PutUint32(b[24:], uint32(xl))
+	o := headerLen2
+	o += copy(b[o:], h.patient)
+	o += copy(b[o:], h.identifiers)
+	o += copy(b[o:], h.index)
+	copy(b[o:], body)
 	return b
 }
 
-// decodeHeader reads the header without copying the body; the patient is
-// copied (string conversion) so the result outlives the transaction.
+// decodeHeader reads the header without copying the body, identifiers or
+// index; the patient is copied (string conversion) so the result outlives
+// the transaction. It reads format-1 and format-2 records.
 func decodeHeader(b []byte) (header, []byte, error) {
-	if len(b) < headerLen || b[0] != recFormat {
+	if len(b) < headerLen1 || (b[0] != recFormat1 && b[0] != recFormat2) {
 		return header{}, nil, errCorrupt
 	}
-	pl := int(binary.BigEndian.Uint16(b[18:]))
-	if len(b) < headerLen+pl {
-		return header{}, nil, errCorrupt
-	}
-	return header{
+	h := header{
 		version:     int64(binary.BigEndian.Uint64(b[2:])),
 		lastUpdated: int64(binary.BigEndian.Uint64(b[10:])),
 		deleted:     b[1]&flagDeleted != 0,
-		patient:     string(b[headerLen : headerLen+pl]),
-	}, b[headerLen+pl:], nil
+	}
+	pl := int(binary.BigEndian.Uint16(b[18:]))
+	if b[0] == recFormat1 {
+		if len(b) < headerLen1+pl {
+			return header{}, nil, errCorrupt
+		}
+		h.patient = string(b[headerLen1 : headerLen1+pl])
+		return h, b[headerLen1+pl:], nil
+	}
+	if len(b) < headerLen2 {
+		return header{}, nil, errCorrupt
+	}
+	il := uint64(binary.BigEndian.Uint32(b[20:]))
+	xl := uint64(binary.BigEndian.Uint32(b[24:]))
+	if uint64(len(b)) < uint64(headerLen2)+uint64(pl)+il+xl {
+		return header{}, nil, errCorrupt
+	}
+	o := headerLen2
+	h.patient = string(b[o : o+pl])
+	o += pl
+	h.identifiers = b[o : o+int(il)]
+	o += int(il)
+	h.index = b[o : o+int(xl)]
+	o += int(xl)
+	return h, b[o:], nil
 }
 
 // decodeVersion turns a record into a Version whose bytes are all owned by
@@ -126,7 +191,14 @@ func decodeVersion(typ, id string, b []byte) (store.Version, error) {
 		Patient:     h.patient,
 	}
 	if !h.deleted {
-		v.Body = append(make([]byte, 0, len(body)), body...)
+		// One allocation for body and index together.
+		buf := make([]byte, len(body)+len(h.index))
+		copy(buf, body)
+		copy(buf[len(body):], h.index)
+		v.Body = buf[:len(body):len(body)]
+		if len(h.index) > 0 {
+			v.Index = buf[len(body):]
+		}
 	}
 	return v, nil
 }

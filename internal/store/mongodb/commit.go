@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -162,6 +163,10 @@ func (s *Store) tryCommit(ctx context.Context, writes []store.Write) (out []stor
 				return nil, nil, fmt.Errorf("mongodb: render %s/%s: %w", w.Type, w.ID, err)
 			}
 			d.Body = body
+			if len(w.Index) > 0 {
+				d.Index = w.Index
+			}
+			d.Identifiers = slices.Compact(slices.Sorted(slices.Values(w.Identifiers)))
 		}
 		claims = append(claims, d)
 		claimOf = append(claimOf, i)

@@ -41,6 +41,7 @@ const (
 	collTxns      = "txns"
 
 	idxCompartment = "patient_type_id"
+	idxIdentifiers = "type_identifiers"
 	idxHistory     = "type_id_version"
 	idxClaims      = "txn"
 	idxTxnState    = "state_created"
@@ -120,6 +121,12 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			Keys:    bson.D{{Key: "patient", Value: 1}, {Key: "type", Value: 1}, {Key: "id", Value: 1}},
 			Options: options.Index().SetName(idxCompartment),
 		}},
+		{s.resources, idxIdentifiers, mongo.IndexModel{
+			// Multikey on identifiers: FindByIdentifier's equality on one
+			// array element, per type.
+			Keys:    bson.D{{Key: "type", Value: 1}, {Key: "identifiers", Value: 1}},
+			Options: options.Index().SetName(idxIdentifiers),
+		}},
 		{s.history, idxHistory, mongo.IndexModel{
 			Keys:    bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "version", Value: -1}},
 			Options: options.Index().SetName(idxHistory),
@@ -164,6 +171,11 @@ type doc struct {
 	LastUpdated time.Time `bson:"lastUpdated"`
 	Deleted     bool      `bson:"deleted"`
 	Body        []byte    `bson:"body,omitempty"`
+	// Index is the opaque search index (Write.Index), Identifiers the
+	// business identifiers "system|value" (Write.Identifiers); a deleted
+	// version has neither.
+	Index       []byte   `bson:"index,omitempty"`
+	Identifiers []string `bson:"identifiers,omitempty"`
 	// Txn and Exp mark a history document as a claim of an unfinished
 	// transaction: the version is not committed unless the transaction is.
 	Txn string     `bson:"txn,omitempty"`
@@ -179,6 +191,7 @@ func (d *doc) version() store.Version {
 		Deleted:     d.Deleted,
 		Patient:     d.Patient,
 		Body:        d.Body,
+		Index:       d.Index,
 	}
 }
 

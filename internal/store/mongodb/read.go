@@ -143,6 +143,34 @@ func (s *Store) Compartment(ctx context.Context, patient, typ string) ([]store.V
 	return out, nil
 }
 
+// FindByIdentifier implements store.Store. identifier goes into the filter
+// as a BSON string, compared for equality with the elements of the
+// identifiers array: whatever it contains, it is never read as an operator.
+// The {type, identifiers} index serves the query.
+func (s *Store) FindByIdentifier(ctx context.Context, typ, identifier string) ([]string, error) {
+	filter := bson.D{
+		{Key: "type", Value: typ},
+		{Key: "identifiers", Value: identifier},
+		{Key: "deleted", Value: false},
+	}
+	cur, err := s.resources.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: find %s by identifier: %w", typ, err)
+	}
+	var docs []struct {
+		ID string `bson:"id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongodb: find %s by identifier: %w", typ, err)
+	}
+	out := make([]string, len(docs))
+	for i, d := range docs {
+		out[i] = d.ID
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 // compartmentFilter leads with patient and type so the {patient, type, id}
 // index serves it and, on a cluster sharded by patient, it targets a single
 // shard.

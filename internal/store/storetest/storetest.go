@@ -54,6 +54,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RenderGetsVersionAndTime", testRenderGetsVersionAndTime},
 		{"ConcurrentDistinctCommits", testConcurrentDistinctCommits},
 		{"ConcurrentIfMatchOneWinner", testConcurrentIfMatchOneWinner},
+		{"IndexRoundTrip", testIndexRoundTrip},
+		{"FindByIdentifier", testFindByIdentifier},
+		{"FindByIdentifierFollowsVersions", testFindByIdentifierFollowsVersions},
+		{"FindByIdentifierAllOrNothing", testFindByIdentifierAllOrNothing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -882,5 +886,171 @@ func testConcurrentIfMatchOneWinner(t *testing.T, s store.Store) {
 		}
 		r := int(version) - 2
 		checkVersion(t, v, "Flag", "hot", "p1", fmt.Sprintf("round %d worker %d", r, winners[r]), version)
+	}
+}
+
+// indexed is putW with a search index and identifiers.
+func indexed(typ, id, patient, note string, index []byte, identifiers ...string) store.Write {
+	w := putW(typ, id, patient, note)
+	w.Index, w.Identifiers = index, identifiers
+	return w
+}
+
+func find(t *testing.T, s store.Store, typ, identifier string) []string {
+	t.Helper()
+	got, err := s.FindByIdentifier(ctx, typ, identifier)
+	require.NoError(t, err, "FindByIdentifier %s %s", typ, identifier)
+	if got == nil {
+		got = []string{}
+	}
+	return got
+}
+
+func testIndexRoundTrip(t *testing.T, s store.Store) {
+	// Arbitrary bytes, NULs and high bytes included: the index is opaque.
+	ix1 := []byte{1, 0, 2, 0xff, 'a', 0, 0}
+	ix2 := []byte("second version's index \x00\xfe")
+	v1 := commit1(t, s, indexed("Flag", "f1", "p1", "v1", ix1))
+	assert.Equal(t, ix1, v1.Index, "Commit returns the index")
+	v2 := commit1(t, s, indexed("Flag", "f1", "p1", "v2", ix2))
+	assert.Equal(t, ix2, v2.Index)
+	checkVersion(t, v2, "Flag", "f1", "p1", "v2", 2)
+
+	got, err := s.Read(ctx, "Flag", "f1")
+	require.NoError(t, err)
+	assert.Equal(t, ix2, got.Index, "Read")
+	checkVersion(t, got, "Flag", "f1", "p1", "v2", 2)
+	got, err = s.VRead(ctx, "Flag", "f1", 1)
+	require.NoError(t, err)
+	assert.Equal(t, ix1, got.Index, "VRead of the older version gives its own index")
+	checkVersion(t, got, "Flag", "f1", "p1", "v1", 1)
+	h, err := s.History(ctx, "Flag", "f1", store.HistoryQuery{})
+	require.NoError(t, err)
+	require.Len(t, h, 2)
+	assert.Equal(t, ix2, h[0].Index, "History")
+	assert.Equal(t, ix1, h[1].Index, "History")
+	cs, err := s.Compartment(ctx, "p1", "Flag")
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+	assert.Equal(t, ix2, cs[0].Index, "Compartment")
+
+	// Without an index, none comes back.
+	plain := put(t, s, "Flag", "f2", "p1", "no index")
+	assert.Empty(t, plain.Index)
+	got, err = s.Read(ctx, "Flag", "f2")
+	require.NoError(t, err)
+	assert.Empty(t, got.Index)
+
+	// A deleted version has no index; the older ones keep theirs.
+	d := commit1(t, s, delW("Flag", "f1"))
+	assert.Empty(t, d.Index)
+	got, err = s.Read(ctx, "Flag", "f1")
+	require.NoError(t, err)
+	assert.True(t, got.Deleted)
+	assert.Empty(t, got.Index)
+	got, err = s.VRead(ctx, "Flag", "f1", 2)
+	require.NoError(t, err)
+	assert.Equal(t, ix2, got.Index)
+}
+
+const fnr = "urn:oid:2.16.578.1.12.4.1.4.1"
+
+func testFindByIdentifier(t *testing.T, s store.Store) {
+	commit1(t, s, indexed("Patient", "p1", "p1", "one", nil, fnr+"|01017012345", "urn:other|a"))
+	commit1(t, s, indexed("Patient", "p10", "p10", "ten", nil, fnr+"|010170123456"))
+	commit1(t, s, indexed("Patient", "p2", "p2", "two", nil, fnr+"|02027012345"))
+	// Same identifier on another type: types are apart.
+	commit1(t, s, indexed("Flag", "f1", "p1", "flag", nil, fnr+"|01017012345"))
+	// Two patients sharing an identifier come back sorted by id,
+	// whatever the order they were written in.
+	commit1(t, s, indexed("Patient", "pb", "pb", "b", nil, "urn:shared|x"))
+	commit1(t, s, indexed("Patient", "pa", "pa", "a", nil, "urn:shared|x", "urn:shared|x"))
+	// No system.
+	commit1(t, s, indexed("Patient", "p3", "p3", "three", nil, "|local-7"))
+
+	assert.Equal(t, []string{"p1"}, find(t, s, "Patient", fnr+"|01017012345"))
+	assert.Equal(t, []string{"p1"}, find(t, s, "Patient", "urn:other|a"))
+	assert.Equal(t, []string{"p10"}, find(t, s, "Patient", fnr+"|010170123456"), "a longer value is another identifier")
+	assert.Equal(t, []string{"p2"}, find(t, s, "Patient", fnr+"|02027012345"))
+	assert.Equal(t, []string{"f1"}, find(t, s, "Flag", fnr+"|01017012345"))
+	assert.Equal(t, []string{"pa", "pb"}, find(t, s, "Patient", "urn:shared|x"))
+	assert.Equal(t, []string{"p3"}, find(t, s, "Patient", "|local-7"))
+	for _, miss := range []string{
+		fnr + "|0101701234", // a prefix of a stored value
+		fnr + "|",
+		fnr,
+		"01017012345",
+		"urn:other|A", // exact comparison
+		"",
+		`{"$gt":""}`,
+		`.*`,
+	} {
+		assert.Empty(t, find(t, s, "Patient", miss), "identifier %q", miss)
+	}
+	assert.Empty(t, find(t, s, "Encounter", fnr+"|01017012345"))
+	assert.Empty(t, find(t, s, "Patient", "urn:nobody|1"))
+}
+
+func testFindByIdentifierFollowsVersions(t *testing.T, s store.Store) {
+	a, b, c := fnr+"|11111111111", fnr+"|22222222222", "urn:kept|k"
+	commit1(t, s, indexed("Patient", "p1", "p1", "v1", nil, a, c))
+	assert.Equal(t, []string{"p1"}, find(t, s, "Patient", a))
+
+	// An update that changes the identifier: the old one finds it no more.
+	commit1(t, s, indexed("Patient", "p1", "p1", "v2", nil, b, c))
+	assert.Empty(t, find(t, s, "Patient", a), "an identifier the current version lost")
+	assert.Equal(t, []string{"p1"}, find(t, s, "Patient", b))
+	assert.Equal(t, []string{"p1"}, find(t, s, "Patient", c), "an identifier kept across versions")
+
+	// An update without identifiers drops them all.
+	commit1(t, s, indexed("Patient", "p1", "p1", "v3", nil))
+	assert.Empty(t, find(t, s, "Patient", b))
+	assert.Empty(t, find(t, s, "Patient", c))
+	commit1(t, s, indexed("Patient", "p1", "p1", "v4", nil, b))
+	assert.Equal(t, []string{"p1"}, find(t, s, "Patient", b))
+
+	// A deleted resource is found by none.
+	commit1(t, s, delW("Patient", "p1"))
+	assert.Empty(t, find(t, s, "Patient", b))
+	_, err := s.Commit(ctx, []store.Write{delW("Patient", "p1")})
+	require.NoError(t, err)
+	assert.Empty(t, find(t, s, "Patient", b))
+
+	// Recreated, it is found by what the new version carries.
+	commit1(t, s, indexed("Patient", "p1", "p1", "v6", nil, a))
+	assert.Equal(t, []string{"p1"}, find(t, s, "Patient", a))
+	assert.Empty(t, find(t, s, "Patient", b))
+
+	// The identifier moves to another resource.
+	commit1(t, s, indexed("Patient", "p1", "p1", "v7", nil))
+	commit1(t, s, indexed("Patient", "p2", "p2", "v1", nil, a))
+	assert.Equal(t, []string{"p2"}, find(t, s, "Patient", a))
+}
+
+func testFindByIdentifierAllOrNothing(t *testing.T, s store.Store) {
+	old, changed, fresh := fnr+"|33333333333", fnr+"|44444444444", fnr+"|55555555555"
+	commit1(t, s, indexed("Patient", "p1", "p1", "v1", nil, old))
+	commit1(t, s, indexed("Patient", "gone", "gone", "v1", nil, "urn:gone|1"))
+	put(t, s, "Flag", "stale", "p1", "v1")
+	put(t, s, "Flag", "stale", "p1", "v2")
+
+	stale := putW("Flag", "stale", "p1", "v3")
+	stale.IfMatch = 1
+	bad := store.Write{Type: "Flag", ID: "bad", Op: store.OpPut, Patient: "p1",
+		Render: func(int64, time.Time) ([]byte, error) { return nil, errRender }}
+	for name, last := range map[string]store.Write{"stale IfMatch": stale, "render error": bad, "delete of unknown": delW("Flag", "nope")} {
+		_, err := s.Commit(ctx, []store.Write{
+			indexed("Patient", "p1", "p1", "v2", nil, changed),
+			indexed("Patient", "p9", "p9", "new", nil, fresh),
+			delW("Patient", "gone"),
+			indexed("Flag", "f9", "p9", "new", nil, fresh),
+			last,
+		})
+		require.Error(t, err, name)
+		assert.Equal(t, []string{"p1"}, find(t, s, "Patient", old), "%s: the failed commit's update left the old identifier", name)
+		assert.Empty(t, find(t, s, "Patient", changed), "%s: no entry for the failed update's identifier", name)
+		assert.Empty(t, find(t, s, "Patient", fresh), "%s: no entry for the failed create", name)
+		assert.Empty(t, find(t, s, "Flag", fresh), "%s", name)
+		assert.Equal(t, []string{"gone"}, find(t, s, "Patient", "urn:gone|1"), "%s: the failed delete removed nothing", name)
 	}
 }

@@ -1,0 +1,117 @@
+// Package ingest turns a validated resource into the store.Write that
+// stores it. It is the one place that decides what a stored version
+// carries besides its JSON: the patient it belongs to, its search index
+// (extracted here, once, at write time) and its business identifiers
+// (which the store keeps looked up for FindByIdentifier). The REST layer
+// and the bulk loader both write through it, so a resource stored either
+// way is indexed the same way.
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/fhir/search"
+	"github.com/kjernejournal/kjernejournal/internal/store"
+)
+
+// Preparer builds writes. Both fields are required; it is safe for
+// concurrent use.
+type Preparer struct {
+	Codec  *fhir.Codec
+	Search *search.Registry
+}
+
+// Write returns the put of res (already parsed, validated and given its
+// id): the JSON as fhir.Codec.Marshal prints it, stamped with
+// meta.versionId and meta.lastUpdated by fhir.WithMeta inside the commit;
+// Patient from res; Index, the binary search index extracted from that
+// JSON (without meta.lastUpdated, which the store only decides in the
+// commit: readers add it from Version.LastUpdated with
+// search.Index.SetLastUpdated); and Identifiers from the resource's
+// identifier element.
+func (p *Preparer) Write(res *fhir.Resource, ifMatch int64, create bool) (store.Write, error) {
+	if p == nil || p.Codec == nil || p.Search == nil {
+		return store.Write{}, errors.New("ingest: Preparer needs a Codec and a search Registry")
+	}
+	stored, err := p.Codec.Marshal(res)
+	if err != nil {
+		return store.Write{}, fmt.Errorf("ingest: print %s/%s: %w", res.Type, res.ID, err)
+	}
+	idx, err := p.Search.Extract(res.Type, stored)
+	if err != nil {
+		return store.Write{}, fmt.Errorf("ingest: index %s/%s: %w", res.Type, res.ID, err)
+	}
+	bin, err := idx.MarshalBinary()
+	if err != nil {
+		return store.Write{}, fmt.Errorf("ingest: index %s/%s: %w", res.Type, res.ID, err)
+	}
+	idents, err := Identifiers(stored)
+	if err != nil {
+		return store.Write{}, fmt.Errorf("ingest: identifiers of %s/%s: %w", res.Type, res.ID, err)
+	}
+	return store.Write{
+		Type: res.Type, ID: res.ID, Op: store.OpPut, Patient: res.Patient,
+		IfMatch: ifMatch, Create: create,
+		Render:      func(v int64, t time.Time) ([]byte, error) { return fhir.WithMeta(stored, v, t) },
+		Index:       bin,
+		Identifiers: idents,
+	}, nil
+}
+
+// IdentifierKey is the form the store keeps an identifier in, and looks
+// it up by: "system|value", "|value" for an identifier without a system.
+func IdentifierKey(system, value string) string { return system + "|" + value }
+
+type identifier struct {
+	System string `json:"system"`
+	Value  string `json:"value"`
+}
+
+// Identifiers returns the keys (IdentifierKey) of the identifier element
+// at the top of a resource's JSON (a list, or for the few types where it
+// is single, one object), sorted and without duplicates. An identifier
+// without a value is left out, and so is one no search could name: longer
+// than search.MaxValueLength or holding control characters, which the
+// query parser refuses anyway.
+func Identifiers(resourceJSON []byte) ([]string, error) {
+	var top struct {
+		Identifier json.RawMessage `json:"identifier"`
+	}
+	if err := json.Unmarshal(resourceJSON, &top); err != nil {
+		return nil, err
+	}
+	raw := top.Identifier
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var list []identifier
+	if raw[0] == '{' {
+		var one identifier
+		if err := json.Unmarshal(raw, &one); err != nil {
+			return nil, err
+		}
+		list = []identifier{one}
+	} else if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, id := range list {
+		if id.Value == "" {
+			continue
+		}
+		k := IdentifierKey(id.System, id.Value)
+		if len(k) > search.MaxValueLength || strings.IndexFunc(k, unicode.IsControl) >= 0 {
+			continue
+		}
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}

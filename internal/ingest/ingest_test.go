@@ -1,0 +1,92 @@
+package ingest_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/fhir/search"
+	"github.com/kjernejournal/kjernejournal/internal/ingest"
+	"github.com/kjernejournal/kjernejournal/internal/store"
+	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
+)
+
+const fnrSystem = "urn:oid:2.16.578.1.12.4.1.4.1"
+
+func TestIdentifiers(t *testing.T) {
+	for _, tc := range []struct {
+		name, json string
+		want       []string
+	}{
+		{"none", `{"resourceType":"Patient"}`, nil},
+		{"list, sorted and deduplicated",
+			`{"identifier":[{"system":"urn:b","value":"2"},{"system":"urn:a","value":"1"},{"system":"urn:b","value":"2"}]}`,
+			[]string{"urn:a|1", "urn:b|2"}},
+		{"no system", `{"identifier":[{"value":"x"}]}`, []string{"|x"}},
+		{"no value is left out", `{"identifier":[{"system":"urn:a"},{"system":"urn:a","value":""}]}`, nil},
+		{"single object", `{"identifier":{"system":"urn:a","value":"1"}}`, []string{"urn:a|1"}},
+		{"control characters are left out", `{"identifier":[{"system":"urn:a","value":"a\u0000b"},{"system":"urn:a","value":"ok"}]}`, []string{"urn:a|ok"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ingest.Identifiers([]byte(tc.json))
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+	_, err := ingest.Identifiers([]byte(`{"identifier":"x"}`))
+	assert.Error(t, err)
+}
+
+// TestPreparerStoresSearchableVersions commits a prepared Patient to a real
+// store and checks what a search reads back: the stamped JSON, the index
+// (plus lastUpdated from the version) equal to one extracted from that
+// JSON, and the identifier lookup.
+func TestPreparerStoresSearchableVersions(t *testing.T) {
+	codec, err := fhir.NewCodec()
+	require.NoError(t, err)
+	reg, err := search.Load()
+	require.NoError(t, err)
+	p := &ingest.Preparer{Codec: codec, Search: reg}
+	res, err := codec.Parse([]byte(`{"resourceType":"Patient","id":"p1",
+		"identifier":[{"system":"` + fnrSystem + `","value":"01017012345"}],
+		"name":[{"family":"Nordmann","given":["Kari"]}],"gender":"female","birthDate":"1970-01-01"}`))
+	require.NoError(t, err)
+	w, err := p.Write(res, 0, true)
+	require.NoError(t, err)
+	assert.Equal(t, "Patient", w.Type)
+	assert.Equal(t, "p1", w.ID)
+	assert.Equal(t, "p1", w.Patient)
+	assert.True(t, w.Create)
+	assert.Equal(t, []string{fnrSystem + "|01017012345"}, w.Identifiers)
+	require.NotEmpty(t, w.Index)
+
+	st, err := embedded.Open(context.Background(), embedded.Options{Path: filepath.Join(t.TempDir(), "kj.db"), NoSync: true})
+	require.NoError(t, err)
+	defer st.Close()
+	vs, err := st.Commit(context.Background(), []store.Write{w})
+	require.NoError(t, err)
+	v, err := st.Read(context.Background(), "Patient", "p1")
+	require.NoError(t, err)
+	assert.Equal(t, string(vs[0].Body), string(v.Body))
+	assert.Contains(t, string(v.Body), `"lastUpdated":"`+fhir.FormatInstant(v.LastUpdated)+`"`)
+
+	var got search.Index
+	require.NoError(t, got.UnmarshalBinary(v.Index))
+	got.SetLastUpdated(v.LastUpdated)
+	want, err := reg.Extract("Patient", v.Body)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+
+	ids, err := st.FindByIdentifier(context.Background(), "Patient", ingest.IdentifierKey(fnrSystem, "01017012345"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"p1"}, ids)
+
+	q, _, err := reg.ParseQuery("Patient", map[string][]string{"_lastUpdated": {"ge" + v.LastUpdated.Add(-time.Second).Format(time.RFC3339)}}, false)
+	require.NoError(t, err)
+	assert.True(t, q.Match(got), "_lastUpdated matches on the stored index")
+}
