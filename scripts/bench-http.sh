@@ -58,9 +58,21 @@ run "read, one patient, no authentication" -scenario read -ids "$WORK/one.txt"
 stop
 
 for cache in 10000 -1; do
-  start --auth-server --token-cache-size "$cache"
+  start --auth-server --token-cache-size "$cache" --insecure-no-audit
   TOKEN=$(bin/kjernejournal token --as hospital-doctor --patient "$ONE" --issuer "http://$ADDR" --lifetime 1h)
-  run "read, one patient, token + scopes + access rules, token cache $cache" -scenario read -ids "$WORK/one.txt" \
+  run "read, one patient, token + scopes + access rules, token cache $cache, no usage log" -scenario read -ids "$WORK/one.txt" \
+    -H "Authorization: Bearer $TOKEN" -H "nhn-access-basis: UNNTAK"
+  stop
+done
+
+# Authorised patient-bound search (token, scopes, access rules) without and
+# with the durable usage log (one AuditEvent per request, group-committed).
+echo "MedicationStatement?patient=$ONE&status=active" > "$WORK/search.txt"
+for auditflag in --insecure-no-audit ""; do
+  start --auth-server $auditflag
+  TOKEN=$(bin/kjernejournal token --as hospital-doctor --patient "$ONE" --issuer "http://$ADDR" --lifetime 1h)
+  label="with usage log"; [ -n "$auditflag" ] && label="no usage log"
+  run "authorised patient search, $label" -scenario read -ids "$WORK/search.txt" \
     -H "Authorization: Bearer $TOKEN" -H "nhn-access-basis: UNNTAK"
   stop
 done

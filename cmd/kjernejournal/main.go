@@ -24,6 +24,7 @@ Commands:
   serve   start the FHIR server
   seed    load synthetic Norwegian patients into the store
   token   print a development access token from the built-in SMART server's key
+  audit   audit verify: check the usage log's hash chain and name the first broken link
 
 Run "kjernejournal <command> --help" for a command's flags. Every flag can
 also be set with the KJ_* environment variable named in its help; a flag on
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Serve(ctx, args[1:], stdout, stderr)
 	case "seed":
 		return cli.Seed(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return cli.Audit(ctx, args[1:], stdout, stderr)
 	case "token":
 		return smart.TokenCommand(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

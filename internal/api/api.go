@@ -43,6 +43,10 @@ type Config struct {
 	Auth Authenticator
 	// Policy decides every access (required with Auth).
 	Policy *access.Policy
+	// Audit is the usage log; nil switches auditing off (tests of REST
+	// behaviour only). With it, every request to a data route is recorded
+	// before its answer leaves, and a failure to record gives 503.
+	Audit store.AuditLog
 	// Security, if set, is added to the CapabilityStatement's rest.security
 	// (the SMART service and oauth-uris of the authorisation server).
 	Security *Security
@@ -118,13 +122,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.Se
 func (s *Server) Routes() []RouteInfo {
 	out := make([]RouteInfo, 0, len(s.routes))
 	for _, r := range s.routes {
-		out = append(out, RouteInfo{Method: r.method, Path: r.path, Interaction: r.interaction})
+		out = append(out, RouteInfo{Method: r.method, Path: r.path, Interaction: r.interaction, Public: r.public})
 	}
 	return out
 }
 
 // RouteInfo describes one route.
-type RouteInfo struct{ Method, Path, Interaction string }
+type RouteInfo struct {
+	Method, Path, Interaction string
+	Public                    bool // needs no token and is not audited (metadata, health, metrics)
+}
 
 func (s *Server) router() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
@@ -137,7 +144,7 @@ func (s *Server) router() *gin.Engine {
 		if r.public {
 			e.Handle(r.method, r.path, r.handle)
 		} else {
-			e.Handle(r.method, r.path, s.authenticate, r.handle)
+			e.Handle(r.method, r.path, s.audited, s.authenticate, r.handle)
 		}
 	}
 	e.NoRoute(func(c *gin.Context) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,8 +41,12 @@ type secured struct {
 	*client
 	as       *smart.Server
 	st       store.Store
-	patients []string // ids of stored patients; patients[0] has the gp persona as GP
+	patients []string     // ids of stored patients; patients[0] has the gp persona as GP
+	offset   atomic.Int64 // added to the server's clock (the usage log's time)
 }
+
+// advance moves the server's clock (not the token issuer's) forward.
+func (s *secured) advance(d time.Duration) { s.offset.Add(int64(d)) }
 
 func newSecured(t *testing.T, st store.Store) *secured {
 	t.Helper()
@@ -66,9 +71,11 @@ func newSecured(t *testing.T, st store.Store) *secured {
 	}
 	codec, err := fhir.NewCodec()
 	require.NoError(t, err)
+	s := &secured{as: as, st: st}
 	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler), BaseURL: ts.URL,
 		Auth: v, Policy: &access.Policy{Orgs: access.Organisations{Hospitals: hospitals}},
-		Security: &api.Security{Authorize: as.Endpoints().Authorize, Token: as.Endpoints().Token}})
+		Security: &api.Security{Authorize: as.Endpoints().Authorize, Token: as.Endpoints().Token},
+		Audit:    st, Now: func() time.Time { return time.Now().Add(time.Duration(s.offset.Load())) }})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.Handle("/auth/", as)
@@ -76,7 +83,7 @@ func newSecured(t *testing.T, st store.Store) *secured {
 	mux.Handle("/", srv)
 	handler = mux
 
-	s := &secured{client: &client{t: t, base: ts.URL, srv: srv}, as: as, st: st}
+	s.client = &client{t: t, base: ts.URL, srv: srv}
 	// Patients are stored directly: health personnel do not create them.
 	for i := 0; i < 2; i++ {
 		body := patientJSON(t, 40+i, fmt.Sprintf("sec-pat-%d", i))

@@ -126,13 +126,14 @@ func (s *Server) allowAs(c *gin.Context, in auth.Interaction, ain access.Interac
 	}
 	sd, ok := scopeDecision(p, in, typ, patient)
 	if !ok {
+		d := access.Decision{Effect: access.Deny, Reason: "insufficient-scope",
+			Message: fmt.Sprintf("the token's scopes do not allow %s on %s%s", in, typ, forPatient(patient))}
 		if p.Patient != "" && patient != p.Patient && p.Scopes.Permits(auth.ContextPatient, typ, in).Allowed {
-			s.refuse(c, http.StatusForbidden, string(access.PatientNotInContext), fmt.Sprintf(
-				"the token's patient/ scopes cover Patient/%s only, not%s", p.Patient, forPatient(patient)), p)
-			return grant{}, false
+			d.Reason = access.PatientNotInContext
+			d.Message = fmt.Sprintf("the token's patient/ scopes cover Patient/%s only, not%s", p.Patient, forPatient(patient))
 		}
-		s.refuse(c, http.StatusForbidden, "insufficient-scope", fmt.Sprintf(
-			"the token's scopes do not allow %s on %s%s", in, typ, forPatient(patient)), p)
+		noteAccess(c, patient, typ, d)
+		s.refuse(c, http.StatusForbidden, string(d.Reason), d.Message, p)
 		return grant{}, false
 	}
 	st, err := s.patientState(c, patient, pv)
@@ -146,6 +147,7 @@ func (s *Server) allowAs(c *gin.Context, in auth.Interaction, ain access.Interac
 	d := s.cfg.Policy.Decide(subject, access.Request{
 		Interaction: ain, ResourceType: typ, Patient: patient, Basis: basis, BasisHeader: basisRaw,
 	}, st)
+	noteAccess(c, patient, typ, d)
 	if !d.Allowed() {
 		if d.AsNotFound {
 			s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found", Diagnostics: d.Message})

@@ -36,6 +36,12 @@ func (s *Server) routeTable() []route {
 		// position, so one handler dispatches both.
 		{http.MethodGet, "/:type/:id/:sub", "history-instance", "instance", s.instanceSub, false},
 		{http.MethodGet, "/:type/:id/:sub/:vid", "vread", "instance", s.vread, false},
+		// The usage log: searched, never written through the API.
+		{http.MethodGet, "/AuditEvent", "search-type", "audit", s.auditSearch, false},
+		{http.MethodPost, "/AuditEvent", "create", "audit-immutable", s.auditImmutable, false},
+		{http.MethodGet, "/AuditEvent/:id", "read", "audit-immutable", s.auditImmutable, false},
+		{http.MethodPut, "/AuditEvent/:id", "update", "audit-immutable", s.auditImmutable, false},
+		{http.MethodDelete, "/AuditEvent/:id", "delete", "audit-immutable", s.auditImmutable, false},
 		{http.MethodGet, "/healthz", "healthz", "", s.healthz, true},
 		{http.MethodGet, "/readyz", "readyz", "", s.readyz, true},
 		{http.MethodGet, "/metrics", "metrics", "", s.metricsHandler, true},
@@ -93,6 +99,19 @@ func (s *Server) capabilityStatement(base string) []byte {
 			res.Operation = []operation{{Name: "kj-status", Definition: "https://kjernejournal.example.no/fhir/OperationDefinition/kj-status"}}
 		}
 		resources = append(resources, res)
+	}
+	if s.cfg.Audit != nil {
+		resources = append(resources, resource{
+			Type: "AuditEvent", Interaction: []interaction{{"search-type"}}, Versioning: "no-version",
+			ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
+			SearchParam: []searchParam{
+				{Name: "patient", Type: "reference", Definition: "http://hl7.org/fhir/SearchParameter/AuditEvent-patient"},
+				{Name: "agent", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/AuditEvent-agent", Documentation: "HPR number of the health personnel (system|value or value)"},
+				{Name: "organization", Type: "token", Definition: "https://kjernejournal.example.no/fhir/SearchParameter/AuditEvent-organization", Documentation: "organisation number of the legal entity"},
+				{Name: "date", Type: "date", Definition: "http://hl7.org/fhir/SearchParameter/AuditEvent-date"},
+				{Name: "outcome", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/AuditEvent-outcome"},
+			},
+		})
 	}
 	// A struct, not a map, so that resourceType comes first as FHIR
 	// readers expect.

@@ -56,11 +56,7 @@ type security struct {
 
 func (f authFlags) setup(ctx context.Context, addr, base string) (*security, error) {
 	if *f.noAuth {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, fmt.Errorf("--addr %q: %w", addr, err)
-		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !loopback(addr) {
 			return nil, fmt.Errorf("--insecure-no-auth is allowed on loopback addresses only, not %s", addr)
 		}
 		return &security{}, nil
@@ -123,4 +119,14 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// loopback reports whether a listen address is on the loopback interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }

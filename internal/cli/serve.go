@@ -13,6 +13,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 )
 
@@ -32,6 +33,8 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	demoSeed := fs.Int64("demo-seed", 1, "random seed of the demo patients")
 	grace := fs.Duration("shutdown-timeout", 15*time.Second, "how long shutdown waits for in-flight requests")
 	af := addAuthFlags(fs)
+	noAudit := fs.Bool("insecure-no-audit", false, "switch the usage log off (loopback addresses only; to measure its cost)")
+	purgeEvery := fs.Duration("purge-interval", time.Hour, "how often to delete the records of patients whose reservation is 30 days old")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -76,7 +79,15 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := api.Config{Store: st, Codec: codec, Logger: log, MaxBodyBytes: *maxBody,
-		BaseURL: base, Version: Version, Policy: sec.policy, Security: sec.cap}
+		BaseURL: base, Version: Version, Policy: sec.policy, Security: sec.cap, Audit: st}
+	if *noAudit {
+		if !loopback(ln.Addr().String()) {
+			ln.Close()
+			return errors.New("--insecure-no-audit is allowed on loopback addresses only")
+		}
+		cfg.Audit = nil
+		log.Warn("the usage log is OFF (--insecure-no-audit); never expose this server")
+	}
 	if sec.validator != nil {
 		cfg.Auth = sec.validator
 	} else {
@@ -105,6 +116,8 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	purger := &privacy.Purger{Store: st, Log: log}
+	go purger.Run(ctx, *purgeEvery)
 	log.Info("listening", "addr", ln.Addr().String(), "store", sf.describe(), "version", Version)
 	fmt.Fprintf(stdout, "kjernejournal listening on http://%s (%s)\n", ln.Addr(), sf.describe())
 	errc := make(chan error, 1)

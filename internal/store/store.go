@@ -83,8 +83,12 @@ type HistoryQuery struct {
 }
 
 // Store is the contract between the REST layer and a storage engine.
-// Every method is safe for concurrent use.
+// Every method is safe for concurrent use. Every engine also keeps the
+// usage log and does the maintenance background jobs need (audit.go).
 type Store interface {
+	AuditLog
+	Maintenance
+
 	// Read returns the current version. A deleted resource is returned
 	// with Deleted set; a resource that never existed gives ErrNotFound.
 	Read(ctx context.Context, typ, id string) (Version, error)

@@ -79,14 +79,20 @@ func (s *Store) Stats() Stats {
 
 var _ store.Store = (*Store)(nil)
 
+// request is one unit of work for the committer: a Commit (writes), an
+// AppendAudit (audit) or a Purge (purge); exactly one is set.
 type request struct {
 	ctx    context.Context
 	writes []store.Write
+	audit  *auditRequest
+	purge  *purgeRequest
 	resp   chan result
 }
 
 type result struct {
 	versions []store.Version
+	records  []store.AuditRecord
+	purged   int
 	err      error
 }
 
@@ -128,7 +134,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("embedded store: open %s: %w", opts.Path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketCur, bucketHist, bucketComp, bucketIdent, bucketMeta} {
+		for _, name := range [][]byte{bucketCur, bucketHist, bucketComp, bucketIdent, bucketMeta,
+			bucketAudit, bucketAuditPatient, bucketAuditAgent, bucketAuditOrg} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -433,24 +440,29 @@ func (s *Store) Commit(ctx context.Context, writes []store.Write) ([]store.Versi
 	if len(writes) == 0 {
 		return []store.Version{}, nil
 	}
-	r := &request{ctx: ctx, writes: writes, resp: make(chan result, 1)}
+	res := s.submit(&request{ctx: ctx, writes: writes})
+	return res.versions, res.err
+}
+
+// submit hands r to the committer and waits for its result.
+func (s *Store) submit(r *request) result {
+	r.resp = make(chan result, 1)
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		return nil, ErrClosed
+		return result{err: ErrClosed}
 	}
 	select {
 	case s.reqs <- r:
-	case <-ctx.Done():
+	case <-r.ctx.Done():
 		s.mu.RUnlock()
-		return nil, ctx.Err()
+		return result{err: r.ctx.Err()}
 	}
 	s.mu.RUnlock()
 	// Once queued the request is waited for even if ctx ends: returning
 	// early could report failure for a commit that then becomes durable.
 	// The committer itself skips requests whose ctx ended before their turn.
-	res := <-r.resp
-	return res.versions, res.err
+	return <-r.resp
 }
 
 func (s *Store) committer(maxGroup int) {
@@ -478,33 +490,54 @@ func (s *Store) committer(maxGroup int) {
 }
 
 // commitGroup applies a group of requests in one transaction. Each request
-// is all-or-nothing on its own: its preconditions and renders are checked
-// before it mutates anything, so a refused request leaves no trace while
-// the others in the group commit.
+// is all-or-nothing on its own: its preconditions, renders and links are
+// checked before it mutates anything, so a refused request leaves no trace
+// while the others in the group commit. Audit entries are linked here, in
+// the order the requests are applied, each request after the one before it
+// in the group; the chain head moves in the same transaction, so a group
+// that fails leaves it where it was.
 func (s *Store) commitGroup(group []*request) {
 	results := make([]result, len(group))
 	now := s.now().UnixNano()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := buckets{cur: tx.Bucket(bucketCur), hist: tx.Bucket(bucketHist), comp: tx.Bucket(bucketComp), ident: tx.Bucket(bucketIdent)}
+		var chain *auditChain
 		for i, r := range group {
 			if err := r.ctx.Err(); err != nil {
 				results[i].err = err
 				continue
 			}
-			vs, err := b.apply(r.writes, now)
-			if err != nil && isStorageError(err) {
+			var res result
+			switch {
+			case r.audit != nil:
+				if chain == nil {
+					var err error
+					if chain, err = openChain(tx); err != nil {
+						return err
+					}
+				}
+				res.records, res.err = chain.append(r.audit)
+			case r.purge != nil:
+				res.purged, res.err = b.purge(r.purge)
+			default:
+				res.versions, res.err = b.apply(r.writes, now)
+			}
+			if res.err != nil && isStorageError(res.err) {
 				// A failed Put may have left part of this request in the
 				// transaction: the whole group has to go.
-				return err
+				return res.err
 			}
-			results[i] = result{vs, err}
+			results[i] = res
+		}
+		if chain != nil {
+			return chain.saveHead()
 		}
 		return nil
 	})
 	if err != nil {
 		err = fmt.Errorf("embedded store: commit to %s: %w", s.path, err)
 		for i := range results {
-			results[i] = result{nil, err}
+			results[i] = result{err: err}
 		}
 	}
 	for i, r := range group {

@@ -19,11 +19,19 @@ import (
 //	comp  "patient\x00Type\x00id"          -> empty (compartment index)
 //	ident "Type\x00system|value\x00id"     -> empty (identifier index)
 //	meta  "format"                        -> formatVersion
+//	meta  "audithead"                     -> 8-byte BE seq + hash (hex)
+//	audit 8-byte BE seq                   -> audit record (audit.go)
+//	audit_patient "patient\x00" + 8-byte BE seq -> empty
+//	audit_agent   "hpr\x00" + 8-byte BE seq     -> empty
+//	audit_org     "org\x00" + 8-byte BE seq     -> empty
 //
 // The current record is kept in both cur and hist so that a Read is one
 // B+tree lookup; the price is one extra copy of each live body on disk.
 // comp and ident list only current, not deleted versions, and are changed
-// in the same transaction as cur.
+// in the same transaction as cur. The usage log (audit and its three
+// indexes) is append-only and independent of the resources: Purge never
+// touches it. Its buckets are created on Open in files of either format,
+// which needs no format change: older builds ignore them.
 var (
 	bucketCur   = []byte("cur")
 	bucketHist  = []byte("hist")
@@ -31,6 +39,12 @@ var (
 	bucketIdent = []byte("ident")
 	bucketMeta  = []byte("meta")
 	keyFormat   = []byte("format")
+
+	bucketAudit        = []byte("audit")
+	bucketAuditPatient = []byte("audit_patient")
+	bucketAuditAgent   = []byte("audit_agent")
+	bucketAuditOrg     = []byte("audit_org")
+	keyAuditHead       = []byte("audithead")
 )
 
 // formatVersion is the data format of the file. 2 added the search index

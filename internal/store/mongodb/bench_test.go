@@ -3,7 +3,11 @@ package mongodb
 import (
 	"fmt"
 	"testing"
+	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/kjernejournal/kjernejournal/internal/audit"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -69,4 +73,36 @@ func BenchmarkCommit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkAppendAuditParallel appends one AuditEvent per call from many
+// goroutines, as concurrent requests do; group commit lets them share the
+// batch insert. records/batch says how well it groups. Figures only.
+func BenchmarkAppendAuditParallel(b *testing.B) {
+	s := openDB(b, Options{})
+	body := []byte(`{"resourceType":"AuditEvent","id":"x","type":{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110112"},"action":"R","recorded":"2025-03-01T10:00:00Z","outcome":"0","agent":[{"who":{"identifier":{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"9144889"}},"requestor":true}],"entity":[{"what":{"reference":"Patient/p1"}}]}`)
+	b.SetParallelism(8) // 8 x GOMAXPROCS appenders
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.AppendAudit(ctx, audit.Link, []store.AuditEntry{{
+				Patient: "p1", AgentHPR: "9144889", Org: "974589095", Recorded: time.Now(), Outcome: "0", Body: body,
+			}}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	seq, _, err := s.AuditHead(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	batches, err := s.auditBatches.CountDocuments(ctx, bson.D{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if batches > 0 {
+		b.ReportMetric(float64(seq)/float64(batches), "records/batch")
+	}
 }

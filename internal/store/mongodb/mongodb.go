@@ -39,12 +39,18 @@ const (
 	collResources = "resources"
 	collHistory   = "history"
 	collTxns      = "txns"
+	collAudit     = "audit"
+	collBatches   = "auditbatches"
 
 	idxCompartment = "patient_type_id"
 	idxIdentifiers = "type_identifiers"
 	idxHistory     = "type_id_version"
 	idxClaims      = "txn"
 	idxTxnState    = "state_created"
+	idxAuditPat    = "patient_seq"
+	idxAuditAgent  = "agent_seq"
+	idxAuditOrg    = "org_seq"
+	idxAuditTime   = "recorded"
 )
 
 // Store implements store.Store on MongoDB.
@@ -56,12 +62,25 @@ type Store struct {
 	txns      *mongo.Collection
 	ttl       time.Duration
 
+	// The usage log: records, and the batch documents that commit them.
+	auditColl    *mongo.Collection
+	auditBatches *mongo.Collection
+	audit        *committer
+	closeGuard
+
 	// crashAt makes Commit stop dead at a protocol step, as if the process
 	// died there; only tests set it.
 	crashAt crashPoint
+	// crashAuditAfterBatch makes the usage-log committer stop right after
+	// its commit point, before the records reach audit; only tests set it.
+	crashAuditAfterBatch bool
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.AuditLog    = (*Store)(nil)
+	_ store.Maintenance = (*Store)(nil)
+)
 
 // Open connects, creates the indexes and finishes or undoes transactions
 // left behind by writers that died.
@@ -92,6 +111,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		history:   db.Collection(collHistory),
 		txns:      db.Collection(collTxns),
 		ttl:       opts.LockTTL,
+
+		auditColl:    db.Collection(collAudit),
+		auditBatches: db.Collection(collBatches),
 	}
 	if err := s.ensureIndexes(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
@@ -102,7 +124,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			_ = client.Disconnect(context.Background())
 			return nil, err
 		}
+		// Usage-log batches committed by a process that died before
+		// copying their records into audit.
+		if _, _, err := s.settleAudit(ctx); err != nil {
+			_ = client.Disconnect(context.Background())
+			return nil, fmt.Errorf("mongodb: recovering the usage log: %w", err)
+		}
 	}
+	s.startCommitter()
 	return s, nil
 }
 
@@ -140,6 +169,24 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			Keys:    bson.D{{Key: "state", Value: 1}, {Key: "created", Value: 1}},
 			Options: options.Index().SetName(idxTxnState),
 		}},
+		// Usage log: each search filter's equality field, then _id
+		// descending, serves the filter and the newest-first order at once.
+		{s.auditColl, idxAuditPat, mongo.IndexModel{
+			Keys:    bson.D{{Key: "patient", Value: 1}, {Key: "_id", Value: -1}},
+			Options: options.Index().SetName(idxAuditPat),
+		}},
+		{s.auditColl, idxAuditAgent, mongo.IndexModel{
+			Keys:    bson.D{{Key: "agent", Value: 1}, {Key: "_id", Value: -1}},
+			Options: options.Index().SetName(idxAuditAgent),
+		}},
+		{s.auditColl, idxAuditOrg, mongo.IndexModel{
+			Keys:    bson.D{{Key: "org", Value: 1}, {Key: "_id", Value: -1}},
+			Options: options.Index().SetName(idxAuditOrg),
+		}},
+		{s.auditColl, idxAuditTime, mongo.IndexModel{
+			Keys:    bson.D{{Key: "recorded", Value: 1}},
+			Options: options.Index().SetName(idxAuditTime),
+		}},
 	} {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
 			return fmt.Errorf("mongodb: create index %s.%s: %w", ix.coll.Name(), ix.name, err)
@@ -153,11 +200,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.client.Ping(ctx, readpref.Primary())
 }
 
-// Close implements store.Store.
+// Close implements store.Store. It lets the usage-log committer finish the
+// batch it is writing; appends still queued fail.
 func (s *Store) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return s.client.Disconnect(ctx)
+	s.stopCommitter()
+	s.disconnect.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.closeErr = s.client.Disconnect(ctx)
+	})
+	return s.closeErr
 }
 
 // doc is a resource version as stored, in resources (current version,

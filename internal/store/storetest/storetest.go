@@ -1,7 +1,8 @@
 // Package storetest is the behavioural test suite every storage engine must
 // pass. An engine's tests call Run with a function that opens a fresh, empty
 // store; the suite then exercises the whole store.Store contract the way the
-// REST layer relies on it.
+// REST layer relies on it, the usage log and maintenance included (audit.go;
+// RunAudit runs that part alone).
 package storetest
 
 import (
@@ -66,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			tc.fn(t, s)
 		})
 	}
+	RunAudit(t, open)
 }
 
 // body is the JSON the suite stores. It embeds the version number and time

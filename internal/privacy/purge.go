@@ -1,0 +1,91 @@
+package privacy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/store"
+)
+
+// PurgedTypes are deleted when a reservation is 30 days old: the record
+// itself. The Patient and the privacy settings stay, so that the person
+// stays reserved (no new data is accepted) and can still see and change
+// their settings; the usage log is not a resource and stays too.
+var PurgedTypes = []string{"AllergyIntolerance", "Flag", "MedicationStatement", "Encounter"}
+
+// Purger deletes the records of patients whose reservation (reservasjon)
+// is 30 days old. Its state is the store itself, so it survives restarts:
+// every run looks at every reservation again.
+type Purger struct {
+	Store interface {
+		store.Maintenance
+		Compartment(ctx context.Context, patient, typ string) ([]store.Version, error)
+	}
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// RunOnce purges every record that is due and returns the patients purged.
+func (p *Purger) RunOnce(ctx context.Context) ([]string, error) {
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	patients := map[string]bool{}
+	err := p.Store.ScanType(ctx, "Consent", func(v store.Version) error {
+		if v.Patient != "" {
+			patients[v.Patient] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("purge: scan privacy settings: %w", err)
+	}
+	var purged []string
+	for patient := range patients {
+		vs, err := p.Store.Compartment(ctx, patient, "Consent")
+		if err != nil {
+			return purged, fmt.Errorf("purge: privacy settings of Patient/%s: %w", patient, err)
+		}
+		bodies := make([][]byte, len(vs))
+		for i, v := range vs {
+			bodies[i] = v.Body
+		}
+		settings, err := ParseAll(bodies)
+		if err != nil {
+			return purged, fmt.Errorf("purge: privacy settings of Patient/%s: %w", patient, err)
+		}
+		if due, _ := PurgeDue(settings, now()); !due {
+			continue
+		}
+		n, err := p.Store.Purge(ctx, patient, PurgedTypes)
+		if err != nil {
+			return purged, fmt.Errorf("purge: record of Patient/%s: %w", patient, err)
+		}
+		if p.Log != nil && n > 0 {
+			p.Log.Info("reservation 30 days old: record deleted", "patient", patient, "resources", n)
+		}
+		if n > 0 {
+			purged = append(purged, patient)
+		}
+	}
+	return purged, nil
+}
+
+// Run calls RunOnce every interval until ctx ends.
+func (p *Purger) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := p.RunOnce(ctx); err != nil && p.Log != nil {
+			p.Log.Error("purge of reserved records failed; retrying at the next run", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,622 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kjernejournal/kjernejournal/internal/store"
+)
+
+// The usage log and maintenance (store.AuditLog, store.Maintenance).
+//
+// AppendAudit is a committer request like Commit: entries are linked to
+// the chain inside the group transaction, in the order the committer
+// applies the requests, and the head (meta "audithead") moves in the same
+// transaction. So concurrent requests' audit records share one fsync, are
+// durable when AppendAudit returns, and a group whose transaction fails
+// appends nothing and leaves the head where it was.
+
+var (
+	_ store.AuditLog    = (*Store)(nil)
+	_ store.Maintenance = (*Store)(nil)
+)
+
+type auditRequest struct {
+	link    store.LinkFunc
+	entries []store.AuditEntry
+}
+
+type purgeRequest struct {
+	patient string
+	types   []string
+	// candidates are, per type, the ids whose current version belonged
+	// to the patient when Purge scanned cur outside the committer.
+	candidates map[string][]string
+}
+
+func seqKey(seq int64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, uint64(seq))
+	return k
+}
+
+// auditIndexKey is field NUL seq: a field's records are adjacent and in
+// chain order.
+func auditIndexKey(field string, seq int64) []byte {
+	k := make([]byte, len(field)+9)
+	copy(k, field)
+	binary.BigEndian.PutUint64(k[len(field)+1:], uint64(seq))
+	return k
+}
+
+// Audit record layout (value of audit[seq]):
+//
+//	format(1)=1, recorded unix seconds(8), recorded nanos(4),
+//	lengths of patient, agent, org, outcome, hash (2 each),
+//	patient, agent, org, outcome, hash, linked body
+const (
+	auditRecFormat = 1
+	auditHeaderLen = 1 + 8 + 4 + 5*2
+	maxAuditField  = maxNameLen
+)
+
+func encodeAudit(r *store.AuditRecord) []byte {
+	fields := [5]string{r.Patient, r.AgentHPR, r.Org, r.Outcome, r.Hash}
+	n := auditHeaderLen + len(r.Body)
+	for _, f := range fields {
+		n += len(f)
+	}
+	b := make([]byte, n)
+	b[0] = auditRecFormat
+	binary.BigEndian.PutUint64(b[1:], uint64(r.Recorded.Unix()))
+	binary.BigEndian.PutUint32(b[9:], uint32(r.Recorded.Nanosecond()))
+	o := auditHeaderLen
+	for i, f := range fields {
+		binary.BigEndian.PutUint16(b[13+2*i:], uint16(len(f)))
+		o += copy(b[o:], f)
+	}
+	copy(b[o:], r.Body)
+	return b
+}
+
+// auditView is a decoded record whose fields alias the stored bytes.
+type auditView struct {
+	recorded time.Time
+	fields   [5][]byte // patient, agent, org, outcome, hash
+	body     []byte
+}
+
+func decodeAudit(b []byte) (auditView, error) {
+	var v auditView
+	if len(b) < auditHeaderLen || b[0] != auditRecFormat {
+		return v, errCorrupt
+	}
+	v.recorded = time.Unix(int64(binary.BigEndian.Uint64(b[1:])), int64(binary.BigEndian.Uint32(b[9:]))).UTC()
+	o := auditHeaderLen
+	for i := range v.fields {
+		l := int(binary.BigEndian.Uint16(b[13+2*i:]))
+		if len(b) < o+l {
+			return v, errCorrupt
+		}
+		v.fields[i] = b[o : o+l]
+		o += l
+	}
+	v.body = b[o:]
+	return v, nil
+}
+
+// record copies the view into a record the caller owns.
+func (v *auditView) record(seq int64) store.AuditRecord {
+	return store.AuditRecord{
+		Seq: seq,
+		AuditEntry: store.AuditEntry{
+			Patient:  string(v.fields[0]),
+			AgentHPR: string(v.fields[1]),
+			Org:      string(v.fields[2]),
+			Recorded: v.recorded,
+			Outcome:  string(v.fields[3]),
+			Body:     bytes.Clone(v.body),
+		},
+		Hash: string(v.fields[4]),
+	}
+}
+
+func (v *auditView) matches(q *store.AuditQuery) bool {
+	return (q.Patient == "" || string(v.fields[0]) == q.Patient) &&
+		(q.AgentHPR == "" || string(v.fields[1]) == q.AgentHPR) &&
+		(q.Org == "" || string(v.fields[2]) == q.Org) &&
+		(q.Outcome == "" || string(v.fields[3]) == q.Outcome) &&
+		(q.From.IsZero() || !v.recorded.Before(q.From)) &&
+		(q.To.IsZero() || !v.recorded.After(q.To))
+}
+
+func readHead(meta *bolt.Bucket) (int64, string, error) {
+	h := meta.Get(keyAuditHead)
+	if h == nil {
+		return 0, "", nil
+	}
+	if len(h) < 8 {
+		return 0, "", fmt.Errorf("audit head: %w", errCorrupt)
+	}
+	return int64(binary.BigEndian.Uint64(h)), string(h[8:]), nil
+}
+
+// auditChain is the log as one group transaction sees and extends it.
+type auditChain struct {
+	log, byPatient, byAgent, byOrg, meta *bolt.Bucket
+	seq, saved                           int64
+	hash                                 string
+}
+
+func openChain(tx *bolt.Tx) (*auditChain, error) {
+	c := &auditChain{
+		log: tx.Bucket(bucketAudit), byPatient: tx.Bucket(bucketAuditPatient),
+		byAgent: tx.Bucket(bucketAuditAgent), byOrg: tx.Bucket(bucketAuditOrg), meta: tx.Bucket(bucketMeta),
+	}
+	var err error
+	if c.seq, c.hash, err = readHead(c.meta); err != nil {
+		return nil, storageError{err}
+	}
+	c.saved = c.seq
+	// The head and the last record must agree, or new records would
+	// overwrite old ones or leave a gap: refuse to append (fail closed).
+	last := int64(0)
+	if k, _ := c.log.Cursor().Last(); k != nil {
+		last = int64(binary.BigEndian.Uint64(k))
+	}
+	if last != c.seq {
+		return nil, storageError{fmt.Errorf("audit head is at %d but the last record is %d: %w", c.seq, last, errCorrupt)}
+	}
+	return c, nil
+}
+
+// append links and stores one request's entries after the current head.
+// A link error leaves nothing behind; a storage error fails the group.
+func (c *auditChain) append(r *auditRequest) ([]store.AuditRecord, error) {
+	recs := make([]store.AuditRecord, len(r.entries))
+	prev := c.hash
+	for i, e := range r.entries {
+		linked, hash, err := safeLink(r.link, prev, e.Body)
+		if err != nil {
+			return nil, fmt.Errorf("embedded store: link audit entry %d: %w", i, err)
+		}
+		e.Body = linked
+		e.Recorded = time.Unix(e.Recorded.Unix(), int64(e.Recorded.Nanosecond())).UTC()
+		recs[i] = store.AuditRecord{Seq: c.seq + int64(i) + 1, AuditEntry: e, Hash: hash}
+		prev = hash
+	}
+	for i := range recs {
+		r := &recs[i]
+		if err := c.log.Put(seqKey(r.Seq), encodeAudit(r)); err != nil {
+			return nil, storageError{fmt.Errorf("audit record %d: %w", r.Seq, err)}
+		}
+		for _, ix := range [...]struct {
+			b     *bolt.Bucket
+			field string
+		}{{c.byPatient, r.Patient}, {c.byAgent, r.AgentHPR}, {c.byOrg, r.Org}} {
+			if ix.field == "" {
+				continue
+			}
+			if err := ix.b.Put(auditIndexKey(ix.field, r.Seq), []byte{}); err != nil {
+				return nil, storageError{fmt.Errorf("audit index of record %d: %w", r.Seq, err)}
+			}
+		}
+	}
+	c.seq += int64(len(recs))
+	c.hash = prev
+	return recs, nil
+}
+
+func (c *auditChain) saveHead() error {
+	if c.seq == c.saved {
+		return nil
+	}
+	v := make([]byte, 8+len(c.hash))
+	binary.BigEndian.PutUint64(v, uint64(c.seq))
+	copy(v[8:], c.hash)
+	if err := c.meta.Put(keyAuditHead, v); err != nil {
+		return storageError{fmt.Errorf("audit head: %w", err)}
+	}
+	return nil
+}
+
+// safeLink runs the caller's LinkFunc on the committer goroutine; a panic
+// must fail that one request, not the server.
+func safeLink(link store.LinkFunc, prev string, body []byte) (linked []byte, hash string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("link panicked: %v", p)
+		}
+	}()
+	linked, hash, err = link(prev, body)
+	if err == nil && (len(hash) == 0 || len(hash) > maxAuditField) {
+		err = fmt.Errorf("link returned a hash of %d bytes", len(hash))
+	}
+	return linked, hash, err
+}
+
+func validAuditField(s string) bool {
+	return len(s) <= maxAuditField && strings.IndexByte(s, 0) < 0
+}
+
+// AppendAudit links entries to the chain in order and returns when they
+// are durable; all or none of them are appended.
+func (s *Store) AppendAudit(ctx context.Context, link store.LinkFunc, entries []store.AuditEntry) ([]store.AuditRecord, error) {
+	if link == nil {
+		return nil, errors.New("embedded store: append audit: no link function")
+	}
+	for i, e := range entries {
+		if !validAuditField(e.Patient) || !validAuditField(e.AgentHPR) || !validAuditField(e.Org) || !validAuditField(e.Outcome) {
+			return nil, fmt.Errorf("embedded store: append audit: entry %d: patient, agent, organisation or outcome too long or with a NUL byte", i)
+		}
+	}
+	if len(entries) == 0 {
+		return []store.AuditRecord{}, nil
+	}
+	res := s.submit(&request{ctx: ctx, audit: &auditRequest{link: link, entries: entries}})
+	return res.records, res.err
+}
+
+// AuditHead returns the last record's Seq and hash.
+func (s *Store) AuditHead(ctx context.Context) (seq int64, hash string, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, "", err
+	}
+	err = s.view(func(tx *bolt.Tx) error {
+		var err error
+		seq, hash, err = readHead(tx.Bucket(bucketMeta))
+		return err
+	}, func() string { return "audit head" })
+	return seq, hash, err
+}
+
+// scanChunk bounds how many records one read transaction collects: a long
+// read transaction keeps bbolt from remapping a growing file, which would
+// stall the committer.
+const scanChunk = 512
+
+// ScanAudit calls fn for every record with Seq >= from, in chain order,
+// outside any transaction.
+func (s *Store) ScanAudit(ctx context.Context, from int64, fn func(store.AuditRecord) error) error {
+	next := max(from, 1)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chunk := make([]store.AuditRecord, 0, scanChunk)
+		err := s.view(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketAudit).Cursor()
+			for k, b := c.Seek(seqKey(next)); k != nil && len(chunk) < scanChunk; k, b = c.Next() {
+				seq := int64(binary.BigEndian.Uint64(k))
+				v, err := decodeAudit(b)
+				if err != nil {
+					return fmt.Errorf("audit record %d: %w", seq, err)
+				}
+				chunk = append(chunk, v.record(seq))
+			}
+			return nil
+		}, func() string { return "scan audit" })
+		if err != nil {
+			return err
+		}
+		for _, r := range chunk {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < scanChunk {
+			return nil
+		}
+		next = chunk[len(chunk)-1].Seq + 1
+	}
+}
+
+// SearchAudit returns the records matching q, newest first. A query by
+// patient, agent or organisation walks that field's index backwards from
+// Before; one by outcome or date alone walks the log backwards.
+func (s *Store) SearchAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := []store.AuditRecord{}
+	if q.Before < 0 || !validAuditField(q.Patient) || !validAuditField(q.AgentHPR) || !validAuditField(q.Org) ||
+		(!q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From)) {
+		return out, nil
+	}
+	full := func() bool { return q.Count > 0 && len(out) >= q.Count }
+	err := s.view(func(tx *bolt.Tx) error {
+		log := tx.Bucket(bucketAudit)
+		var index *bolt.Bucket
+		var field string
+		switch {
+		case q.Patient != "":
+			index, field = tx.Bucket(bucketAuditPatient), q.Patient
+		case q.AgentHPR != "":
+			index, field = tx.Bucket(bucketAuditAgent), q.AgentHPR
+		case q.Org != "":
+			index, field = tx.Bucket(bucketAuditOrg), q.Org
+		}
+		visit := func(seq int64, b []byte) error {
+			if b == nil {
+				return fmt.Errorf("audit index lists missing record %d: %w", seq, errCorrupt)
+			}
+			v, err := decodeAudit(b)
+			if err != nil {
+				return fmt.Errorf("audit record %d: %w", seq, err)
+			}
+			if v.matches(&q) {
+				out = append(out, v.record(seq))
+			}
+			return nil
+		}
+		if index == nil {
+			c := log.Cursor()
+			k, b := seekBefore(c, nil, q.Before)
+			for ; k != nil && !full(); k, b = c.Prev() {
+				if err := visit(int64(binary.BigEndian.Uint64(k)), b); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		prefix := append([]byte(field), 0)
+		c := index.Cursor()
+		k, _ := seekBefore(c, prefix, q.Before)
+		for ; k != nil && bytes.HasPrefix(k, prefix) && !full(); k, _ = c.Prev() {
+			if len(k) != len(prefix)+8 {
+				return fmt.Errorf("audit index key %q: %w", k, errCorrupt)
+			}
+			seq := int64(binary.BigEndian.Uint64(k[len(prefix):]))
+			if err := visit(seq, log.Get(k[len(prefix):])); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func() string { return "search audit" })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// seekBefore positions c on the last key under prefix whose Seq suffix is
+// below before (no bound when before is 0). The caller checks the prefix.
+func seekBefore(c *bolt.Cursor, prefix []byte, before int64) ([]byte, []byte) {
+	var upper []byte
+	switch {
+	case before > 0:
+		upper = append(slices.Clip(prefix), seqKey(before)...)
+	case len(prefix) > 0:
+		// prefix ends in NUL: the same field followed by 0x01 is above
+		// all of its keys.
+		upper = append(slices.Clone(prefix[:len(prefix)-1]), 1)
+	default:
+		return c.Last()
+	}
+	if k, _ := c.Seek(upper); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+// ScanType calls fn with the current, not deleted version of every
+// resource of typ, in id order, outside any transaction.
+func (s *Store) ScanType(ctx context.Context, typ string, fn func(store.Version) error) error {
+	if !validName(typ) {
+		return ctx.Err()
+	}
+	prefix := curKey(typ, "")
+	var after []byte
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chunk := make([]store.Version, 0, scanChunk)
+		var last []byte
+		err := s.view(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketCur).Cursor()
+			k, b := c.Seek(prefix)
+			if after != nil {
+				k, b = c.Seek(after)
+				if bytes.Equal(k, after) {
+					k, b = c.Next()
+				}
+			}
+			n := 0
+			for ; k != nil && bytes.HasPrefix(k, prefix) && n < scanChunk; k, b = c.Next() {
+				n++
+				last = k
+				if len(b) > 1 && b[1]&flagDeleted != 0 {
+					continue
+				}
+				v, err := decodeVersion(typ, string(k[len(prefix):]), b)
+				if err != nil {
+					return err
+				}
+				if !v.Deleted {
+					chunk = append(chunk, v)
+				}
+			}
+			if n < scanChunk {
+				last = nil
+			} else {
+				last = bytes.Clone(last)
+			}
+			return nil
+		}, func() string { return "scan " + typ })
+		if err != nil {
+			return err
+		}
+		for _, v := range chunk {
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		if last == nil {
+			return nil
+		}
+		after = last
+	}
+}
+
+// Purge removes every version of the resources of types whose current
+// version (deleted or not) belongs to patient. The scan of cur that finds
+// them runs in read transactions first, so the committer's transaction
+// only deletes; resources that join the compartment meanwhile are found
+// through the compartment index there. Versions
+// that belonged to patient before the resource moved to another record
+// are kept with the resource.
+func (s *Store) Purge(ctx context.Context, patient string, types []string) (int, error) {
+	if patient == "" || len(patient) > maxNameLen || strings.IndexByte(patient, 0) >= 0 {
+		return 0, fmt.Errorf("embedded store: purge: invalid patient %q", patient)
+	}
+	p := &purgeRequest{patient: patient, candidates: map[string][]string{}}
+	for _, typ := range types {
+		if !validName(typ) || slices.Contains(p.types, typ) {
+			continue
+		}
+		p.types = append(p.types, typ)
+		ids, err := s.ownedBy(ctx, patient, typ)
+		if err != nil {
+			return 0, err
+		}
+		p.candidates[typ] = ids
+	}
+	if len(p.types) == 0 {
+		return 0, ctx.Err()
+	}
+	res := s.submit(&request{ctx: ctx, purge: p})
+	return res.purged, res.err
+}
+
+// ownedBy lists the resources of typ whose current version, deleted or
+// not, belongs to patient. The compartment index lists only those not
+// deleted, and one deleted between this scan and the purge would be out of
+// it by then; the committer re-checks every candidate.
+func (s *Store) ownedBy(ctx context.Context, patient, typ string) ([]string, error) {
+	prefix := curKey(typ, "")
+	var ids []string
+	var after []byte
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var last []byte
+		err := s.view(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketCur).Cursor()
+			k, b := c.Seek(prefix)
+			if after != nil {
+				k, b = c.Seek(after)
+				if bytes.Equal(k, after) {
+					k, b = c.Next()
+				}
+			}
+			n := 0
+			for ; k != nil && bytes.HasPrefix(k, prefix) && n < 8*scanChunk; k, b = c.Next() {
+				n++
+				last = k
+				if len(b) < headerLen1 {
+					continue
+				}
+				pl := int(binary.BigEndian.Uint16(b[18:]))
+				start := headerLen1
+				if b[0] == recFormat2 {
+					start = headerLen2
+				}
+				if len(b) >= start+pl && string(b[start:start+pl]) == patient {
+					ids = append(ids, string(k[len(prefix):]))
+				}
+			}
+			if n < 8*scanChunk {
+				last = nil
+			} else {
+				last = bytes.Clone(last)
+			}
+			return nil
+		}, func() string { return "purge scan " + typ })
+		if err != nil {
+			return nil, err
+		}
+		if last == nil {
+			return ids, nil
+		}
+		after = last
+	}
+}
+
+// purge runs in the committer: it removes the patient's resources of the
+// listed types, re-checking each against its current record.
+func (b buckets) purge(p *purgeRequest) (int, error) {
+	n := 0
+	for _, typ := range p.types {
+		ids := slices.Clone(p.candidates[typ])
+		prefix := compKey(p.patient, typ, "")
+		c := b.comp.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			ids = append(ids, string(k[len(prefix):]))
+		}
+		slices.Sort(ids)
+		for _, id := range slices.Compact(ids) {
+			removed, err := b.remove(p.patient, typ, id)
+			if err != nil {
+				return 0, storageError{fmt.Errorf("purge %s/%s: %w", typ, id, err)}
+			}
+			if removed {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// remove deletes every trace of typ/id if its current version belongs to
+// patient.
+func (b buckets) remove(patient, typ, id string) (bool, error) {
+	key := curKey(typ, id)
+	raw := b.cur.Get(key)
+	if raw == nil {
+		return false, nil
+	}
+	h, _, err := decodeHeader(raw)
+	if err != nil {
+		return false, err
+	}
+	if h.patient != patient {
+		return false, nil
+	}
+	var idents []string
+	if !h.deleted {
+		idents = h.identifierList()
+	}
+	var hist [][]byte
+	prefix := histPrefix(typ, id)
+	c := b.hist.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		hist = append(hist, bytes.Clone(k))
+	}
+	for _, k := range hist {
+		if err := b.hist.Delete(k); err != nil {
+			return false, err
+		}
+	}
+	if err := b.cur.Delete(key); err != nil {
+		return false, err
+	}
+	if err := b.comp.Delete(compKey(patient, typ, id)); err != nil {
+		return false, err
+	}
+	for _, x := range idents {
+		if err := b.ident.Delete(identKey(typ, x, id)); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
