@@ -130,3 +130,63 @@ func TestSecretAddressIsReservedAutomatically(t *testing.T) {
 	outcome(t, s.as_(emerg, "AKUTT", "GET", "/Flag/secret-flag", nil), http.StatusNotFound)
 	_ = context.Background()
 }
+
+// TestReservationPurgeAfter30Days: the record of a reserved patient is
+// deleted by the purge job 30 days after the reservation, not before; a
+// reservation lifted in time deletes nothing; the usage log outlives the
+// record. The clock is injected; nothing sleeps.
+func TestReservationPurgeAfter30Days(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, _ *client, st store.Store) {
+		s := newSecured(t, st)
+		s.addCitizen(t)
+		ctx := context.Background()
+		citizen, gp := s.token("citizen", ""), s.token("gp", citizenPatient)
+		require.Equal(t, http.StatusOK, s.as_(gp, "UNNTAK", "GET", "/Flag/cit-flag", nil).status)
+		reservedAt := time.Now().UTC().Truncate(time.Second)
+		r := s.as_(citizen, "", "POST", "/Consent", consent(privacy.Reservation, true, reservedAt, nil))
+		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+		reservation := r.json(t)["id"].(string)
+
+		job := func(at time.Time) []string {
+			p := &privacy.Purger{Store: st, Now: func() time.Time { return at }}
+			purged, err := p.RunOnce(ctx)
+			require.NoError(t, err)
+			return purged
+		}
+		// 29 days 23 hours: nothing is deleted, and undo would still restore it
+		assert.Empty(t, job(reservedAt.Add(30*24*time.Hour-time.Hour)))
+		_, err := st.Read(ctx, "Flag", "cit-flag")
+		require.NoError(t, err)
+
+		// Another patient reserves and lifts the reservation in time: never purged.
+		other := s.patients[1]
+		lifted := privacy.Setting{Patient: other, Kind: privacy.Reservation, Active: false, Since: reservedAt.Add(time.Hour)}
+		codec, err := fhir.NewCodec()
+		require.NoError(t, err)
+		s.put(t, codec, withID(t, lifted.Consent(), "lifted-1"))
+
+		// 30 days: a new run of the job (as after a restart) deletes the record.
+		assert.Equal(t, []string{citizenPatient}, job(reservedAt.Add(30*24*time.Hour)))
+		for _, k := range [][2]string{{"Flag", "cit-flag"}, {"MedicationStatement", "cit-med"}} {
+			_, err := st.Read(ctx, k[0], k[1])
+			assert.ErrorIs(t, err, store.ErrNotFound, "%s/%s", k[0], k[1])
+			_, err = st.History(ctx, k[0], k[1], store.HistoryQuery{})
+			assert.ErrorIs(t, err, store.ErrNotFound, "no history left of %s/%s", k[0], k[1])
+		}
+		_, err = st.Read(ctx, "Flag", "sec-flag-1")
+		assert.NoError(t, err, "the patient who lifted the reservation keeps the record")
+		// The person stays reserved; the usage log outlives the record.
+		outcome(t, s.as_(gp, "UNNTAK", "GET", "/Flag/cit-flag", nil), http.StatusNotFound)
+		recs, err := st.SearchAudit(ctx, store.AuditQuery{Patient: citizenPatient})
+		require.NoError(t, err)
+		assert.NotEmpty(t, recs)
+		// Lifting the reservation now brings back an empty record.
+		r = s.as_(citizen, "", "PUT", "/Consent/"+reservation, withID(t, consent(privacy.Reservation, false, reservedAt.Add(31*24*time.Hour), nil), reservation))
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		r = s.as_(gp, "UNNTAK", "GET", "/Flag?patient="+citizenPatient, nil)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		assert.EqualValues(t, 0, r.json(t)["total"])
+		// running again purges nothing more
+		assert.Empty(t, job(reservedAt.Add(40*24*time.Hour)))
+	})
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kjernejournal/kjernejournal/internal/seed"
+	"github.com/kjernejournal/kjernejournal/internal/store/mongodb/mongotest"
 )
 
 // TestMain lets a test start this very binary as a real server process
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(mongotest.Main(m))
 }
 
 type child struct {

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/audit"
+	"github.com/kjernejournal/kjernejournal/internal/store"
+	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
+	"github.com/kjernejournal/kjernejournal/internal/store/mongodb"
+	"github.com/kjernejournal/kjernejournal/internal/store/mongodb/mongotest"
+)
+
+// logAccesses appends n realistic usage-log records.
+func logAccesses(t *testing.T, st store.AuditLog, n int) {
+	t.Helper()
+	for i := range n {
+		r := audit.Record{ID: fmt.Sprintf("ev-%d", i), Time: time.Date(2026, 5, 1, 9, 0, i, 0, time.UTC), RequestID: fmt.Sprint("req-", i),
+			Interaction: audit.Read, ResourceType: "Flag", ResourceID: fmt.Sprint("flag-", i), Patients: []string{"pas-1"},
+			User: audit.User{Role: access.Practitioner, HPR: "990018265", Name: "Borghild Thomassen", HPCategory: "LE"},
+			Basis: access.Unntak, Server: "http://kj.test"}
+		for _, ev := range audit.Events(r) {
+			_, err := st.AppendAudit(context.Background(), audit.Link, []store.AuditEntry{{Patient: "pas-1", AgentHPR: "990018265", Recorded: r.Time, Outcome: "0", Body: ev}})
+			require.NoError(t, err)
+		}
+	}
+}
+
+func TestAuditVerifyEmbedded(t *testing.T) {
+	dir := t.TempDir()
+	st, err := embedded.Open(context.Background(), embedded.Options{Path: filepath.Join(dir, "kjernejournal.db")})
+	require.NoError(t, err)
+	logAccesses(t, st, 6)
+	require.NoError(t, st.Close())
+
+	var out bytes.Buffer
+	require.NoError(t, Audit(context.Background(), []string{"verify", "--data-dir", dir}, &out, &out))
+	assert.Contains(t, out.String(), "intact: 6 records")
+
+	// Someone with access to the disk changes record 4: the HP's name.
+	db, err := bolt.Open(filepath.Join(dir, "kjernejournal.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("audit"))
+		key := binary.BigEndian.AppendUint64(nil, 4)
+		v := bytes.Clone(b.Get(key))
+		i := bytes.LastIndex(v, []byte("Borghild"))
+		require.Positive(t, i)
+		copy(v[i:], "Borghilf")
+		return b.Put(key, v)
+	}))
+	require.NoError(t, db.Close())
+
+	out.Reset()
+	err = Audit(context.Background(), []string{"verify", "--data-dir", dir}, &out, &out)
+	require.Error(t, err)
+	assert.Contains(t, out.String(), "BROKEN after 3 good records")
+	assert.Contains(t, err.Error(), "ev-3", "names the first broken link")
+}
+
+func TestAuditVerifyMongoDB(t *testing.T) {
+	uri := mongotest.URI(t)
+	db := fmt.Sprintf("kjverify_%d", time.Now().UnixNano())
+	st, err := mongodb.Open(context.Background(), mongodb.Options{URI: uri, Database: db})
+	require.NoError(t, err)
+	logAccesses(t, st, 6)
+	n, err := verifyChain(context.Background(), st)
+	require.NoError(t, err)
+	assert.Equal(t, 6, n)
+	require.NoError(t, st.Close())
+
+	// alter record 4 directly in the collection
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	require.NoError(t, err)
+	defer client.Disconnect(context.Background())
+	coll := client.Database(db).Collection("audit")
+	var doc struct {
+		Body []byte `bson:"body"`
+	}
+	require.NoError(t, coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: int64(4)}}).Decode(&doc))
+	altered := bytes.Replace(doc.Body, []byte("Borghild"), []byte("Borghilf"), 1)
+	require.NotEqual(t, doc.Body, altered)
+	_, err = coll.UpdateOne(context.Background(), bson.D{{Key: "_id", Value: int64(4)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "body", Value: altered}}}})
+	require.NoError(t, err)
+
+	var out bytes.Buffer
+	err = Audit(context.Background(), []string{"verify", "--mongo-uri", uri, "--mongo-database", db}, &out, &out)
+	require.Error(t, err)
+	assert.Contains(t, out.String(), "BROKEN after 3 good records")
+	assert.Contains(t, err.Error(), "ev-3")
+}
+
+var _ = mongo.ErrNoDocuments
