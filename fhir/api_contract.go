@@ -118,6 +118,9 @@ type BundleOptions struct {
 	Total *int   // nil: leave out
 	Links []Link
 	ID    string // server-assigned id (optional)
+	// Security labels for Bundle.meta.security (e.g. that restricted
+	// information was left out).
+	Security []Coding
 }
 
 // Bundle renders a Bundle as compact JSON, copying the entries' JSON as is

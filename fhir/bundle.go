@@ -23,7 +23,25 @@ func bundle(o BundleOptions, entries []BundleEntry) []byte {
 	}
 	out = append(out, `,"meta":{"lastUpdated":"`...)
 	out = append(out, now...)
-	out = append(out, `"}`...)
+	out = append(out, '"')
+	if len(o.Security) > 0 {
+		out = append(out, `,"security":[`...)
+		for i, c := range o.Security {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			f := true
+			out = append(out, '{')
+			out = appendStringMember(out, &f, "system", c.System)
+			out = appendStringMember(out, &f, "code", c.Code)
+			if c.Display != "" {
+				out = appendStringMember(out, &f, "display", c.Display)
+			}
+			out = append(out, '}')
+		}
+		out = append(out, ']')
+	}
+	out = append(out, '}')
 	out = appendStringMember(out, &first, "type", o.Type)
 	out = append(out, `,"timestamp":"`...)
 	out = append(out, now...)

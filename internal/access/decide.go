@@ -3,6 +3,7 @@ package access
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Effect is the outcome of a decision.
@@ -179,10 +180,14 @@ func (p *Policy) practitioner(s Subject, r Request, st PatientState) Decision {
 	// A Patient read or search shows that restricted sections exist.
 	if sec == Demographics {
 		d := permit()
-		for _, rs := range st.Restricted {
-			if !r.Basis.Elevated() {
-				d.Hidden = append(d.Hidden, rs)
+		if !r.Basis.Elevated() && len(st.Restricted) > 0 {
+			d.Hidden = append(d.Hidden, st.Restricted...)
+			d.Reason = OKPartsHidden
+			names := make([]string, len(st.Restricted))
+			for i, rs := range st.Restricted {
+				names[i] = string(rs)
 			}
+			d.Message = fmt.Sprintf("the patient has restricted parts of the record (%s); they open only with basis FORHOYET_SAMTYKKE or FORHOYET_AKUTT", strings.Join(names, ", "))
 		}
 		return d
 	}

@@ -102,7 +102,7 @@ func TestDecide(t *testing.T) {
 		{"restricted opened with FORHOYET_AKUTT", emergency, req(Search, "Encounter", ForhoyetAkutt), state(func(st *PatientState) { st.Restricted = []Section{VisitHistory} }), Permit, OKRestrictedOpened, nil},
 		{"FORHOYET_AKUTT needs emergency purpose", other, req(Search, "Encounter", ForhoyetAkutt), state(func(st *PatientState) { st.Restricted = []Section{VisitHistory} }), Deny, AkuttNotSupported, nil},
 		{"other sections unaffected by restriction", gp(), req(Read, "Flag", Unntak), state(func(st *PatientState) { st.Restricted = []Section{Medications} }), Permit, OK, nil},
-		{"patient read shows restriction", gp(), req(Read, "Patient", Unntak), state(func(st *PatientState) { st.Restricted = []Section{Medications, VisitHistory} }), Permit, OK,
+		{"patient read shows restriction", gp(), req(Read, "Patient", Unntak), state(func(st *PatientState) { st.Restricted = []Section{Medications, VisitHistory} }), Permit, OKPartsHidden,
 			func(t *testing.T, d Decision) { assert.Equal(t, []Section{Medications, VisitHistory}, d.Hidden) }},
 
 		// Rule 6: blocked HP, emergencies included.

@@ -162,8 +162,14 @@ func (s *Server) auditEntries(c *gin.Context, status int) []store.AuditEntry {
 			})
 		}
 	}
+	anyPatient := false
 	for _, n := range ns {
-		if seen[n.patient] {
+		anyPatient = anyPatient || n.patient != ""
+	}
+	for _, n := range ns {
+		// A request that touched patients is logged per patient; its
+		// patient-less pass (an auditor's search) adds nothing.
+		if seen[n.patient] || anyPatient && n.patient == "" {
 			continue
 		}
 		seen[n.patient] = true
@@ -289,7 +295,6 @@ func (s *Server) auditSearch(c *gin.Context) {
 			return
 		}
 	}
-	_ = g
 	recs, err := s.cfg.Audit.SearchAudit(c, q)
 	if err != nil {
 		s.failErr(c, err)
@@ -298,6 +303,11 @@ func (s *Server) auditSearch(c *gin.Context) {
 	events := make([][]byte, len(recs))
 	for i, r := range recs {
 		events[i] = r.Body
+		// A search that returns several patients' data (the auditor's)
+		// is logged once per patient whose log was read.
+		if q.Patient == "" && r.Patient != "" {
+			noteAccess(c, r.Patient, "AuditEvent", g.decision)
+		}
 	}
 	if citizen {
 		if events, err = audit.CitizenView(events, s.cfg.Now()); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
 	"github.com/kjernejournal/kjernejournal/internal/store/mongodb"
@@ -139,6 +140,11 @@ func TestCitizenUsageLog(t *testing.T) {
 	doc := s.token("hospital-doctor", citizenPatient)
 	emerg := s.token("emergency", citizenPatient)
 	require.Equal(t, http.StatusOK, s.as_(emerg, "AKUTT", "GET", "/Flag/cit-flag", nil).status)
+	// an opening of a restricted part
+	citizenTok := s.token("citizen", "")
+	now := time.Now().UTC().Truncate(time.Second)
+	require.Equal(t, http.StatusCreated, s.as_(citizenTok, "", "POST", "/Consent", consent(privacy.Restriction, true, now, []access.Section{access.Medications})).status)
+	require.Equal(t, http.StatusOK, s.as_(doc, "FORHOYET_SAMTYKKE", "GET", "/MedicationStatement/cit-med", nil).status)
 	require.Equal(t, http.StatusOK, s.as_(doc, "UNNTAK", "GET", "/Flag/cit-flag", nil).status)
 	other := s.token("gp", s.patients[1])
 	s.as_(other, "SAMTYKKE", "GET", "/Patient/"+citizenPatient+"/Flag", nil) // refused: not in context
@@ -160,6 +166,7 @@ func TestCitizenUsageLog(t *testing.T) {
 	assert.Contains(t, string(all), "300010008", "the organisation shows at once")
 	assert.Contains(t, string(all), "patient-not-in-context", "refusals of others are included")
 	assert.Contains(t, string(all), "emergency", "emergency access is marked")
+	assert.Contains(t, string(all), "restricted-opened", "openings of restricted parts are marked")
 	// newest first
 	first := evs[0]["recorded"].(string)
 	last := evs[len(evs)-1]["recorded"].(string)
@@ -185,9 +192,20 @@ func TestAuditorSearches(t *testing.T) {
 	r = s.as_(auditor, "", "GET", "/AuditEvent?organization=300010008&outcome=0&date=ge2020-01-01", nil)
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
 	assert.NotEmpty(t, r.json(t)["entry"])
-	// the auditor's own search is audited
-	ev := lastAudit(t, s.st)
-	assert.Contains(t, fmt.Sprint(ev), "AuditEvent")
+	// the auditor's own search is audited, once per patient whose log it returned
+	before := auditHead(t, s.st)
+	gp1 := s.token("gp", s.patients[1])
+	require.Equal(t, http.StatusOK, s.as_(gp1, "SAMTYKKE", "GET", "/Flag/sec-flag-1", nil).status)
+	before = auditHead(t, s.st)
+	r = s.as_(auditor, "", "GET", "/AuditEvent?outcome=0", nil)
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	added, err := s.st.SearchAudit(context.Background(), store.AuditQuery{Count: int(auditHead(t, s.st) - before)})
+	require.NoError(t, err)
+	var logged []string
+	for _, rec := range added {
+		logged = append(logged, rec.Patient)
+	}
+	assert.ElementsMatch(t, []string{s.patients[0], s.patients[1]}, logged, "one AuditEvent per patient")
 	// the auditor reads no health data
 	assert.Equal(t, http.StatusForbidden, s.as_(auditor, "", "GET", "/Flag/sec-flag-0", nil).status)
 }

@@ -202,7 +202,11 @@ func TestScopesAndPatientContext(t *testing.T) {
 }
 
 func TestAccessRulesOverHTTP(t *testing.T) {
-	s := newSecured(t, engines()[0].open(t))
+	forEachEngine(t, func(t *testing.T, _ *client, st store.Store) { accessRulesOverHTTP(t, st) })
+}
+
+func accessRulesOverHTTP(t *testing.T, st store.Store) {
+	s := newSecured(t, st)
 	p0 := s.patients[0]
 	gp, doc, emerg := s.token("gp", p0), s.token("hospital-doctor", p0), s.token("emergency", p0)
 	other := s.token("contract-specialist", s.patients[1]) // not this patient's GP, not a hospital

@@ -67,10 +67,18 @@ func TestPrivacySettingsOverHTTP(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
 		assert.NotContains(t, string(r.body), "warfarin")
 		assert.Contains(t, string(r.body), "ok-restricted-hidden", "the Bundle says restricted information exists")
+		assert.Contains(t, string(r.body), `"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"REDACTED"`)
+		validR4(t, r.body)
 		r = s.as_(doc, "FORHOYET_SAMTYKKE", "GET", "/MedicationStatement/cit-med", nil)
 		require.Equal(t, http.StatusOK, r.status, "an elevated basis opens it")
 		assert.Contains(t, string(r.body), "warfarin")
 		assert.Equal(t, http.StatusOK, s.as_(doc, "UNNTAK", "GET", "/Flag/cit-flag", nil).status, "other sections stay open")
+		// _revinclude and history follow the same rule
+		r = s.as_(doc, "UNNTAK", "GET", "/Patient?_id="+citizenPatient+"&_revinclude=MedicationStatement:patient&_revinclude=Flag:patient", nil)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		assert.NotContains(t, string(r.body), "warfarin", "a restricted section is not included")
+		assert.Contains(t, string(r.body), "pacemaker", "an open section is")
+		assert.Equal(t, "section-restricted", reasonOf(t, s.as_(doc, "UNNTAK", "GET", "/MedicationStatement/cit-med/_history", nil)))
 		// The citizen still sees their own restricted part.
 		assert.Equal(t, http.StatusOK, s.as_(citizen, "", "GET", "/MedicationStatement/cit-med", nil).status)
 		// Lifting the restriction opens it again.

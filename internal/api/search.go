@@ -205,7 +205,7 @@ func (s *Server) runSearch(c *gin.Context, typ, compartment, path string) {
 		return
 	}
 	var matches []search.Candidate
-	if patient != "" && len(g.decision.Hidden) == 0 {
+	if patient != "" && !hides(g.decision, typ) {
 		all, err := s.store.Compartment(c, patient, typ)
 		if err != nil {
 			s.failErr(c, err)
@@ -288,6 +288,12 @@ func (s *Server) runSearch(c *gin.Context, typ, compartment, path string) {
 		entries = append(entries, fhir.BundleEntry{SearchMode: "outcome", Resource: fhir.Outcome(notes...)})
 	}
 	opts := fhir.BundleOptions{Type: "searchset", Links: links, ID: newID()}
+	if len(g.decision.Hidden) > 0 {
+		// The v3 obligation "REDACT"-style label says the Bundle is not the
+		// whole record: restricted sections were left out.
+		opts.Security = []fhir.Coding{{System: "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", Code: "REDACTED",
+			Display: "restricted parts of the record are left out"}}
+	}
 	if q.Total != "none" || out.summary == "count" {
 		opts.Total = &total
 	}
@@ -306,7 +312,7 @@ func (s *Server) included(c *gin.Context, q *search.Query, patient string, page 
 	permitted := func(typ string) *grant {
 		g, done := grants[typ]
 		if !done {
-			if gg, ok := s.permits(c, auth.Read, typ, patient); ok && len(gg.decision.Hidden) == 0 {
+			if gg, ok := s.permits(c, auth.Read, typ, patient); ok && !hides(gg.decision, typ) {
 				g = &gg
 			}
 			grants[typ] = g
@@ -462,4 +468,10 @@ func (s *Server) searchCapabilities(typ string) (include, revinclude []string, p
 		}
 	}
 	return include, revinclude, params
+}
+
+// hides reports whether a decision leaves out the section typ belongs to
+// (a Patient is always shown; its decision only says what is restricted).
+func hides(d access.Decision, typ string) bool {
+	return slices.Contains(d.Hidden, access.SectionOf(typ))
 }
