@@ -30,7 +30,7 @@ func logAccesses(t *testing.T, st store.AuditLog, n int) {
 	for i := range n {
 		r := audit.Record{ID: fmt.Sprintf("ev-%d", i), Time: time.Date(2026, 5, 1, 9, 0, i, 0, time.UTC), RequestID: fmt.Sprint("req-", i),
 			Interaction: audit.Read, ResourceType: "Flag", ResourceID: fmt.Sprint("flag-", i), Patients: []string{"pas-1"},
-			User: audit.User{Role: access.Practitioner, HPR: "990018265", Name: "Borghild Thomassen", HPCategory: "LE"},
+			User:  audit.User{Role: access.Practitioner, HPR: "990018265", Name: "Borghild Thomassen", HPCategory: "LE"},
 			Basis: access.Unntak, Server: "http://kj.test"}
 		for _, ev := range audit.Events(r) {
 			_, err := st.AppendAudit(context.Background(), audit.Link, []store.AuditEntry{{Patient: "pas-1", AgentHPR: "990018265", Recorded: r.Time, Outcome: "0", Body: ev}})
