@@ -321,50 +321,28 @@ func (s *Server) create(c *gin.Context) {
 	if !ok {
 		return
 	}
-	body, err := s.readBody(c)
-	if err != nil {
-		s.failErr(c, err)
-		return
-	}
-	w, err := s.prepareWrite(c, typ, "", body, 0, true)
-	if err != nil {
-		s.failErr(c, err)
-		return
-	}
-	if _, ok := s.allow(c, auth.Create, typ, w.res.Patient); !ok {
-		return
-	}
-	if typ == "Consent" && !s.checkPrivacyWrite(c, w.res, body) {
-		return
-	}
-	vs, err := s.store.Commit(c, []store.Write{w.write})
-	if err != nil {
-		s.failErr(c, err)
-		return
-	}
-	s.sendWritten(c, out, vs[0], http.StatusCreated)
+	s.write1(c, out, typ, "", 0, true)
 }
 
-func (s *Server) update(c *gin.Context) {
-	typ, id, out, ok := s.target(c, "update")
-	if !ok {
-		return
-	}
-	ifMatch, ok := s.ifMatch(c)
-	if !ok {
-		return
-	}
+// write1 runs a create (id "") or an update: read and validate the body,
+// pass the enforcement point (and, for a privacy setting, who may change
+// it), commit, answer.
+func (s *Server) write1(c *gin.Context, out output, typ, id string, ifMatch int64, create bool) {
 	body, err := s.readBody(c)
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	w, err := s.prepareWrite(c, typ, id, body, ifMatch, false)
+	w, err := s.prepareWrite(c, typ, id, body, ifMatch, create)
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	if !s.allowWrite(c, auth.Update, typ, id, w.res.Patient) {
+	if create {
+		if _, ok := s.allow(c, auth.Create, typ, w.res.Patient); !ok {
+			return
+		}
+	} else if !s.allowWrite(c, auth.Update, typ, id, w.res.Patient) {
 		return
 	}
 	if typ == "Consent" && !s.checkPrivacyWrite(c, w.res, body) {
@@ -376,10 +354,22 @@ func (s *Server) update(c *gin.Context) {
 		return
 	}
 	status := http.StatusOK
-	if vs[0].VersionID == 1 {
+	if create || vs[0].VersionID == 1 {
 		status = http.StatusCreated
 	}
 	s.sendWritten(c, out, vs[0], status)
+}
+
+func (s *Server) update(c *gin.Context) {
+	typ, id, out, ok := s.target(c, "update")
+	if !ok {
+		return
+	}
+	ifMatch, ok := s.ifMatch(c)
+	if !ok {
+		return
+	}
+	s.write1(c, out, typ, id, ifMatch, false)
 }
 
 func (s *Server) delete(c *gin.Context) {
