@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/source"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestHelpExplainsEveryFlag(t *testing.T) {
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitOK, run(context.Background(), []string{"--help"}, &out, &errOut))
+	help := errOut.String()
+	for _, f := range []string{"addr", "base-url", "name", "org", "region", "patients", "seed", "docs-per-patient",
+		"base-date", "large-doc-mb", "kj-issuer", "kj-jwks-url", "latency", "error-rate", "disconnect-after-bytes", "down"} {
+		assert.Regexp(t, `(?m)^  -`+f+`( |$)`, help)
+		assert.Contains(t, help, "["+envName(f)+"]", f)
+	}
+	assert.Contains(t, help, "kjsource generate")
+}
+
+func TestBadFlagsAreUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--error-rate", "2"},
+		{"--name", "Privatklinikken AS"}, // not a seed hospital, so --org is needed
+		{"--base-date", "01.01.2026"},
+		{"--nope"},
+		{"serve", "extra"},
+	} {
+		var out, errOut bytes.Buffer
+		assert.Equal(t, exitUsage, run(context.Background(), args, &out, &errOut), "%v", args)
+		assert.NotEmpty(t, errOut.String())
+	}
+	t.Run("environment", func(t *testing.T) {
+		t.Setenv("KJ_SOURCE_PATIENTS", "many")
+		var out, errOut bytes.Buffer
+		assert.Equal(t, exitUsage, run(context.Background(), nil, &out, &errOut))
+		assert.Contains(t, errOut.String(), "KJ_SOURCE_PATIENTS")
+	})
+}
+
+func TestConfigFromFlags(t *testing.T) {
+	fs := newFlagSet("serve", &bytes.Buffer{})
+	f := fs.addServeFlags()
+	require.NoError(t, fs.parse([]string{"--name", "Nordlandssykehuset HF", "--addr", ":8092", "--patients", "3", "--docs-per-patient", "2", "--large-doc-mb", "1", "--base-date", "2026-01-01"}))
+	cfg, err := f.config(time.Now(), &bytes.Buffer{})
+	require.NoError(t, err)
+	want, _ := source.HospitalByName("Nordlandssykehuset HF")
+	assert.Equal(t, want, cfg.Org)
+	assert.Equal(t, "Helse Nord", cfg.Org.Region)
+	assert.Equal(t, "http://127.0.0.1:8092", cfg.BaseURL)
+	assert.Equal(t, "http://127.0.0.1:8080/auth/jwks", cfg.JWKSURL)
+	require.Len(t, cfg.Documents, 3*2+1)
+	assert.EqualValues(t, 1<<20, cfg.Documents[6].Size)
+}
+
+func TestGenerateWritesTheSamples(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	require.Equal(t, exitOK, run(context.Background(), []string{"generate", "-out", dir}, &out, &errOut), errOut.String())
+	want, err := source.SampleListings()
+	require.NoError(t, err)
+	for name, b := range want {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err)
+		assert.Equal(t, string(b), string(got))
+	}
+}
+
+// TestServe runs the command as `make run` does, configured through the
+// environment, and talks to it over the loopback interface.
+func TestServe(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	pub, err := jwk.Import(&key.PublicKey)
+	require.NoError(t, err)
+	require.NoError(t, pub.Set(jwk.KeyIDKey, "kj-1"))
+	set := jwk.NewSet()
+	require.NoError(t, set.AddKey(pub))
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(set)
+	}))
+	defer jwks.Close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	base := "http://" + addr
+
+	t.Setenv("KJ_SOURCE_ADDR", addr)
+	t.Setenv("KJ_SOURCE_PATIENTS", "2")
+	t.Setenv("KJ_SOURCE_DOCS_PER_PATIENT", "11")
+	t.Setenv("KJ_SOURCE_KJ_ISSUER", "http://kj.test")
+	t.Setenv("KJ_SOURCE_KJ_JWKS_URL", jwks.URL)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	var wg sync.WaitGroup
+	code := -1
+	wg.Go(func() { code = run(ctx, []string{"serve", "--large-doc-mb", "2"}, &out, &errOut) })
+
+	// Wait until it listens (bounded by attempts, not by time).
+	ready := false
+	for range 500 {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			ready = resp.StatusCode == http.StatusOK
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.True(t, ready, errOut.String())
+
+	patients, err := source.SeedPatients(1, 2)
+	require.NoError(t, err)
+	pnr := patients[0].PersonNumber
+	now := time.Now()
+	payload, _ := json.Marshal(map[string]any{
+		"iss": "http://kj.test", "aud": base, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": rand.Text(),
+		"hpr": "9144889", "hp_category": "LE", "org": "300011268", "purpose_of_use": "TREAT", "access_basis": "UNNTAK", "patient": pnr,
+	})
+	h := jws.NewHeaders()
+	require.NoError(t, h.Set(jws.TypeKey, source.AssertionType))
+	require.NoError(t, h.Set(jws.KeyIDKey, "kj-1"))
+	tok, err := jws.Sign(payload, jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)))
+	require.NoError(t, err)
+
+	req, _ := http.NewRequest(http.MethodGet, base+"/DocumentReference?patient.identifier="+url.QueryEscape(source.SystemPersonNumber+"|"+pnr), nil)
+	req.Header.Set("Authorization", "Bearer "+string(tok))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var b struct{ Total int }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&b))
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, 11+1, b.Total, "11 documents plus the large one")
+
+	cancel()
+	wg.Wait()
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out.String(), "Oslo universitetssykehus HF (org 300010008, Helse Sør-Øst)")
+	assert.Contains(t, out.String(), "large document dok-large-")
+	assert.Contains(t, errOut.String(), `"msg":"lookup"`)
+	assert.Contains(t, errOut.String(), `"hpr":"9144889"`)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Clone(s.b.String())
+}
