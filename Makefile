@@ -17,11 +17,19 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/kjernejournal ./cmd/kjernejournal
 	$(GO) build -o $(BIN)/kjload ./cmd/kjload
+	$(GO) build -o $(BIN)/kjsource ./cmd/kjsource
 
 # Starts the server on the embedded store in ./data, seeding demo patients
-# on first start.
+# on first start, with the built-in SMART authorisation server and two
+# synthetic source hospitals (two health regions) for journal documents.
 run: build
-	$(BIN)/kjernejournal serve --addr $(ADDR) --data-dir $(DATA) --demo-patients $(DEMO) --auth-server
+	@trap 'kill $$S1 $$S2 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/kjsource --addr 127.0.0.1:8091 --name "Oslo universitetssykehus HF" --patients $(DEMO) --seed 1 \
+	  --kj-issuer http://$(ADDR) --kj-jwks-url http://$(ADDR)/jwks 2>>$(BIN)/kjsource.log & S1=$$!; \
+	$(BIN)/kjsource --addr 127.0.0.1:8092 --name "Nordlandssykehuset HF" --patients $(DEMO) --seed 1 \
+	  --kj-issuer http://$(ADDR) --kj-jwks-url http://$(ADDR)/jwks 2>>$(BIN)/kjsource.log & S2=$$!; \
+	$(BIN)/kjernejournal serve --addr $(ADDR) --data-dir $(DATA) --demo-patients $(DEMO) --auth-server \
+	  --sources testdata/sources/sources.json --default-region helse-sor-ost
 
 vet:
 	$(GO) vet ./...

@@ -18,6 +18,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/fhir/search"
 	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/documents"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -47,6 +48,15 @@ type Config struct {
 	// behaviour only). With it, every request to a data route is recorded
 	// before its answer leaves, and a failure to record gives 503.
 	Audit store.AuditLog
+	// Documents, if set, serves journal documents from the source
+	// hospitals (GET /DocumentReference, GET /documents/{token}).
+	Documents *documents.Federation
+	// DocumentKeys is the public key (a jwk.Key) published at /jwks for
+	// the sources to verify this server's assertions.
+	DocumentKeys any
+	// RegionOf gives the health region of an organisation number, for the
+	// sources that share by region ("" if unknown).
+	RegionOf func(org string) string
 	// Security, if set, is added to the CapabilityStatement's rest.security
 	// (the SMART service and oauth-uris of the authorisation server).
 	Security *Security

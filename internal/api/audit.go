@@ -82,6 +82,17 @@ func (s *Server) audited(c *gin.Context) {
 		c.Next()
 		return
 	}
+	if c.FullPath() == "/documents/:token" {
+		// A document is streamed, not held: its handler writes the log
+		// (auditNow) before the first byte; refusals are logged here.
+		c.Next()
+		if !c.GetBool(keyAudited) {
+			if _, err := s.cfg.Audit.AppendAudit(c, audit.Link, s.auditEntries(c, c.Writer.Status())); err != nil {
+				s.log.Error("usage log not written for a refused document request", "request_id", c.GetString(keyRequestID), "error", err)
+			}
+		}
+		return
+	}
 	real := c.Writer
 	held := &heldResponse{ResponseWriter: real}
 	c.Writer = held
@@ -105,6 +116,22 @@ func (s *Server) audited(c *gin.Context) {
 	if held.body.Len() > 0 || held.status != 0 {
 		real.Write(held.body.Bytes())
 	}
+}
+
+// auditNow writes the usage log of a streamed answer before its first
+// byte; on failure it answers 503 and returns false.
+func (s *Server) auditNow(c *gin.Context, status int) bool {
+	if s.cfg.Audit == nil {
+		return true
+	}
+	c.Set(keyAudited, true)
+	if _, err := s.cfg.Audit.AppendAudit(c, audit.Link, s.auditEntries(c, status)); err != nil {
+		s.log.Error("usage log not written: document not sent", "request_id", c.GetString(keyRequestID), "error", err)
+		s.fail(c, http.StatusServiceUnavailable, fhir.Issue{Severity: "fatal", Code: "transient",
+			Diagnostics: "the usage log could not record this access, so nothing is sent; retry later"})
+		return false
+	}
+	return true
 }
 
 // auditEntries builds the usage-log entries of one request.
@@ -133,6 +160,9 @@ func (s *Server) auditEntries(c *gin.Context, status int) []store.AuditEntry {
 		role = subjectOf(p, "", access.PatientState{}).Role
 	}
 	rec.SetPrincipal(p, role)
+	if docs, ok := c.Get(keyAuditDocuments); ok {
+		rec.Documents, _ = docs.([]audit.Document)
+	}
 
 	notes, _ := c.Get(keyAccess)
 	ns, _ := notes.([]accessNote)
@@ -207,6 +237,10 @@ func auditInteraction(interaction, typ string) audit.Interaction {
 			return audit.PrivacyChange
 		}
 		return audit.Interaction(interaction)
+	case "document-search":
+		return audit.DocumentSearch
+	case "document-read":
+		return audit.DocumentRead
 	case "transaction":
 		return audit.Transaction
 	case "batch":

@@ -36,6 +36,10 @@ func (s *Server) routeTable() []route {
 		// position, so one handler dispatches both.
 		{http.MethodGet, "/:type/:id/:sub", "history-instance", "instance", s.instanceSub, false},
 		{http.MethodGet, "/:type/:id/:sub/:vid", "vread", "instance", s.vread, false},
+		// Journal documents, searched and streamed from the source hospitals.
+		{http.MethodGet, "/DocumentReference", "search-type", "documents", s.documentSearch, false},
+		{http.MethodGet, "/documents/:token", "document-read", "documents", s.documentRead, false},
+		{http.MethodGet, "/jwks", "jwks", "", s.jwks, true},
 		// The usage log: searched, never written through the API.
 		{http.MethodGet, "/AuditEvent", "search-type", "audit", s.auditSearch, false},
 		{http.MethodPost, "/AuditEvent", "create", "audit-immutable", s.auditImmutable, false},
@@ -99,6 +103,18 @@ func (s *Server) capabilityStatement(base string) []byte {
 			res.Operation = []operation{{Name: "kj-status", Definition: "https://kjernejournal.example.no/fhir/OperationDefinition/kj-status"}}
 		}
 		resources = append(resources, res)
+	}
+	if s.cfg.Documents != nil {
+		resources = append(resources, resource{
+			Type: "DocumentReference", Interaction: []interaction{{"search-type"}}, Versioning: "no-version",
+			ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
+			SearchParam: []searchParam{
+				{Name: "patient", Type: "reference", Definition: "http://hl7.org/fhir/SearchParameter/clinical-patient"},
+				{Name: "type", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/clinical-type", Documentation: "document type or group, code system urn:oid:2.16.578.1.12.4.1.1.9602"},
+				{Name: "category", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/DocumentReference-category"},
+				{Name: "date", Type: "date", Definition: "http://hl7.org/fhir/SearchParameter/DocumentReference-date"},
+			},
+		})
 	}
 	if s.cfg.Audit != nil {
 		resources = append(resources, resource{

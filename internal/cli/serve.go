@@ -33,6 +33,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	demoSeed := fs.Int64("demo-seed", 1, "random seed of the demo patients")
 	grace := fs.Duration("shutdown-timeout", 15*time.Second, "how long shutdown waits for in-flight requests")
 	af := addAuthFlags(fs)
+	df := addDocFlags(fs)
 	noAudit := fs.Bool("insecure-no-audit", false, "switch the usage log off (loopback addresses only; to measure its cost)")
 	purgeEvery := fs.Duration("purge-interval", time.Hour, "how often to delete the records of patients whose reservation is 30 days old")
 	if err := fs.parse(args); err != nil {
@@ -80,6 +81,16 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := api.Config{Store: st, Codec: codec, Logger: log, MaxBodyBytes: *maxBody,
 		BaseURL: base, Version: Version, Policy: sec.policy, Security: sec.cap, Audit: st}
+	fed, signer, regionOf, err := df.setup(base)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if fed != nil {
+		defer fed.Close()
+		cfg.Documents, cfg.DocumentKeys, cfg.RegionOf = fed, signer.PublicKey(), regionOf
+		fmt.Fprintf(stdout, "journal documents from %d source hospitals; assertion key at %s/jwks\n", len(fed.Sources()), base)
+	}
 	if *noAudit {
 		if !loopback(ln.Addr().String()) {
 			ln.Close()
