@@ -48,7 +48,11 @@ type secured struct {
 // advance moves the server's clock (not the token issuer's) forward.
 func (s *secured) advance(d time.Duration) { s.offset.Add(int64(d)) }
 
-func newSecured(t *testing.T, st store.Store) *secured {
+func newSecured(t *testing.T, st store.Store) *secured { return newSecuredWith(t, st, nil) }
+
+// newSecuredWith lets a test add to the server's configuration (its base
+// URL is known only once the listener is up).
+func newSecuredWith(t *testing.T, st store.Store, more func(base string, cfg *api.Config)) *secured {
 	t.Helper()
 	var handler http.Handler
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
@@ -72,10 +76,14 @@ func newSecured(t *testing.T, st store.Store) *secured {
 	codec, err := fhir.NewCodec()
 	require.NoError(t, err)
 	s := &secured{as: as, st: st}
-	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler), BaseURL: ts.URL,
+	cfg := api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler), BaseURL: ts.URL,
 		Auth: v, Policy: &access.Policy{Orgs: access.Organisations{Hospitals: hospitals}},
 		Security: &api.Security{Authorize: as.Endpoints().Authorize, Token: as.Endpoints().Token},
-		Audit:    st, Now: func() time.Time { return time.Now().Add(time.Duration(s.offset.Load())) }})
+		Audit:    st, Now: func() time.Time { return time.Now().Add(time.Duration(s.offset.Load())) }}
+	if more != nil {
+		more(ts.URL, &cfg)
+	}
+	srv, err := api.New(cfg)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.Handle("/auth/", as)

@@ -1,0 +1,127 @@
+package api_test
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/documents"
+	"github.com/kjernejournal/kjernejournal/internal/privacy"
+	"github.com/kjernejournal/kjernejournal/internal/source"
+)
+
+// withSources starts two source hospitals (two health regions) holding
+// documents of the citizen persona's patient, and a server that federates
+// them.
+func withSources(t *testing.T) (*secured, map[string]*source.Server) {
+	t.Helper()
+	srcs := map[string]*source.Server{}
+	var registry []documents.Source
+	var setups []func(base string)
+	for _, h := range []struct{ name, org, display, region string }{
+		{"ous", "300010008", "Oslo universitetssykehus HF", "Helse Sør-Øst"},
+		{"nlsh", "300011268", "Nordlandssykehuset HF", "Helse Nord"},
+	} {
+		var srv *source.Server
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { srv.ServeHTTP(w, r) }))
+		t.Cleanup(ts.Close)
+		org := source.Organisation{Number: h.org, Name: h.display, Region: h.region}
+		docs := source.GenerateAt(time.Now().UTC(), 7, []source.Patient{{ID: citizenPatient, PersonNumber: citizenPID}}, org, 14)
+		registry = append(registry, documents.Source{Name: h.name, DisplayName: h.display, Organisation: h.org,
+			Region: documents.NormaliseRegion(h.region), BaseURL: ts.URL, SharedTypes: []string{"A00", "C00", "D00", "E00", "I00"},
+			SharesWith: documents.SharesWith{Regions: []string{"helse-sor-ost", "helse-nord"}}})
+		// the source learns kjernejournal's base URL once that server is up
+		setups = append(setups, func(base string) {
+			var err error
+			srv, err = source.New(source.Config{Org: org, BaseURL: ts.URL, Issuer: base, JWKSURL: base + "/jwks", Documents: docs, Log: io.Discard})
+			require.NoError(t, err)
+			srcs[h.name] = srv
+		})
+	}
+	s := newSecuredWith(t, engines()[0].open(t), func(base string, cfg *api.Config) {
+		signer, err := documents.GenerateSigner(base)
+		require.NoError(t, err)
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		fed, err := documents.New(documents.Config{Sources: registry, Signer: signer, BaseURL: base, TokenKey: key})
+		require.NoError(t, err)
+		cfg.Documents, cfg.DocumentKeys = fed, signer.PublicKey()
+		cfg.RegionOf = func(string) string { return "helse-sor-ost" }
+		for _, setup := range setups {
+			setup(base)
+		}
+	})
+	s.addCitizen(t)
+	return s, srcs
+}
+
+var proxyURL = regexp.MustCompile(`"url":"(http://[^"]+/documents/[^"]+)"`)
+
+func TestDocumentsOverHTTP(t *testing.T) {
+	s, srcs := withSources(t)
+	doc := s.token("hospital-doctor", citizenPatient)
+
+	r := s.as_(doc, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient, nil)
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	validR4(t, r.body)
+	body := string(r.body)
+	assert.Contains(t, body, "ous.", "documents from Oslo")
+	assert.Contains(t, body, "nlsh.", "and from Bodø, merged")
+	assert.NotContains(t, body, `"code":"NORS"`, "NORS documents are never shown")
+	for _, src := range srcs {
+		lookups := src.Lookups()
+		require.NotEmpty(t, lookups, "the source logged the lookup from the assertion")
+	}
+	urls := proxyURL.FindAllStringSubmatch(body, -1)
+	require.NotEmpty(t, urls, "attachments point to this server's proxy")
+
+	// open one document: streamed bytes, logged first
+	res := s.as_(doc, "UNNTAK", "GET", strings.TrimPrefix(urls[0][1], s.base), nil)
+	require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+	assert.True(t, strings.HasPrefix(string(res.body), "%PDF") || strings.HasPrefix(string(res.body), "<?xml"), "a real document")
+	ev := lastAudit(t, s.st)
+	evb, _ := json.Marshal(ev)
+	assert.Contains(t, string(evb), "ITI-68", "the retrieval is in the usage log")
+
+	// a forged or altered URL is refused and nothing is fetched
+	forged := strings.TrimPrefix(urls[0][1], s.base)
+	forged = forged[:len(forged)-3] + "AAA"
+	assert.Equal(t, http.StatusNotFound, s.as_(doc, "UNNTAK", "GET", forged, nil).status)
+	// another patient's token cannot open it
+	other := s.token("hospital-doctor", s.patients[0])
+	assert.Equal(t, http.StatusNotFound, s.as_(other, "UNNTAK", "GET", strings.TrimPrefix(urls[0][1], s.base), nil).status)
+
+	// one source down: the other's results plus an outcome naming it
+	require.NoError(t, srcs["nlsh"].SetFaults(source.Faults{Down: true}))
+	r = s.as_(doc, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient, nil)
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Contains(t, string(r.body), "ous.")
+	assert.Contains(t, string(r.body), "Nordlandssykehuset HF (nlsh)")
+	require.NoError(t, srcs["nlsh"].SetFaults(source.Faults{}))
+
+	// the citizen sees that documents were viewed, not which
+	citizen := s.token("citizen", "")
+	r = s.as_(citizen, "", "GET", "/AuditEvent?patient="+citizenPatient, nil)
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Contains(t, string(r.body), "Journaldokumenter")
+	assert.NotContains(t, string(r.body), "dok-", "not which documents")
+
+	// a blocked visit history makes documents unavailable
+	now := time.Now().UTC().Truncate(time.Second)
+	require.Equal(t, http.StatusCreated, s.as_(citizen, "", "POST", "/Consent", consent(privacy.Restriction, true, now, []access.Section{access.VisitHistory})).status)
+	assert.Equal(t, "documents-unavailable", reasonOf(t, s.as_(doc, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient, nil)))
+	assert.Equal(t, "documents-unavailable", reasonOf(t, s.as_(doc, "UNNTAK", "GET", strings.TrimPrefix(urls[0][1], s.base), nil)))
+	// a search bound to no patient is refused
+	assert.Equal(t, http.StatusBadRequest, s.as_(doc, "UNNTAK", "GET", "/DocumentReference", nil).status)
+}
