@@ -30,14 +30,14 @@ import (
 // embedded engine is also measured as a separate process by
 // scripts/bench-http.sh, which adds peak RSS. Each sub-benchmark is one
 // timed run (-benchtime 1x is enough); sizes come from KJ_BENCH_PATIENTS
-// (default 10000; FerretDB: KJ_BENCH_MONGO_PATIENTS, default 1000, since
+// (default 10000; FerretDB: KJ_BENCH_MONGO_PATIENTS, default 300, since
 // FerretDB's SQLite backend seeds slowly) and KJ_BENCH_DURATION (default 5s).
 func BenchmarkHTTP(b *testing.B) {
 	dur := envDuration("KJ_BENCH_DURATION", 5*time.Second)
 	for _, e := range engines() {
 		n := envInt("KJ_BENCH_PATIENTS", 10000)
 		if e.name == "mongodb" {
-			n = envInt("KJ_BENCH_MONGO_PATIENTS", 1000)
+			n = envInt("KJ_BENCH_MONGO_PATIENTS", 300)
 		}
 		b.Run(e.name, func(b *testing.B) {
 			st := e.open(b)
