@@ -50,11 +50,17 @@ run() {
   echo >> "$REPORT"
 }
 
-start --insecure-no-auth
+# The server core alone: no tokens, no access rules, no usage log.
+start --insecure-no-auth --insecure-no-audit
 run "single read" -scenario read -ids "$WORK/ids.txt"
 run "patient-compartment read" -scenario compartment -ids "$WORK/patients.txt" -types AllergyIntolerance,Flag,MedicationStatement,Encounter
 run "create (validated Flag)" -scenario create -ids "$WORK/patients.txt" -create-type Flag
 run "read, one patient, no authentication" -scenario read -ids "$WORK/one.txt"
+stop
+
+# The same reads with the durable usage log on (one AuditEvent per request).
+start --insecure-no-auth
+run "single read, with usage log" -scenario read -ids "$WORK/ids.txt"
 stop
 
 for cache in 10000 -1; do
