@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,7 +50,11 @@ type child struct {
 // startServer starts a server process on dataDir and waits until it listens.
 func startServer(t *testing.T, dataDir string, extra ...string) *child {
 	t.Helper()
-	args := append([]string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn", "--insecure-no-auth"}, extra...)
+	args := []string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}
+	if !slices.Contains(extra, "--auth-server") {
+		args = append(args, "--insecure-no-auth")
+	}
+	args = append(args, extra...)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "KJ_TEST_SERVE_ARGS="+strings.Join(args, " "))
 	cmd.Stderr = os.Stderr
