@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -38,6 +40,12 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	purgeEvery := fs.Duration("purge-interval", time.Hour, "how often to delete the records of patients whose reservation is 30 days old")
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		// The server's live heap is small and its garbage is per request;
+		// collecting half as often buys about a tenth more requests per
+		// second on two cores (measured with scripts/bench-http.sh).
+		debug.SetGCPercent(200)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
