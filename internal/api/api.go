@@ -82,6 +82,7 @@ type Server struct {
 	engine  *gin.Engine
 	started time.Time
 	states  stateCache
+	conds   condLocks
 }
 
 // New builds the HTTP handler.

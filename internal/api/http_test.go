@@ -78,7 +78,7 @@ func TestErrorsAreOperationOutcomes(t *testing.T) {
 	outcome(t, c.do("GET", "/Flag/1/_history/1/extra/x", nil), http.StatusNotFound)
 	outcome(t, c.do("DELETE", "/Flag/never-existed", nil), http.StatusNotFound)
 	outcome(t, c.do("POST", "/", []byte(`{"resourceType":"Bundle","type":"collection"}`)), http.StatusBadRequest)
-	outcome(t, c.do("POST", "/Flag", []byte(`{}`), "If-None-Exist", "identifier=x"), http.StatusPreconditionFailed)
+	outcome(t, c.do("POST", "/Flag", []byte(`{}`), "If-None-Exist", "identifier=x"), http.StatusBadRequest)
 }
 
 func TestCapabilityStatementFollowsRoutes(t *testing.T) {

@@ -312,11 +312,6 @@ func (s *Server) create(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if c.GetHeader("If-None-Exist") != "" {
-		s.fail(c, http.StatusPreconditionFailed, fhir.Issue{Severity: "error", Code: "not-supported",
-			Diagnostics: "conditional create (If-None-Exist) is not supported yet"})
-		return
-	}
 	out, ok := s.negotiate(c)
 	if !ok {
 		return
@@ -333,6 +328,10 @@ func (s *Server) write1(c *gin.Context, out output, typ, id string, ifMatch int6
 		s.failErr(c, err)
 		return
 	}
+	if body, err = stampRecorder(body, typ, principal(c), s.cfg.Now()); err != nil {
+		s.failErr(c, err)
+		return
+	}
 	w, err := s.prepareWrite(c, typ, id, body, ifMatch, create)
 	if err != nil {
 		s.failErr(c, err)
@@ -346,6 +345,10 @@ func (s *Server) write1(c *gin.Context, out output, typ, id string, ifMatch int6
 		return
 	}
 	if typ == "Consent" && !s.checkPrivacyWrite(c, w.res, body) {
+		return
+	}
+	if criteria := c.GetHeader("If-None-Exist"); create && criteria != "" {
+		s.createConditional(c, out, w, criteria)
 		return
 	}
 	vs, err := s.store.Commit(c, []store.Write{w.write})

@@ -94,7 +94,7 @@ func (s *Server) capabilityStatement(base string) []byte {
 	for _, t := range fhir.ServedTypes {
 		res := resource{
 			Type: t, Interaction: typeLevel, Versioning: "versioned-update", ReadHistory: true,
-			UpdateCreate: true, ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
+			UpdateCreate: true, ConditionalCreate: t != "Patient", ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
 		}
 		if slices.Contains(typeLevel, interaction{"search-type"}) {
 			res.SearchInclude, res.SearchRevInclude, res.SearchParam = s.searchCapabilities(t)
