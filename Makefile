@@ -25,9 +25,9 @@ build:
 run: build
 	@trap 'kill $$S1 $$S2 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/kjsource --addr 127.0.0.1:8091 --name "Oslo universitetssykehus HF" --patients $(DEMO) --seed 1 \
-	  --kj-issuer http://$(ADDR) --kj-jwks-url http://$(ADDR)/jwks 2>>$(BIN)/kjsource.log & S1=$$!; \
+	  --kj-issuer http://$(ADDR) 2>>$(BIN)/kjsource.log & S1=$$!; \
 	$(BIN)/kjsource --addr 127.0.0.1:8092 --name "Nordlandssykehuset HF" --patients $(DEMO) --seed 1 \
-	  --kj-issuer http://$(ADDR) --kj-jwks-url http://$(ADDR)/jwks 2>>$(BIN)/kjsource.log & S2=$$!; \
+	  --kj-issuer http://$(ADDR) 2>>$(BIN)/kjsource.log & S2=$$!; \
 	$(BIN)/kjernejournal serve --addr $(ADDR) --data-dir $(DATA) --demo-patients $(DEMO) --auth-server \
 	  --sources testdata/sources/sources.json --default-region helse-sor-ost
 

@@ -57,3 +57,30 @@ var RecordSectionValueSet []byte
 //
 //go:embed codesystem-privacy-setting-source.json
 var PrivacySettingSourceCodes []byte
+
+// AllergyIntoleranceProfile is the StructureDefinition KjAllergyIntolerance:
+// an allergy or intolerance reported by health personnel. AllergySubstances
+// is the ValueSet its code is bound to. internal/profile enforces it; keep
+// the two in step.
+//
+//go:embed allergyintolerance-kj.json
+var AllergyIntoleranceProfile []byte
+
+//go:embed valueset-allergy-substance.json
+var AllergySubstances []byte
+
+// FlagProfile is the StructureDefinition KjFlag: critical information other
+// than allergies, typed by CriticalInfoTypeCodes in Flag.category.
+// internal/profile enforces it; keep the two in step.
+//
+//go:embed flag-kj.json
+var FlagProfile []byte
+
+// CriticalInfoTypeCodes is the CodeSystem kritisk-info-type of the kinds of
+// critical information; CriticalInfoTypeValueSet holds all of them.
+//
+//go:embed codesystem-kritisk-info-type.json
+var CriticalInfoTypeCodes []byte
+
+//go:embed valueset-kritisk-info-type.json
+var CriticalInfoTypeValueSet []byte

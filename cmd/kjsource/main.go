@@ -6,6 +6,8 @@
 package main
 
 import (
+	"github.com/kjernejournal/kjernejournal/internal/envflag"
+
 	"context"
 	"errors"
 	"flag"
@@ -15,7 +17,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -52,71 +53,9 @@ flag given on the command line wins.
 
 // flagSet gives every flag a KJ_SOURCE_* environment variable, in the style
 // of internal/cli.
-type flagSet struct {
-	*flag.FlagSet
-}
-
-func newFlagSet(name string, stderr io.Writer) *flagSet {
-	fs := &flagSet{flag.NewFlagSet(name, flag.ContinueOnError)}
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usageText)
-		fmt.Fprintf(stderr, "\nFlags of %q (environment variable in brackets):\n", name)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-func envName(flagName string) string {
-	return "KJ_SOURCE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
-func (fs *flagSet) String(name, def, help string) *string {
-	return fs.FlagSet.String(name, def, help+" ["+envName(name)+"]")
-}
-
-func (fs *flagSet) Int(name string, def int, help string) *int {
-	return fs.FlagSet.Int(name, def, help+" ["+envName(name)+"]")
-}
-
-func (fs *flagSet) Int64(name string, def int64, help string) *int64 {
-	return fs.FlagSet.Int64(name, def, help+" ["+envName(name)+"]")
-}
-
-func (fs *flagSet) Float64(name string, def float64, help string) *float64 {
-	return fs.FlagSet.Float64(name, def, help+" ["+envName(name)+"]")
-}
-
-func (fs *flagSet) Bool(name string, def bool, help string) *bool {
-	return fs.FlagSet.Bool(name, def, help+" ["+envName(name)+"]")
-}
-
-func (fs *flagSet) Duration(name string, def time.Duration, help string) *time.Duration {
-	return fs.FlagSet.Duration(name, def, help+" ["+envName(name)+"]")
-}
-
-// parse applies the environment first, then the command line.
-func (fs *flagSet) parse(args []string) error {
-	var errs []string
-	fs.VisitAll(func(f *flag.Flag) {
-		v, ok := os.LookupEnv(envName(f.Name))
-		if !ok {
-			return
-		}
-		if err := f.Value.Set(v); err != nil {
-			errs = append(errs, fmt.Sprintf("%s=%s: %v", envName(f.Name), strconv.Quote(v), err))
-		}
-	})
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid environment: %s", strings.Join(errs, "; "))
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	return nil
+// newFlagSet gives every flag a KJ_SOURCE_* environment variable.
+func newFlagSet(name string, stderr io.Writer) *envflag.Set {
+	return envflag.New(name, "KJ_SOURCE", func(w io.Writer) { fmt.Fprint(w, usageText) }, stderr)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -128,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			args = args[1:]
 		case "help", "-h", "-help", "--help":
 			fs := newFlagSet("serve", stderr)
-			fs.addServeFlags()
+			addServeFlags(fs)
 			fs.Usage()
 			return exitOK
 		}
@@ -146,7 +85,7 @@ type serveFlags struct {
 	down                                       *bool
 }
 
-func (fs *flagSet) addServeFlags() *serveFlags {
+func addServeFlags(fs *envflag.Set) *serveFlags {
 	return &serveFlags{
 		addr:           fs.String("addr", "127.0.0.1:8091", "address to listen on"),
 		baseURL:        fs.String("base-url", "", "public base URL of this source: the prefix of attachment URLs and an accepted assertion audience (default http://<addr>)"),
@@ -159,7 +98,7 @@ func (fs *flagSet) addServeFlags() *serveFlags {
 		baseDate:       fs.String("base-date", "", "date (YYYY-MM-DD) document dates are counted back from (default today, so recent documents stay inside the display periods)"),
 		largeMB:        fs.Int64("large-doc-mb", 0, "also serve one document of this many MiB (1 MiB = 1048576 bytes) for the first patient, generated while it streams"),
 		issuer:         fs.String("kj-issuer", "http://127.0.0.1:8080", "kjernejournal's base URL: the iss the assertions must carry"),
-		jwksURL:        fs.String("kj-jwks-url", "", "JWKS URL with kjernejournal's assertion keys (default <kj-issuer>/auth/jwks)"),
+		jwksURL:        fs.String("kj-jwks-url", "", "JWKS URL with kjernejournal's assertion keys (default <kj-issuer>/jwks)"),
 		latency:        fs.Duration("latency", 0, "fault: delay added before answering every request, e.g. 2s"),
 		errorRate:      fs.Float64("error-rate", 0, "fault: fraction 0..1 of requests answered 500"),
 		disconnect:     fs.Int64("disconnect-after-bytes", 0, "fault: close the connection after this many bytes of a document body (0: never)"),
@@ -222,7 +161,7 @@ func (f *serveFlags) config(now time.Time, log io.Writer) (source.Config, error)
 	}
 	jwks := *f.jwksURL
 	if jwks == "" {
-		jwks = strings.TrimSuffix(*f.issuer, "/") + "/auth/jwks"
+		jwks = strings.TrimSuffix(*f.issuer, "/") + "/jwks"
 	}
 	return source.Config{
 		Org:       org,
@@ -254,8 +193,8 @@ func validOrgNumber(s string) bool {
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve", stderr)
-	f := fs.addServeFlags()
-	if err := fs.parse(args); err != nil {
+	f := addServeFlags(fs)
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
@@ -312,7 +251,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func generate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("generate", stderr)
 	out := fs.String("out", "testdata/sources", "directory to write the sample listings (one JSON file per region) into")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}

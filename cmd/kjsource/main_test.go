@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -33,7 +34,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 	for _, f := range []string{"addr", "base-url", "name", "org", "region", "patients", "seed", "docs-per-patient",
 		"base-date", "large-doc-mb", "kj-issuer", "kj-jwks-url", "latency", "error-rate", "disconnect-after-bytes", "down"} {
 		assert.Regexp(t, `(?m)^  -`+f+`( |$)`, help)
-		assert.Contains(t, help, "["+envName(f)+"]", f)
+		assert.Contains(t, help, "["+newFlagSet("serve", io.Discard).Env(f)+"]", f)
 	}
 	assert.Contains(t, help, "kjsource generate")
 }
@@ -60,15 +61,15 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 
 func TestConfigFromFlags(t *testing.T) {
 	fs := newFlagSet("serve", &bytes.Buffer{})
-	f := fs.addServeFlags()
-	require.NoError(t, fs.parse([]string{"--name", "Nordlandssykehuset HF", "--addr", ":8092", "--patients", "3", "--docs-per-patient", "2", "--large-doc-mb", "1", "--base-date", "2026-01-01"}))
+	f := addServeFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--name", "Nordlandssykehuset HF", "--addr", ":8092", "--patients", "3", "--docs-per-patient", "2", "--large-doc-mb", "1", "--base-date", "2026-01-01"}))
 	cfg, err := f.config(time.Now(), &bytes.Buffer{})
 	require.NoError(t, err)
 	want, _ := source.HospitalByName("Nordlandssykehuset HF")
 	assert.Equal(t, want, cfg.Org)
 	assert.Equal(t, "Helse Nord", cfg.Org.Region)
 	assert.Equal(t, "http://127.0.0.1:8092", cfg.BaseURL)
-	assert.Equal(t, "http://127.0.0.1:8080/auth/jwks", cfg.JWKSURL)
+	assert.Equal(t, "http://127.0.0.1:8080/jwks", cfg.JWKSURL)
 	require.Len(t, cfg.Documents, 3*2+1)
 	assert.EqualValues(t, 1<<20, cfg.Documents[6].Size)
 }
