@@ -303,28 +303,27 @@ func (c *checker) substance(t string, code *concept, foodOrEnvironment bool) {
 		c.add(t+".code", "is required: the substance, coded with ATC or the national substance list")
 		return
 	}
+	// A malformed code of an accepted system gets its own issue and still
+	// counts as the substance coding, so that one mistake is one issue.
 	ok := false
 	for i, cd := range code.Coding {
 		p := fmt.Sprintf("%s.code.coding[%d].code", t, i)
 		switch cd.System {
 		case ATCSystem:
+			ok = true
 			if !atcRE.MatchString(cd.Code) {
 				c.add(p, "%q is not an ATC code", cd.Code)
-				continue
 			}
-			ok = true
 		case SubstanceListSystem:
+			ok = true
 			if !tokenRE.MatchString(cd.Code) {
 				c.add(p, "%q is not a code of the national substance list", cd.Code)
-				continue
 			}
-			ok = true
 		case SNOMEDSystem:
+			ok = ok || foodOrEnvironment
 			if !snomedRE.MatchString(cd.Code) {
 				c.add(p, "%q is not a SNOMED CT identifier", cd.Code)
-				continue
 			}
-			ok = ok || foodOrEnvironment
 		}
 	}
 	if !ok {
