@@ -184,7 +184,14 @@ func (s *Server) transaction(c *gin.Context, out output, entries []fhir.RequestE
 			continue
 		}
 		res, err := s.codec.Parse(e.Resource)
+		if err == nil {
+			res, err = s.withProfile(res, p.url.typ, e.Resource)
+		}
 		if err != nil {
+			var pe *profileError
+			if errors.As(err, &pe) {
+				err = &badRequest{issues: pe.issues}
+			}
 			bad(p.idx, err)
 			continue
 		}

@@ -52,7 +52,7 @@ func clinical(typ, patient, id, note string) []byte {
 		  "patient":{"reference":"Patient/%s"}`, note, patient)
 	case "Flag":
 		body = fmt.Sprintf(`"status":"active","category":[{"coding":[{"system":"https://kjernejournal.example.no/fhir/CodeSystem/kritisk-info-type","code":"implantat"}]}],
-		  "code":{"text":%q},"subject":{"reference":"Patient/%s"}`, note, patient)
+		  "code":{"text":%q},"period":{"start":"2024-01-10T08:00:00Z"},"subject":{"reference":"Patient/%s"}`, note, patient)
 	case "MedicationStatement":
 		body = fmt.Sprintf(`"status":"active","medicationCodeableConcept":{"coding":[{"system":"http://www.whocc.no/atc","code":"C07AB02","display":"Metoprolol"}],"text":%q},
 		  "subject":{"reference":"Patient/%s"},"effectivePeriod":{"start":"2024-01-10"}`, note, patient)

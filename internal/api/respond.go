@@ -174,6 +174,10 @@ func (s *Server) failErr(c *gin.Context, err error) {
 		s.fail(c, status, fhir.Issue{Severity: "error", Code: "conflict", Diagnostics: conflictText(conflict)})
 	case errors.Is(err, store.ErrNotFound):
 		s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found", Diagnostics: err.Error()})
+	case errors.As(err, new(*profileError)):
+		var pe *profileError
+		errors.As(err, &pe)
+		s.fail(c, http.StatusUnprocessableEntity, pe.issues...)
 	case errors.As(err, new(*unsupportedMedia)):
 		s.fail(c, http.StatusUnsupportedMediaType, fhir.Issue{Severity: "error", Code: "not-supported", Diagnostics: err.Error()})
 	case errors.Is(err, errBadRequest):

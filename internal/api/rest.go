@@ -479,6 +479,14 @@ func (s *Server) prepareWrite(ctx context.Context, typ, id string, body []byte, 
 	if res.Type != typ {
 		return nil, invalid(res.Type+".resourceType", "the body is a %s, but the URL is for %s", res.Type, typ)
 	}
+	// Base R4 (400), then kjernejournal's rules (400), then the profile
+	// of critical information (422, with every violated rule).
+	if err := checkRules(res, body); err != nil {
+		return nil, err
+	}
+	if res, err = s.withProfile(res, typ, body); err != nil {
+		return nil, err
+	}
 	if create {
 		id = newID()
 	} else if res.ID == "" {
@@ -487,9 +495,6 @@ func (s *Server) prepareWrite(ctx context.Context, typ, id string, body []byte, 
 		return nil, invalid(typ+".id", "the body's id %q differs from the URL's id %q", res.ID, id)
 	}
 	res.SetID(id)
-	if err := checkRules(res, body); err != nil {
-		return nil, err
-	}
 	if err := s.checkPatientExists(ctx, res, nil); err != nil {
 		return nil, err
 	}

@@ -36,6 +36,11 @@ func (s *Server) routeTable() []route {
 		// position, so one handler dispatches both.
 		{http.MethodGet, "/:type/:id/:sub", "history-instance", "instance", s.instanceSub, false},
 		{http.MethodGet, "/:type/:id/:sub/:vid", "vread", "instance", s.vread, false},
+		{http.MethodPost, "/:type/$validate", "validate", "operation", s.validate, false},
+		// Our conformance resources, public like the CapabilityStatement.
+		{http.MethodGet, "/StructureDefinition/:id", "read", "conformance", s.conformance("StructureDefinition"), true},
+		{http.MethodGet, "/CodeSystem/:id", "read", "conformance", s.conformance("CodeSystem"), true},
+		{http.MethodGet, "/ValueSet/:id", "read", "conformance", s.conformance("ValueSet"), true},
 		// Journal documents, searched and streamed from the source hospitals.
 		{http.MethodGet, "/DocumentReference", "search-type", "documents", s.documentSearch, false},
 		{http.MethodGet, "/documents/:token", "document-read", "documents", s.documentRead, false},

@@ -85,7 +85,9 @@ func startServer(t *testing.T, dataDir string, extra ...string) *child {
 }
 
 func flagBody(patient, text string) []byte {
-	return []byte(fmt.Sprintf(`{"resourceType":"Flag","status":"active","code":{"text":%q},"subject":{"reference":"Patient/%s"}}`, text, patient))
+	return []byte(fmt.Sprintf(`{"resourceType":"Flag","status":"active",
+	  "category":[{"coding":[{"system":"https://kjernejournal.example.no/fhir/CodeSystem/kritisk-info-type","code":"implantat"}]}],
+	  "code":{"text":%q},"period":{"start":"2024-01-10T08:00:00Z"},"subject":{"reference":"Patient/%s"}}`, text, patient))
 }
 
 func post(t *testing.T, url string, body []byte) (int, map[string]any) {

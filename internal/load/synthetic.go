@@ -70,15 +70,19 @@ type flagKind struct {
 	code     coding
 }
 
+// The categories are kjernejournal's types of critical information, so
+// that created Flags pass the KjFlag profile.
+const criticalInfoTypes = "https://kjernejournal.example.no/fhir/CodeSystem/kritisk-info-type"
+
 var flagKinds = []flagKind{
-	{coding{"http://terminology.hl7.org/CodeSystem/flag-category", "safety", "Safety"},
-		coding{SyntheticTagSystem + "-flag", "fall-risk", "Fall risk"}},
-	{coding{"http://terminology.hl7.org/CodeSystem/flag-category", "behavioral", "Behavioral"},
-		coding{SyntheticTagSystem + "-flag", "aggressive", "History of aggressive behaviour"}},
-	{coding{"http://terminology.hl7.org/CodeSystem/flag-category", "clinical", "Clinical"},
-		coding{SyntheticTagSystem + "-flag", "implant", "Has implanted device"}},
-	{coding{"http://terminology.hl7.org/CodeSystem/flag-category", "advance-directive", "Advance Directive"},
-		coding{SyntheticTagSystem + "-flag", "advance-directive", "Has an advance directive"}},
+	{coding{criticalInfoTypes, "implantat", "Implantat"},
+		coding{SyntheticTagSystem + "-flag", "pacemaker", "Has a pacemaker"}},
+	{coding{criticalInfoTypes, "smitte", "Smitte"},
+		coding{SyntheticTagSystem + "-flag", "mrsa", "MRSA carrier"}},
+	{coding{criticalInfoTypes, "anestesikomplikasjon", "Anestesikomplikasjon"},
+		coding{SyntheticTagSystem + "-flag", "malignant-hyperthermia", "Malignant hyperthermia"}},
+	{coding{criticalInfoTypes, "kritisk-tilstand", "Kritisk tilstand"},
+		coding{SyntheticTagSystem + "-flag", "adrenal-insufficiency", "Adrenal insufficiency"}},
 }
 
 type allergyKind struct {
@@ -87,7 +91,7 @@ type allergyKind struct {
 }
 
 var allergyKinds = []allergyKind{
-	{"medication", coding{"http://snomed.info/sct", "91936005", "Allergy to penicillin"}},
+	{"medication", coding{"http://www.whocc.no/atc", "J01CE02", "Fenoksymetylpenicillin"}},
 	{"food", coding{"http://snomed.info/sct", "91935009", "Allergy to peanuts"}},
 	{"environment", coding{"http://snomed.info/sct", "300916003", "Latex allergy"}},
 	{"environment", coding{"http://snomed.info/sct", "418689008", "Allergy to grass pollen"}},

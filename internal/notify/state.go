@@ -19,10 +19,10 @@ type Delivery struct {
 	Subscription string    `json:"subscription"`
 	Patient      string    `json:"patient"`
 	Events       []Event   `json:"events"`
-	Attempts     int       `json:"attempts"`              // failed attempts so far
-	NextAttempt  time.Time `json:"nextAttempt,omitzero"`  // zero: at once
-	LastError    string    `json:"lastError,omitempty"`   // why the last attempt failed
-	Created      time.Time `json:"created,omitzero"`      // when it was queued
+	Attempts     int       `json:"attempts"`             // failed attempts so far
+	NextAttempt  time.Time `json:"nextAttempt,omitzero"` // zero: at once
+	LastError    string    `json:"lastError,omitempty"`  // why the last attempt failed
+	Created      time.Time `json:"created,omitzero"`     // when it was queued
 }
 
 // ErrNoSubscription is returned when a subscription does not exist (or was
