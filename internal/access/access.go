@@ -59,7 +59,8 @@ const (
 // SectionOf maps a resource type to its section ("" if not part of a record).
 func SectionOf(resourceType string) Section {
 	switch resourceType {
-	case "AllergyIntolerance", "Flag":
+	case "AllergyIntolerance", "Flag", "Subscription":
+		// A Subscription watches a patient's critical information.
 		return Critical
 	case "MedicationStatement":
 		return Medications

@@ -48,6 +48,9 @@ type Config struct {
 	// behaviour only). With it, every request to a data route is recorded
 	// before its answer leaves, and a failure to record gives 503.
 	Audit store.AuditLog
+	// Notify, if set, serves Subscriptions and sends change notifications
+	// of critical information.
+	Notify *Notifications
 	// Documents, if set, serves journal documents from the source
 	// hospitals (GET /DocumentReference, GET /documents/{token}).
 	Documents *documents.Federation

@@ -302,6 +302,7 @@ func (s *Server) transaction(c *gin.Context, out output, entries []fhir.RequestE
 			s.transactionFailed(c, err, writeIdx)
 			return
 		}
+		s.publish(c, vs...)
 		base := s.baseURL(c)
 		for k, v := range vs {
 			i := writeIdx[k]

@@ -94,6 +94,7 @@ func (s *Server) createConditional(c *gin.Context, out output, w *pendingWrite, 
 		s.failErr(c, err)
 		return
 	}
+	s.publish(c, vs...)
 	s.sendWritten(c, out, vs[0], http.StatusCreated)
 }
 

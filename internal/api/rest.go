@@ -356,6 +356,7 @@ func (s *Server) write1(c *gin.Context, out output, typ, id string, ifMatch int6
 		s.failErr(c, err)
 		return
 	}
+	s.publish(c, vs...)
 	status := http.StatusOK
 	if create || vs[0].VersionID == 1 {
 		status = http.StatusCreated
@@ -404,6 +405,12 @@ func (s *Server) delete(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
+	if vs[0].Patient == "" {
+		if prev, err := s.store.VRead(c, typ, id, vs[0].VersionID-1); err == nil {
+			vs[0].Patient = prev.Patient
+		}
+	}
+	s.publish(c, vs...)
 	setVersionHeaders(c, vs[0])
 	c.Status(http.StatusNoContent)
 }

@@ -37,6 +37,9 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/:type/:id/:sub", "history-instance", "instance", s.instanceSub, false},
 		{http.MethodGet, "/:type/:id/:sub/:vid", "vread", "instance", s.vread, false},
 		{http.MethodPost, "/:type/$validate", "validate", "operation", s.validate, false},
+		// Change notifications without health data.
+		{http.MethodPost, "/Subscription", "create", "subscription", s.subscriptionCreate, false},
+		{http.MethodGet, "/Subscription/:id", "read", "subscription", s.subscriptionRead, false},
 		// Our conformance resources, public like the CapabilityStatement.
 		{http.MethodGet, "/StructureDefinition/:id", "read", "conformance", s.conformance("StructureDefinition"), true},
 		{http.MethodGet, "/CodeSystem/:id", "read", "conformance", s.conformance("CodeSystem"), true},

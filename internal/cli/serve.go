@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/notify"
 	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 )
@@ -36,6 +38,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	grace := fs.Duration("shutdown-timeout", 15*time.Second, "how long shutdown waits for in-flight requests")
 	af := addAuthFlags(fs)
 	df := addDocFlags(fs)
+	subAllow := fs.String("subscription-allow", "", "hosts (or .domain suffixes) change notifications may be sent to, comma-separated; with --auth-server, http on loopback is allowed too")
 	noAudit := fs.Bool("insecure-no-audit", false, "switch the usage log off (loopback addresses only; to measure its cost)")
 	purgeEvery := fs.Duration("purge-interval", time.Hour, "how often to delete the records of patients whose reservation is 30 days old")
 	if err := fs.parse(args); err != nil {
@@ -99,6 +102,10 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Documents, cfg.DocumentKeys, cfg.RegionOf = fed, signer.PublicKey(), regionOf
 		fmt.Fprintf(stdout, "journal documents from %d source hospitals; assertion key at %s/jwks\n", len(fed.Sources()), base)
 	}
+	notes := notify.NewStoreState(st)
+	dispatcher := notify.NewDispatcher(notes, notify.Options{ServerBase: base})
+	cfg.Notify = &api.Notifications{State: notes, Dispatcher: dispatcher, Dev: *af.builtin, Allow: splitList(*subAllow)}
+	go dispatcher.Run(ctx)
 	if *noAudit {
 		if !loopback(ln.Addr().String()) {
 			ln.Close()
@@ -135,7 +142,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	purger := &privacy.Purger{Store: st, Log: log}
+	purger := &privacy.Purger{Store: st, Log: log, Types: append(slices.Clone(privacy.PurgedTypes), notify.PurgeTypes...)}
 	go purger.Run(ctx, *purgeEvery)
 	log.Info("listening", "addr", ln.Addr().String(), "store", sf.describe(), "version", Version)
 	fmt.Fprintf(stdout, "kjernejournal listening on http://%s (%s)\n", ln.Addr(), sf.describe())

@@ -25,6 +25,9 @@ type Purger struct {
 	}
 	Now func() time.Time
 	Log *slog.Logger
+	// Types to delete; nil means PurgedTypes. The server adds the types of
+	// its change notifications, which go with the record.
+	Types []string
 }
 
 // RunOnce purges every record that is due and returns the patients purged.
@@ -60,7 +63,11 @@ func (p *Purger) RunOnce(ctx context.Context) ([]string, error) {
 		if due, _ := PurgeDue(settings, now()); !due {
 			continue
 		}
-		n, err := p.Store.Purge(ctx, patient, PurgedTypes)
+		types := p.Types
+		if types == nil {
+			types = PurgedTypes
+		}
+		n, err := p.Store.Purge(ctx, patient, types)
 		if err != nil {
 			return purged, fmt.Errorf("purge: record of Patient/%s: %w", patient, err)
 		}
