@@ -280,3 +280,63 @@ func envDuration(name string, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+// BenchmarkReportWrites measures reporting of critical information (issue
+// 8): validated Flags one per request, and in transaction Bundles of 50,
+// on the embedded engine; the "resources/s" metric counts resources.
+func BenchmarkReportWrites(b *testing.B) {
+	dur := envDuration("KJ_BENCH_DURATION", 5*time.Second)
+	st := engines()[0].open(b)
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ids bytes.Buffer
+	if _, err := seed.Load(context.Background(), st, codec, seed.LoadOptions{Seed: 21, Patients: 200, IDs: &ids, Preparer: preparer(b, codec)}); err != nil {
+		b.Fatal(err)
+	}
+	var patients []string
+	for _, l := range strings.Split(strings.TrimSpace(ids.String()), "\n") {
+		if p, ok := strings.CutPrefix(l, "Patient/"); ok {
+			patients = append(patients, p)
+		}
+	}
+	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	bodies, err := load.SyntheticBodies("Flag", patients)
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := func(b *testing.B, sc load.Scenario, perRequest int) {
+		res, err := load.Run(context.Background(), load.Config{BaseURL: hs.URL, Concurrency: 16, Duration: dur, Warmup: time.Second}, sc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.TransportErrors+res.StatusErrors > 0 {
+			b.Fatalf("%d transport and %d status errors: %v", res.TransportErrors, res.StatusErrors, res.ErrorSamples)
+		}
+		b.ReportMetric(res.Throughput*float64(perRequest), "resources/s")
+		b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
+		b.ReportMetric(0, "ns/op")
+	}
+	b.Run("single", func(b *testing.B) { run(b, load.CreateScenario(bodies, "Flag"), 1) })
+	const perBundle = 50
+	b.Run("transaction-50", func(b *testing.B) {
+		run(b, func(r *rand.Rand) load.Request {
+			var bundle bytes.Buffer
+			bundle.WriteString(`{"resourceType":"Bundle","type":"transaction","entry":[`)
+			for i := range perBundle {
+				if i > 0 {
+					bundle.WriteByte(',')
+				}
+				fmt.Fprintf(&bundle, `{"resource":%s,"request":{"method":"POST","url":"Flag"}}`, bodies(r))
+			}
+			bundle.WriteString(`]}`)
+			return load.Request{Method: http.MethodPost, Path: "/", Body: bundle.Bytes()}
+		}, perBundle)
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
 func TestCriticalInformationProfiles(t *testing.T) {
@@ -53,4 +54,31 @@ func TestCriticalInformationProfiles(t *testing.T) {
 		validR4(t, r.body)
 	}
 	outcome(t, c.do("GET", "/StructureDefinition/nope", nil), http.StatusNotFound)
+}
+
+// TestCorrectionAndEnteredInError: a wrong report is corrected with
+// If-Match and finally marked entered-in-error; history shows every step
+// and $kj-status follows at once.
+func TestCorrectionAndEnteredInError(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, c *client, _ store.Store) {
+		patient := createPatient(t, c, 91)
+		r := c.do("POST", "/Flag", clinical("Flag", patient, "", "pacemaker"))
+		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+		id := r.json(t)["id"].(string)
+		r = c.do("PUT", "/Flag/"+id, clinical("Flag", patient, id, "pacemaker, MR-conditional"), "If-Match", `W/"1"`)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		wrong := bytes.Replace(clinical("Flag", patient, id, "pacemaker, MR-conditional"), []byte(`"status":"active"`), []byte(`"status":"entered-in-error"`), 1)
+		r = c.do("PUT", "/Flag/"+id, wrong, "If-Match", `W/"2"`)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		outcome(t, c.do("PUT", "/Flag/"+id, clinical("Flag", patient, id, "late"), "If-Match", `W/"2"`), http.StatusPreconditionFailed)
+		r = c.do("GET", "/Flag/"+id+"/_history", nil)
+		require.Equal(t, http.StatusOK, r.status)
+		entries := r.json(t)["entry"].([]any)
+		require.Len(t, entries, 3, "every step is kept")
+		assert.Contains(t, fmt.Sprint(entries[0]), "entered-in-error")
+		assert.Contains(t, fmt.Sprint(entries[2]), "pacemaker")
+		r = c.do("GET", "/Patient/"+patient+"/$kj-status", nil)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		assert.Contains(t, string(r.body), `"hasCriticalInformation","valueBoolean":true`)
+	})
 }
