@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -39,10 +40,22 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	af := addAuthFlags(fs)
 	df := addDocFlags(fs)
 	subAllow := fs.String("subscription-allow", "", "hosts (or .domain suffixes) change notifications may be sent to, comma-separated; with --auth-server, http on loopback is allowed too")
+	cpuProfile := fs.String("cpu-profile", "", "write a Go CPU profile of the whole run to this file (for `go tool pprof`)")
 	noAudit := fs.Bool("insecure-no-audit", false, "switch the usage log off (loopback addresses only; to measure its cost)")
 	purgeEvery := fs.Duration("purge-interval", time.Hour, "how often to delete the records of patients whose reservation is 30 days old")
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if os.Getenv("GOGC") == "" {
 		// The server's live heap is small and its garbage is per request;
