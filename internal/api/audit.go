@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -394,5 +393,3 @@ func (s *Server) auditImmutable(c *gin.Context) {
 	s.fail(c, http.StatusMethodNotAllowed, fhir.Issue{Severity: "error", Code: "not-supported",
 		Diagnostics: "the usage log is written by the server only: AuditEvents cannot be created, read one by one, updated or deleted through the API; search them"})
 }
-
-var _ = slices.Contains[[]string]

@@ -16,7 +16,6 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/auth"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/smart"
-	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
 // BenchmarkAuthenticatedRead measures the server's own cost of a read
@@ -144,5 +143,3 @@ func BenchmarkAuthenticatedRead(b *testing.B) {
 		})
 	}
 }
-
-var _ store.Store // the engines come from engines_test.go

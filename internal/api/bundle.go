@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -148,7 +149,7 @@ func (s *Server) transaction(c *gin.Context, out output, entries []fhir.RequestE
 		}
 		p := planned{idx: i, url: u, method: e.Method}
 		if e.Method != http.MethodGet {
-			if !isServed(u.typ) {
+			if !slices.Contains(fhir.ServedTypes, u.typ) {
 				bad(i, invalid("", "resource type %q is not served here", u.typ))
 				continue
 			}
@@ -423,13 +424,4 @@ func (s *Server) subRequest(c *gin.Context, e fhir.RequestEntry) fhir.BundleEntr
 		}
 	}
 	return r
-}
-
-func isServed(t string) bool {
-	for _, s := range fhir.ServedTypes {
-		if s == t {
-			return true
-		}
-	}
-	return false
 }

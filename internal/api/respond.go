@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -286,5 +285,3 @@ func parseETag(h string) (int64, error) {
 	}
 	return v, nil
 }
-
-func httpDate(t time.Time) string { return t.UTC().Format(http.TimeFormat) }

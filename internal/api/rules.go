@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"strconv"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
@@ -50,7 +51,7 @@ func checkRules(res *fhir.Resource, body []byte) error {
 			continue
 		}
 		if !seed.ValidPersonNumber(id.Value) {
-			return invalid("Patient.identifier["+itoa(i)+"].value",
+			return invalid("Patient.identifier["+strconv.Itoa(i)+"].value",
 				"%q is not a valid Norwegian person number (11 digits with correct check digits)", id.Value)
 		}
 		found = true
@@ -60,12 +61,4 @@ func checkRules(res *fhir.Resource, body []byte) error {
 			"a Patient needs an identifier with system %s (fødselsnummer) or %s (D-nummer)", systemFNR, systemDNR)
 	}
 	return nil
-}
-
-func itoa(i int) string {
-	const digits = "0123456789"
-	if i < 10 {
-		return digits[i : i+1]
-	}
-	return itoa(i/10) + digits[i%10:i%10+1]
 }

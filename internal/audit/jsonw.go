@@ -67,13 +67,6 @@ func (e *w) str(s string) {
 	e.b = append(e.b, '"')
 }
 
-// key appends "k": for a key that is a Go constant (no escaping needed).
-func (e *w) key(k string) {
-	e.b = append(e.b, '"')
-	e.b = append(e.b, k...)
-	e.b = append(e.b, '"', ':')
-}
-
 // raw appends pre-built JSON.
 func (e *w) raw(s string) { e.b = append(e.b, s...) }
 

@@ -102,5 +102,3 @@ func TestAuditVerifyMongoDB(t *testing.T) {
 	assert.Contains(t, out.String(), "BROKEN after 3 good records")
 	assert.Contains(t, err.Error(), "ev-3")
 }
-
-var _ = mongo.ErrNoDocuments

@@ -67,10 +67,9 @@ var (
 
 // hospital is a health trust (helseforetak) or private non-profit hospital
 // that reports visits to the national patient register. Names are real, the
-// organisation numbers are synthetic.
+// organisation numbers are synthetic (assigned in the practitioner pools).
 type hospital struct {
-	name  string
-	orgnr string // filled by initHospitals
+	name string
 }
 
 var hospitals = []hospital{
