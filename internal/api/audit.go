@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -156,7 +155,7 @@ func (s *Server) auditEntries(c *gin.Context, status int) []store.AuditEntry {
 	}
 	role := access.Role("")
 	if p != nil {
-		role = subjectOf(p, "", access.PatientState{}).Role
+		role = roleOf(p)
 	}
 	rec.SetPrincipal(p, role)
 	if docs, ok := c.Get(keyAuditDocuments); ok {
@@ -363,16 +362,12 @@ func (s *Server) auditSearch(c *gin.Context) {
 }
 
 func auditDate(q *store.AuditQuery, v string) error {
-	prefix := "eq"
-	if len(v) > 2 && strings.Contains("eqgeleltgt", v[:2]) && v[0] >= 'a' {
-		prefix, v = v[:2], v[2:]
-	}
-	t, err := parseInstant(v)
+	prefix, t, timed, err := datePrefix(v)
 	if err != nil {
 		return err
 	}
-	end := t.Add(24*time.Hour - time.Nanosecond)
-	if strings.Contains(v, "T") {
+	end := dayEnd(t)
+	if timed {
 		end = t
 	}
 	switch prefix {
@@ -380,8 +375,10 @@ func auditDate(q *store.AuditQuery, v string) error {
 		q.From = t
 	case "le", "lt":
 		q.To = end
-	default:
+	case "eq":
 		q.From, q.To = t, end
+	default:
+		return errBadRequest
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -113,11 +112,7 @@ func (s *Server) documentSearch(c *gin.Context) {
 }
 
 func documentDate(q *documents.Query, v string) error {
-	prefix := "eq"
-	if len(v) > 2 && v[0] >= 'a' && v[0] <= 'z' {
-		prefix, v = v[:2], v[2:]
-	}
-	t, err := parseInstant(v)
+	prefix, t, _, err := datePrefix(v)
 	if err != nil {
 		return err
 	}
@@ -127,7 +122,7 @@ func documentDate(q *documents.Query, v string) error {
 	case "le", "lt", "eb":
 		q.DateTo = t
 	case "eq":
-		q.DateFrom, q.DateTo = t, t.Add(24*time.Hour-time.Nanosecond)
+		q.DateFrom, q.DateTo = t, dayEnd(t)
 	default:
 		return errBadRequest
 	}

@@ -133,7 +133,7 @@ func (s *Server) allowAs(c *gin.Context, in auth.Interaction, ain access.Interac
 			d.Message = fmt.Sprintf("the token's patient/ scopes cover Patient/%s only, not%s", p.Patient, forPatient(patient))
 		}
 		noteAccess(c, patient, typ, d)
-		s.refuse(c, http.StatusForbidden, string(d.Reason), d.Message, p)
+		s.refuse(c, http.StatusForbidden, string(d.Reason), d.Message)
 		return grant{}, false
 	}
 	st, err := s.patientState(c, patient, pv)
@@ -153,7 +153,7 @@ func (s *Server) allowAs(c *gin.Context, in auth.Interaction, ain access.Interac
 			s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found", Diagnostics: d.Message})
 			return grant{}, false
 		}
-		s.refuse(c, http.StatusForbidden, string(d.Reason), d.Message, p)
+		s.refuse(c, http.StatusForbidden, string(d.Reason), d.Message)
 		return grant{}, false
 	}
 	return grant{decision: d, scopes: sd, state: st, hpr: p.HPR}, true
@@ -166,7 +166,7 @@ func forPatient(patient string) string {
 	return " for Patient/" + patient
 }
 
-func (s *Server) refuse(c *gin.Context, status int, reason, msg string, p *auth.Principal) {
+func (s *Server) refuse(c *gin.Context, status int, reason, msg string) {
 	s.fail(c, status, fhir.Issue{Severity: "error", Code: "forbidden", Diagnostics: msg,
 		Details: fhir.Coding{System: reasonSystem, Code: reason}})
 }
@@ -214,20 +214,8 @@ func accessInteraction(in auth.Interaction) access.Interaction {
 // subjectOf maps the verified token onto the policy's subject.
 func subjectOf(p *auth.Principal, patient string, st access.PatientState) access.Subject {
 	s := access.Subject{
-		HPR: p.HPR, PID: p.PID, SecurityLevel: p.SecurityLevel, HPCategory: p.HPCategory,
+		Role: roleOf(p), HPR: p.HPR, PID: p.PID, SecurityLevel: p.SecurityLevel, HPCategory: p.HPCategory,
 		LegalEntity: p.OrgParent, PointOfCare: p.OrgChild, PurposeOfUse: p.PurposeOfUse,
-	}
-	switch p.Kind() {
-	case auth.KindPractitioner:
-		s.Role = access.Practitioner
-	case auth.KindCitizen:
-		s.Role = access.Citizen
-	case auth.KindSystem:
-		s.Role = access.System
-	case auth.KindCitizenSupport:
-		s.Role = access.CitizenSupport
-	case auth.KindAuditor:
-		s.Role = access.Auditor
 	}
 	if p.Patient != "" {
 		s.Patients = append(s.Patients, p.Patient)
@@ -237,6 +225,24 @@ func subjectOf(p *auth.Principal, patient string, st access.PatientState) access
 		s.Patients = append(s.Patients, patient)
 	}
 	return s
+}
+
+// roleOf maps the token's kind onto the policy's roles ("" for a token
+// of no known kind, which the policy refuses).
+func roleOf(p *auth.Principal) access.Role {
+	switch p.Kind() {
+	case auth.KindPractitioner:
+		return access.Practitioner
+	case auth.KindCitizen:
+		return access.Citizen
+	case auth.KindSystem:
+		return access.System
+	case auth.KindCitizenSupport:
+		return access.CitizenSupport
+	case auth.KindAuditor:
+		return access.Auditor
+	}
+	return ""
 }
 
 // patientState reads what the policy needs to know about the patient.

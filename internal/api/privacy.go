@@ -80,14 +80,14 @@ func (s *Server) checkPrivacyWrite(c *gin.Context, res *fhir.Resource, body []by
 			return false
 		}
 	}
-	role := subjectOf(p, "", access.PatientState{}).Role
+	role := roleOf(p)
 	if err := privacy.CanChange(role, setting, prev); err != nil {
 		reason := "privacy-change-refused"
 		var ce *privacy.ChangeError
 		if errors.As(err, &ce) {
 			reason = string(ce.Reason)
 		}
-		s.refuse(c, http.StatusForbidden, reason, err.Error(), p)
+		s.refuse(c, http.StatusForbidden, reason, err.Error())
 		return false
 	}
 	return true

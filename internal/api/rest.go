@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -101,19 +102,20 @@ func (s *Server) read(c *gin.Context) {
 		return
 	}
 	v, err := s.store.Read(c, typ, id)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
-				Diagnostics: fmt.Sprintf("%s/%s is not known", typ, id)})
-			return
-		}
+	s.answerVersion(c, out, v, err, fmt.Sprintf("%s/%s is not known", typ, id))
+}
+
+// answerVersion answers a read or vread: 404 when there is no such
+// version, else the version if the enforcement point lets it through.
+func (s *Server) answerVersion(c *gin.Context, out output, v store.Version, err error, missing string) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found", Diagnostics: missing})
+	case err != nil:
 		s.failErr(c, err)
-		return
+	case s.allowVersion(c, v):
+		s.sendVersion(c, out, v)
 	}
-	if !s.allowVersion(c, v) {
-		return
-	}
-	s.sendVersion(c, out, v)
 }
 
 // allowVersion passes one stored version through the enforcement point.
@@ -128,7 +130,7 @@ func (s *Server) allowVersion(c *gin.Context, v store.Version) bool {
 	}
 	if !v.Deleted && !g.admits(v.Body) {
 		s.refuse(c, http.StatusForbidden, "insufficient-scope",
-			fmt.Sprintf("the token's scopes do not cover %s/%s (granular scope constraint)", v.Type, v.ID), principal(c))
+			fmt.Sprintf("the token's scopes do not cover %s/%s (granular scope constraint)", v.Type, v.ID))
 		return false
 	}
 	return true
@@ -173,19 +175,7 @@ func (s *Server) vread(c *gin.Context) {
 		return
 	}
 	v, err := s.store.VRead(c, typ, id, vid)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
-				Diagnostics: fmt.Sprintf("%s/%s has no version %d", typ, id, vid)})
-			return
-		}
-		s.failErr(c, err)
-		return
-	}
-	if !s.allowVersion(c, v) {
-		return
-	}
-	s.sendVersion(c, out, v)
+	s.answerVersion(c, out, v, err, fmt.Sprintf("%s/%s has no version %d", typ, id, vid))
 }
 
 // instanceSub serves /{type}/{id}/_history and /Patient/{id}/{type}.
@@ -544,6 +534,21 @@ func dropText(body []byte) ([]byte, error) {
 	delete(m, "text")
 	return json.Marshal(m)
 }
+
+// datePrefix splits a date search value of the simple searches this layer
+// answers itself (usage log, documents) into its FHIR comparator (eq when
+// none is given) and its time; timed says whether it carried a time of day.
+func datePrefix(v string) (prefix string, t time.Time, timed bool, err error) {
+	prefix = "eq"
+	if len(v) > 2 && v[0] >= 'a' && v[0] <= 'z' {
+		prefix, v = v[:2], v[2:]
+	}
+	t, err = parseInstant(v)
+	return prefix, t, strings.Contains(v, "T"), err
+}
+
+// dayEnd is the last instant of the day that starts at t.
+func dayEnd(t time.Time) time.Time { return t.Add(24*time.Hour - time.Nanosecond) }
 
 func parseInstant(s string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {

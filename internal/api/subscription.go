@@ -59,7 +59,7 @@ func (s *Server) subscriptionCreate(c *gin.Context) {
 	}
 	// Only health personnel with the patient in context subscribe.
 	if p := principal(c); p != nil && p.Kind() != auth.KindPractitioner {
-		s.refuse(c, http.StatusForbidden, "role-not-allowed", "subscriptions are made by health personnel treating the patient", p)
+		s.refuse(c, http.StatusForbidden, "role-not-allowed", "subscriptions are made by health personnel treating the patient")
 		return
 	}
 	if _, ok := s.allow(c, auth.Create, "Subscription", sub.Patient); !ok {
