@@ -185,8 +185,8 @@ func (s *Server) transaction(c *gin.Context, out output, entries []fhir.RequestE
 			continue
 		}
 		res, err := s.codec.Parse(e.Resource)
-		if err == nil {
-			res, err = s.withProfile(res, p.url.typ, e.Resource)
+		if err == nil && res.Type == p.url.typ {
+			err = checkProfile(res.Type, e.Resource)
 		}
 		if err != nil {
 			var pe *profileError

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,42 +16,24 @@ type profileError struct{ issues []fhir.Issue }
 
 func (e *profileError) Error() string { return fmt.Sprintf("%d profile rules violated", len(e.issues)) }
 
-// profiled checks a critical-information resource against its
-// kjernejournal profile (KjAllergyIntolerance, KjFlag) and declares the
-// profile in meta.profile. Bodies of another resourceType pass unchanged,
-// so the parser can report that mismatch as what it is.
-func profiled(typ string, body []byte) ([]byte, error) {
+// checkProfile checks a resource that base R4 validation has accepted
+// against its kjernejournal profile (KjAllergyIntolerance, KjFlag), so that
+// plain FHIR errors stay 400 and name their element, while profile
+// violations are 422 naming every violated rule. Declaring the profile in
+// meta.profile is left to ingest, which prints every stored resource.
+func checkProfile(typ string, body []byte) error {
 	if _, ok := profile.URL(typ); !ok {
-		return body, nil
+		return nil
 	}
-	var head struct {
-		ResourceType string `json:"resourceType"`
+	issues := profile.Check(typ, body)
+	if len(issues) == 0 {
+		return nil
 	}
-	if json.Unmarshal(body, &head) != nil || head.ResourceType != typ {
-		return body, nil
+	out := make([]fhir.Issue, len(issues))
+	for i, is := range issues {
+		out[i] = fhir.Issue{Severity: "error", Code: "processing", Diagnostics: is.Message, Expression: []string{is.Path}}
 	}
-	if issues := profile.Check(typ, body); len(issues) > 0 {
-		out := make([]fhir.Issue, len(issues))
-		for i, is := range issues {
-			out[i] = fhir.Issue{Severity: "error", Code: "processing", Diagnostics: is.Message, Expression: []string{is.Path}}
-		}
-		return nil, &profileError{issues: out}
-	}
-	return profile.WithProfile(body, typ)
-}
-
-// withProfile applies profiled to a resource the base R4 validation has
-// accepted (so that plain FHIR errors stay 400 and name their element) and
-// parses the profiled body again.
-func (s *Server) withProfile(res *fhir.Resource, typ string, body []byte) (*fhir.Resource, error) {
-	if _, ok := profile.URL(typ); !ok || res.Type != typ {
-		return res, nil
-	}
-	pb, err := profiled(typ, body)
-	if err != nil {
-		return nil, err
-	}
-	return s.codec.Parse(pb)
+	return &profileError{issues: out}
 }
 
 // validate serves POST /{type}/$validate: the same checks as a write,
@@ -81,7 +62,7 @@ func (s *Server) validate(c *gin.Context) {
 		err = checkRules(res, body)
 	}
 	if err == nil {
-		_, err = profiled(typ, body)
+		err = checkProfile(typ, body)
 	}
 	var pe *profileError
 	var ve *fhir.ValidationError

@@ -481,7 +481,7 @@ func (s *Server) prepareWrite(ctx context.Context, typ, id string, body []byte, 
 	if err := checkRules(res, body); err != nil {
 		return nil, err
 	}
-	if res, err = s.withProfile(res, typ, body); err != nil {
+	if err := checkProfile(typ, body); err != nil {
 		return nil, err
 	}
 	if create {

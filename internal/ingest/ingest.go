@@ -18,6 +18,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/fhir/search"
+	"github.com/kjernejournal/kjernejournal/internal/profile"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -43,6 +44,12 @@ func (p *Preparer) Write(res *fhir.Resource, ifMatch int64, create bool) (store.
 	stored, err := p.Codec.Marshal(res)
 	if err != nil {
 		return store.Write{}, fmt.Errorf("ingest: print %s/%s: %w", res.Type, res.ID, err)
+	}
+	// A type with a kjernejournal profile declares it, whoever wrote it.
+	if _, ok := profile.URL(res.Type); ok {
+		if stored, err = profile.WithProfile(stored, res.Type); err != nil {
+			return store.Write{}, fmt.Errorf("ingest: profile of %s/%s: %w", res.Type, res.ID, err)
+		}
 	}
 	idx, err := p.Search.Extract(res.Type, stored)
 	if err != nil {

@@ -90,3 +90,25 @@ func TestPreparerStoresSearchableVersions(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, q.Match(got), "_lastUpdated matches on the stored index")
 }
+
+// Critical information declares its kjernejournal profile whoever wrote
+// it (the REST layer, the seed); other types are printed as they are.
+func TestPreparerDeclaresProfiles(t *testing.T) {
+	codec, err := fhir.NewCodec()
+	require.NoError(t, err)
+	reg, err := search.Load()
+	require.NoError(t, err)
+	p := &ingest.Preparer{Codec: codec, Search: reg}
+	res, err := codec.Parse([]byte(`{"resourceType":"Flag","id":"f1","status":"active",
+		"category":[{"coding":[{"system":"https://kjernejournal.example.no/fhir/CodeSystem/kritisk-info-type","code":"implantat"}]}],
+		"code":{"text":"pacemaker"},"period":{"start":"2024-01-10"},"subject":{"reference":"Patient/p1"}}`))
+	require.NoError(t, err)
+	w, err := p.Write(res, 0, true)
+	require.NoError(t, err)
+	body, err := w.Render(1, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	require.NoError(t, err)
+	assert.Contains(t, string(body), `"profile":["https://kjernejournal.example.no/fhir/StructureDefinition/KjFlag"]`)
+	assert.Contains(t, string(body), `"versionId":"1"`)
+	_, err = codec.Parse(body)
+	assert.NoError(t, err, "still valid R4: %s", body)
+}
