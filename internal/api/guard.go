@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 
@@ -90,12 +91,22 @@ type grant struct {
 }
 
 // admits applies granular scope constraints (e.g. patient/Flag.rs?category=x)
-// to one resource.
-func (g grant) admits(body []byte) bool {
+// to one stored version. A constraint is a search parameter, so it is
+// evaluated by the search registry on the version's index; one that is no
+// parameter of the type, or an unreadable index, does not hold, so an
+// unknown constraint narrows instead of widening.
+func (s *Server) admits(g grant, v store.Version) bool {
 	if g.open || !g.scopes.Constrained() {
 		return true
 	}
-	return g.scopes.Admits(func(c auth.Constraint) bool { return constraintHolds(c, body) })
+	idx, err := s.indexOf(v)
+	if err != nil {
+		return false
+	}
+	return g.scopes.Admits(func(c auth.Constraint) bool {
+		q, _, err := s.reg.ParseQuery(v.Type, url.Values{c.Param: {c.Value}}, false)
+		return err == nil && q.Match(idx)
+	})
 }
 
 // allow is the single enforcement point: every access to the store for a
@@ -315,54 +326,6 @@ func parsePatientState(v store.Version) (access.PatientState, error) {
 		}
 	}
 	return st, nil
-}
-
-// constraintHolds evaluates one granular scope constraint on a resource.
-// Only token parameters on CodeableConcept elements are understood
-// (category, code, status); anything else does not hold, so an unknown
-// constraint narrows instead of widening.
-func constraintHolds(c auth.Constraint, body []byte) bool {
-	system, code, hasSystem := c.Token()
-	var elem string
-	switch c.Param {
-	case "category", "code", "status", "clinical-status":
-		elem = map[string]string{"clinical-status": "clinicalStatus"}[c.Param]
-		if elem == "" {
-			elem = c.Param
-		}
-	default:
-		return false
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil {
-		return false
-	}
-	raw, ok := m[elem]
-	if !ok {
-		return false
-	}
-	var plain string
-	if json.Unmarshal(raw, &plain) == nil { // a code element such as Flag.status
-		return !hasSystem && plain == code
-	}
-	type coding struct{ System, Code string }
-	type concept struct{ Coding []coding }
-	var concepts []concept
-	if err := json.Unmarshal(raw, &concepts); err != nil {
-		var one concept
-		if json.Unmarshal(raw, &one) != nil {
-			return false
-		}
-		concepts = []concept{one}
-	}
-	for _, cc := range concepts {
-		for _, cd := range cc.Coding {
-			if cd.Code == code && (!hasSystem || cd.System == system) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // stateCache keeps parsed patient states by patient and version, so that

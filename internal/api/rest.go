@@ -128,7 +128,7 @@ func (s *Server) allowVersion(c *gin.Context, v store.Version) bool {
 	if !ok {
 		return false
 	}
-	if !v.Deleted && !g.admits(v.Body) {
+	if !v.Deleted && !s.admits(g, v) {
 		s.refuse(c, http.StatusForbidden, "insufficient-scope",
 			fmt.Sprintf("the token's scopes do not cover %s/%s (granular scope constraint)", v.Type, v.ID))
 		return false

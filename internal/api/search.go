@@ -212,7 +212,7 @@ func (s *Server) runSearch(c *gin.Context, typ, compartment, path string) {
 			return
 		}
 		for _, v := range all {
-			if v.Patient != patient || !g.admits(v.Body) {
+			if v.Patient != patient || !s.admits(g, v) {
 				continue
 			}
 			idx, err := s.indexOf(v)
@@ -325,7 +325,7 @@ func (s *Server) included(c *gin.Context, q *search.Query, patient string, page 
 		if seen[key] || v.Deleted || v.Patient != patient {
 			return
 		}
-		if g := permitted(v.Type); g != nil && g.admits(v.Body) {
+		if g := permitted(v.Type); g != nil && s.admits(*g, v) {
 			seen[key] = true
 			out = append(out, v)
 		}
