@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -451,10 +450,9 @@ func (s *Server) sendWritten(c *gin.Context, out output, v store.Version, status
 }
 
 func preferReturn(h string) string {
-	for _, part := range bytes.Split([]byte(h), []byte(",")) {
-		p := bytes.TrimSpace(part)
-		if v, ok := bytes.CutPrefix(p, []byte("return=")); ok {
-			return string(v)
+	for _, part := range strings.Split(h, ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "return="); ok {
+			return v
 		}
 	}
 	return ""
