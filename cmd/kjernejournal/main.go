@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/kjernejournal/kjernejournal/conformance"
 	"github.com/kjernejournal/kjernejournal/internal/cli"
 	"github.com/kjernejournal/kjernejournal/internal/smart"
 )
@@ -25,6 +26,7 @@ Commands:
   seed    load synthetic Norwegian patients into the store
   token   print a development access token from the built-in SMART server's key
   audit   audit verify: check the usage log's hash chain and name the first broken link
+  conformance  run the black-box conformance suite against a server (--base-url)
 
 Run "kjernejournal <command> --help" for a command's flags. Every flag can
 also be set with the KJ_* environment variable named in its help; a flag on
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Seed(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return cli.Audit(ctx, args[1:], stdout, stderr)
+	case "conformance":
+		return conformance.Command(ctx, args[1:], stdout, stderr)
 	case "token":
 		return smart.TokenCommand(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
