@@ -1,5 +1,6 @@
 # kjernejournal: every target fetches what it needs through the Go module
-# proxy; nothing has to be installed by hand besides Go itself.
+# proxy (and, for the conformance suite's JavaScript clients, from npm with
+# the lock file); nothing has to be installed by hand besides Go and Node.
 
 GO        ?= go
 BIN       := bin
@@ -9,8 +10,9 @@ DEMO      ?= 50
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/kjernejournal/kjernejournal/internal/cli.Version=$(VERSION)
 TESTFLAGS ?= -count=1 -timeout 14m
+JSDIR     := conformance/js
 
-.PHONY: all build run test vet bench bench-go bench-http clean
+.PHONY: all build run test vet conformance bench bench-go bench-http clean
 
 all: build
 
@@ -37,9 +39,26 @@ vet:
 
 # Unit, behavioural (embedded engine and MongoDB engine on an embedded
 # FerretDB, or on KJ_TEST_MONGO_URI when set), HTTP and crash tests, plus
-# the seed corpora of the fuzz tests.
+# the seed corpora of the fuzz tests; then the conformance suite against
+# the real server.
 test: vet
 	$(GO) test $(TESTFLAGS) ./...
+	$(MAKE) --no-print-directory conformance
+
+# The conformance suite (conformance/, issue 9) against a fresh server on
+# free loopback ports (embedded store, built-in SMART authorisation server,
+# two synthetic source hospitals and one that is down), then real
+# JavaScript clients (conformance/js: fhirclient, fhir-kit-client).
+# Reports in ./conformance-report/. CONFORMANCE_ARGS passes flags to the
+# Go runner, e.g. make conformance CONFORMANCE_ARGS="--group rest".
+conformance: build $(JSDIR)/node_modules/.installed
+	CONFORMANCE_ARGS="$(CONFORMANCE_ARGS)" ./scripts/conformance.sh
+
+# The JavaScript clients, exactly as locked in package-lock.json; installed
+# again only when the lock file (or package.json) changes.
+$(JSDIR)/node_modules/.installed: $(JSDIR)/package.json $(JSDIR)/package-lock.json
+	cd $(JSDIR) && npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
 
 # Go benchmarks, then the load program against the real server on loopback.
 bench: bench-go bench-http
@@ -51,4 +70,4 @@ bench-http: build
 	./scripts/bench-http.sh
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) conformance-report

@@ -34,6 +34,30 @@ type Config struct {
 	// testdata/smart/feeder-dev-key.pem.
 	FeederClientID string
 	FeederKeyFile  string
+	// ResourceServerClientID and ResourceServerKeyFile are the confidential
+	// client (private_key_jwt) allowed to introspect every token, for the
+	// introspection checks. Defaults: kj-resource-server,
+	// testdata/smart/resource-server-dev-key.pem.
+	ResourceServerClientID string
+	ResourceServerKeyFile  string
+	// IssuerKeyFile is the private signing key of a development
+	// authorisation server (default testdata/smart/dev-signing-key.pem).
+	// When its public half is in the server's JWKS, the token-attack
+	// checks also mint well-signed tokens that are wrong in one claim
+	// only, and DPoP-bound tokens; otherwise those variants are left out
+	// (a production issuer's key is never available, nor needed).
+	IssuerKeyFile string
+	// SchemaFile is the HL7 FHIR R4 JSON Schema (fhir.schema.json) the
+	// validity group validates served bodies against. Default
+	// testdata/fhir/fhir.schema.json; when it is missing those checks are
+	// skipped with the reason.
+	SchemaFile string
+	// FailingSource names a source hospital in the server's sources
+	// registry that is known to be down or failing (registered on purpose,
+	// e.g. at an address where nothing listens), for documents/
+	// partial-failure. Empty: that check is skipped, since the suite
+	// cannot make a foreign installation's source fail.
+	FailingSource string
 	// Groups limits the run to these groups; Run to check ids matching
 	// this regular expression.
 	Groups []string
@@ -97,6 +121,15 @@ func newEnv(ctx context.Context, cfg Config) (*env, error) {
 	}
 	if cfg.FeederKeyFile == "" {
 		cfg.FeederKeyFile = "testdata/smart/feeder-dev-key.pem"
+	}
+	if cfg.ResourceServerClientID == "" {
+		cfg.ResourceServerClientID = "kj-resource-server"
+	}
+	if cfg.ResourceServerKeyFile == "" {
+		cfg.ResourceServerKeyFile = "testdata/smart/resource-server-dev-key.pem"
+	}
+	if cfg.IssuerKeyFile == "" {
+		cfg.IssuerKeyFile = "testdata/smart/dev-signing-key.pem"
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {

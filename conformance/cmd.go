@@ -23,11 +23,16 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	tokens := fs.String("tokens", "", `JSON file of bearer tokens by persona ({"gp": "...", "citizen": "..."}) for a server whose authorisation server the suite cannot drive`)
 	feederKey := fs.String("feeder-key", "testdata/smart/feeder-dev-key.pem", "private key of the backend-services client that feeds fixture patients")
 	feederID := fs.String("feeder-client", "kj-feeder", "client id of the backend-services client")
+	rsKey := fs.String("resource-server-key", "testdata/smart/resource-server-dev-key.pem", "private key of the confidential client that may introspect every token")
+	rsID := fs.String("resource-server-client", "kj-resource-server", "client id of the introspecting client")
+	issuerKey := fs.String("issuer-key", "testdata/smart/dev-signing-key.pem", "signing key of a development authorisation server, for well-signed attack tokens; ignored unless its public key is in the server's JWKS")
 	clientID := fs.String("client-id", "kj-demo-app", "public SMART client the suite launches as")
 	redirect := fs.String("redirect-uri", "http://localhost:3000/callback", "redirect URI registered for --client-id (never contacted)")
 	groups := fs.String("group", "", "comma-separated groups to run (rest, smart, rules, documents, validity); default all")
 	run := fs.String("run", "", "run only checks whose id matches this regular expression")
 	timeout := fs.Duration("check-timeout", time.Minute, "time limit of one check")
+	failing := fs.String("failing-source", os.Getenv("KJ_CONFORMANCE_FAILING_SOURCE"), "name of a source hospital in the server's sources registry that is down on purpose, for documents/partial-failure (skipped without it) [KJ_CONFORMANCE_FAILING_SOURCE]")
+	schema := fs.String("fhir-schema", "testdata/fhir/fhir.schema.json", "the HL7 FHIR R4 JSON Schema that served resources are validated against")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: kjernejournal conformance --base-url URL [flags]\n\nRuns the black-box conformance suite against a running server.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -40,7 +45,9 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.New("conformance: --base-url is required")
 	}
 	cfg := Config{BaseURL: *base, FeederKeyFile: *feederKey, FeederClientID: *feederID, ClientID: *clientID,
-		RedirectURI: *redirect, Run: *run, CheckTimeout: *timeout, Progress: stdout}
+		ResourceServerKeyFile: *rsKey, ResourceServerClientID: *rsID, IssuerKeyFile: *issuerKey,
+		RedirectURI: *redirect, Run: *run, CheckTimeout: *timeout, Progress: stdout, SchemaFile: *schema}
+	cfg.FailingSource = *failing
 	if *groups != "" {
 		cfg.Groups = strings.Split(*groups, ",")
 	}

@@ -21,7 +21,13 @@ func runSuite(t *testing.T, base string, cfg conformance.Config) *conformance.Re
 	var progress bytes.Buffer
 	cfg.BaseURL = base
 	cfg.FeederKeyFile = filepath.Join(root, "testdata/smart/feeder-dev-key.pem")
+	cfg.SchemaFile = filepath.Join(root, "testdata/fhir/fhir.schema.json")
+	cfg.ResourceServerKeyFile = filepath.Join(root, "testdata/smart/resource-server-dev-key.pem")
+	cfg.IssuerKeyFile = filepath.Join(root, "testdata/smart/dev-signing-key.pem")
 	cfg.Progress = &progress
+	if cfg.FailingSource == "" {
+		cfg.FailingSource = failingSource // every stack registers it
+	}
 	if cfg.Run == "" {
 		// KJ_CONFORMANCE_RUN narrows a run while working on some checks.
 		cfg.Run = os.Getenv("KJ_CONFORMANCE_RUN")

@@ -44,8 +44,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// failingSource is the source the stack registers but never starts: it
+// shares with the hospital-doctor persona's organisation only (so the
+// other personas' document searches are not affected) and is down, for
+// documents/partial-failure (conformance.Config.FailingSource).
+const failingSource = "bergen"
+
 // stack is a running kjernejournal with its authorisation server and two
-// source hospitals.
+// source hospitals, and a third registered source that is down.
 type stack struct {
 	base   string // what the suite talks to (the proxy, when there is one)
 	server string // the server itself
@@ -73,7 +79,9 @@ func startStack(t *testing.T, o stackOptions) stack {
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
 	dir := t.TempDir()
-	kjAddr, ousAddr, nlshAddr := freePort(t), freePort(t), freePort(t)
+	// downAddr is the failing source's: a port nothing listens on, so
+	// every call to it is refused at once (documents/partial-failure).
+	kjAddr, ousAddr, nlshAddr, downAddr := freePort(t), freePort(t), freePort(t), freePort(t)
 	public := "http://" + kjAddr
 	var proxy *http.Server
 	if o.front != nil {
@@ -91,7 +99,9 @@ func startStack(t *testing.T, o stackOptions) stack {
 	  {"name":"ous","display_name":"Oslo universitetssykehus HF","organisation":"300010008","region":"helse-sor-ost",
 	   "base_url":"http://%s","shared_types":["A00","C00","D00","E00","I00"],"shares_with":{"regions":["helse-sor-ost","helse-vest","helse-midt-norge","helse-nord"]}},
 	  {"name":"nlsh","display_name":"Nordlandssykehuset HF","organisation":"300011268","region":"helse-nord",
-	   "base_url":"http://%s","shared_types":["A00","C01-1","C01-2","E00","I00"],"shares_with":{"organisations":["300010008"],"regions":["helse-nord"]}}]}`, ousAddr, nlshAddr)
+	   "base_url":"http://%s","shared_types":["A00","C01-1","C01-2","E00","I00"],"shares_with":{"organisations":["300010008"],"regions":["helse-nord"]}},
+	  {"name":%q,"display_name":"Helse Bergen HF","organisation":"300010849","region":"helse-vest",
+	   "base_url":"http://%s","shared_types":["A00","C00","D00","E00","I00"],"shares_with":{"organisations":["300010008"]}}]}`, ousAddr, nlshAddr, failingSource, downAddr)
 	sourcesFile := filepath.Join(dir, "sources.json")
 	require.NoError(t, os.WriteFile(sourcesFile, []byte(registry), 0o600))
 	if o.demo == 0 {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jwt"
+	"github.com/lestrrat-go/jwx/v3/jws"
 )
 
 // Personas the suite acts as. Practitioners get their token through an
@@ -222,6 +222,30 @@ func (e *env) ehrLaunch(ctx context.Context, persona, patient, scope string) (ma
 	return e.exchange(ctx, code, pk)
 }
 
+// AuthorizationCode runs an EHR launch for persona and patient up to the
+// authorisation code, for checks of the token endpoint itself.
+func (t *T) AuthorizationCode(persona, patient, scope string, pk PKCE) string {
+	launch := t.CreateLaunch(persona, patient)
+	q := t.env.authorizeQuery(scope, pk)
+	q.Set("launch", launch)
+	code, err := t.env.followForCode(t.ctx, t.env.smart.Authorize+"?"+q.Encode())
+	if err != nil {
+		t.Fatalf("EHR launch of %s for Patient/%s: %v", persona, patient, err)
+	}
+	return code
+}
+
+// CodeExchange is the token request of the suite's public client for code.
+func (t *T) CodeExchange(code string, pk PKCE) url.Values {
+	return url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"redirect_uri":  {t.env.cfg.RedirectURI},
+		"client_id":     {t.env.cfg.ClientID},
+		"code_verifier": {pk.Verifier},
+	}
+}
+
 // AuthorizeQuery is the query of an authorisation request for the suite's
 // client.
 func (t *T) AuthorizeQuery(scope string, pk PKCE) url.Values { return t.env.authorizeQuery(scope, pk) }
@@ -357,33 +381,82 @@ func (t *T) ClientAssertion(aud string) string {
 }
 
 func (e *env) clientAssertion(aud string) (string, error) {
-	pem, err := os.ReadFile(e.cfg.FeederKeyFile)
+	return signAssertion(e.cfg.FeederClientID, e.cfg.FeederKeyFile, aud)
+}
+
+// ResourceServerAssertion signs an RFC 7523 assertion as the confidential
+// client that may introspect every token, for audience aud.
+func (t *T) ResourceServerAssertion(aud string) string {
+	a, err := signAssertion(t.env.cfg.ResourceServerClientID, t.env.cfg.ResourceServerKeyFile, aud)
+	if err != nil {
+		t.Skipf("no key for the introspecting client %s: %v", t.env.cfg.ResourceServerClientID, err)
+	}
+	return a
+}
+
+// signAssertion signs a fresh client assertion (new jti, four minutes to
+// live) as clientID with the PEM private key in keyFile.
+func signAssertion(clientID, keyFile, aud string) (string, error) {
+	key, alg, err := loadPrivateKey(keyFile)
 	if err != nil {
 		return "", err
+	}
+	return signJWT(key, alg, "", assertionClaims(clientID, aud, time.Now()))
+}
+
+// assertionClaims are the claims of an RFC 7523 client assertion with a
+// fresh jti; checks alter them to forge bad ones.
+func assertionClaims(clientID, aud string, now time.Time) map[string]any {
+	return map[string]any{
+		"iss": clientID, "sub": clientID, "aud": aud, "jti": randomState(),
+		"iat": now.Unix(), "exp": now.Add(4 * time.Minute).Unix(),
+	}
+}
+
+// loadPrivateKey reads a PEM private key as a JWK whose kid is its RFC
+// 7638 thumbprint (as the client registry and the JWKS name keys), with
+// the signature algorithm that fits it.
+func loadPrivateKey(file string) (jwk.Key, jwa.SignatureAlgorithm, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, jwa.SignatureAlgorithm{}, err
 	}
 	key, err := jwk.ParseKey(pem, jwk.WithPEM(true))
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", e.cfg.FeederKeyFile, err)
+		return nil, jwa.SignatureAlgorithm{}, fmt.Errorf("%s: %w", file, err)
 	}
 	pub, err := key.PublicKey()
 	if err != nil {
-		return "", err
+		return nil, jwa.SignatureAlgorithm{}, err
 	}
 	kid, err := pub.Thumbprint(crypto.SHA256)
 	if err != nil {
-		return "", err
+		return nil, jwa.SignatureAlgorithm{}, err
 	}
 	if err := key.Set(jwk.KeyIDKey, base64.RawURLEncoding.EncodeToString(kid)); err != nil {
-		return "", err
+		return nil, jwa.SignatureAlgorithm{}, err
 	}
-	now := time.Now()
-	tok, err := jwt.NewBuilder().Issuer(e.cfg.FeederClientID).Subject(e.cfg.FeederClientID).
-		Audience([]string{aud}).IssuedAt(now).Expiration(now.Add(4 * time.Minute)).
-		JwtID(randomState()).Build()
+	alg := jwa.ES256()
+	if key.KeyType() == jwa.RSA() {
+		alg = jwa.RS256()
+	}
+	return key, alg, nil
+}
+
+// signJWT signs claims as a compact JWS with key (its kid in the header)
+// and, when typ is not empty, that typ header.
+func signJWT(key jwk.Key, alg jwa.SignatureAlgorithm, typ string, claims map[string]any) (string, error) {
+	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", err
 	}
-	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256(), key))
+	hdr := jws.NewHeaders()
+	if typ != "" {
+		if err := hdr.Set(jws.TypeKey, typ); err != nil {
+			return "", err
+		}
+	}
+	signed, err := jws.Sign(payload, jws.WithKey(alg, key, jws.WithProtectedHeaders(hdr)))
 	if err != nil {
 		return "", err
 	}

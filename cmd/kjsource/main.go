@@ -92,7 +92,7 @@ func addServeFlags(fs *envflag.Set) *serveFlags {
 		name:           fs.String("name", "Oslo universitetssykehus HF", "hospital name; one of the seed's hospitals gets its organisation number and region by default"),
 		org:            fs.String("org", "", "organisation number of the hospital, also accepted as assertion audience (default: the seed hospital's of that name)"),
 		region:         fs.String("region", "", `health region, e.g. "Helse Sør-Øst" or "Helse Nord" (default: the seed hospital's)`),
-		patients:       fs.Int("patients", 50, "hold documents for the first N synthetic patients of --seed: the same ones kjernejournal serve --demo-patients N --demo-seed S creates"),
+		patients:       fs.Int("patients", 50, "hold documents for the first N synthetic patients of --seed and (N > 0) the demo citizen: the same ones kjernejournal serve --demo-patients N --demo-seed S creates"),
 		seed:           fs.Int64("seed", 1, "seed of the synthetic patients (kjernejournal's --demo-seed)"),
 		docsPerPatient: fs.Int("docs-per-patient", 12, "documents per patient: the first 5 recent (one per group A00 C00 D00 E00 I00), the next 5 six to ten years old, the 11th recent and NORS, the rest random"),
 		baseDate:       fs.String("base-date", "", "date (YYYY-MM-DD) document dates are counted back from (default today, so recent documents stay inside the display periods)"),

@@ -70,8 +70,8 @@ func TestConfigFromFlags(t *testing.T) {
 	assert.Equal(t, "Helse Nord", cfg.Org.Region)
 	assert.Equal(t, "http://127.0.0.1:8092", cfg.BaseURL)
 	assert.Equal(t, "http://127.0.0.1:8080/jwks", cfg.JWKSURL)
-	require.Len(t, cfg.Documents, 3*2+1)
-	assert.EqualValues(t, 1<<20, cfg.Documents[6].Size)
+	require.Len(t, cfg.Documents, (3+1)*2+1, "three demo patients and the demo citizen, two documents each, and the large one")
+	assert.EqualValues(t, 1<<20, cfg.Documents[8].Size)
 }
 
 func TestGenerateWritesTheSamples(t *testing.T) {

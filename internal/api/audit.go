@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -350,7 +351,17 @@ func (s *Server) auditSearch(c *gin.Context) {
 	base := s.baseURL(c)
 	entries := make([]fhir.BundleEntry, len(events))
 	for i, ev := range events {
-		entries[i] = fhir.BundleEntry{Resource: ev, SearchMode: "match"}
+		// Every searchset entry of a resource with an id carries its
+		// absolute URL as fullUrl, even though AuditEvents are not read
+		// one by one: clients key entries by it.
+		var head struct {
+			ID string `json:"id"`
+		}
+		e := fhir.BundleEntry{Resource: ev, SearchMode: "match"}
+		if json.Unmarshal(ev, &head) == nil && head.ID != "" {
+			e.FullURL = base + "/AuditEvent/" + head.ID
+		}
+		entries[i] = e
 	}
 	links := []fhir.Link{{Relation: "self", URL: base + c.Request.URL.RequestURI()}}
 	if len(recs) == q.Count && len(recs) > 0 {

@@ -187,6 +187,9 @@ func TestScopesAndPatientContext(t *testing.T) {
 		nurse := s.token("nurse", p0)
 		r = s.as_(nurse, "UNNTAK", "POST", "/Flag", clinical("Flag", p0, "", "new"))
 		assert.Equal(t, "insufficient-scope", reasonOf(t, r))
+		// RFC 6750 3.1: a token that does not enable the access is told so
+		// in the challenge, next to the OperationOutcome.
+		assert.Contains(t, r.header.Get("WWW-Authenticate"), `error="insufficient_scope"`)
 		// a GP with write scopes may report critical information for the patient in context
 		gp := s.token("gp", p0)
 		r = s.as_(gp, "UNNTAK", "POST", "/Flag", clinical("Flag", p0, "", "new"))
@@ -238,6 +241,8 @@ func accessRulesOverHTTP(t *testing.T, st store.Store) {
 			require.Equal(t, tc.status, r.status, "body: %s", r.body)
 			if tc.reason != "" {
 				assert.Equal(t, tc.reason, reasonOf(t, r))
+				// An access rule is no OAuth matter: no scope challenge.
+				assert.Empty(t, r.header.Get("WWW-Authenticate"))
 			}
 		})
 	}

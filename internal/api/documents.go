@@ -62,7 +62,19 @@ func (s *Server) documentSearch(c *gin.Context) {
 				q.Types = append(q.Types, strings.Split(v, ",")...)
 			}
 		case "category":
-			q.Category = vals[0]
+			// A token: the 9602 system (or none) and a document group. Any
+			// other value is the client's error, not the federation's.
+			v := vals[0]
+			if sys, code, ok := strings.Cut(v, "|"); ok && (sys == "" || sys == documents.SystemDocumentType) {
+				v = code
+			}
+			if len(vals) != 1 || documents.GroupOf(v) != v {
+				s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "code-invalid",
+					Diagnostics: "category must be one document group (A00, C00, ...) of " + documents.SystemDocumentType + ", not " + strconv.Quote(strings.Join(vals, ",")),
+					Expression:  []string{"category"}})
+				return
+			}
+			q.Category = v
 		case "date":
 			for _, v := range vals {
 				if err = documentDate(&q, v); err != nil {
@@ -86,6 +98,9 @@ func (s *Server) documentSearch(c *gin.Context) {
 		}
 	}
 	if patient == "" {
+		// Logged as the rule-1 refusal it is, with its reason.
+		noteAccess(c, "", "DocumentReference", access.Decision{Effect: access.Deny, Reason: access.NoPatientBound,
+			Message: "a document search must name exactly one patient"})
 		s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "business-rule",
 			Diagnostics: "a document search must name exactly one patient (patient=<id>): searching across patients is not allowed",
 			Details:     fhir.Coding{System: reasonSystem, Code: string(access.NoPatientBound)}, Expression: []string{"patient"}})

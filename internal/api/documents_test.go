@@ -125,3 +125,19 @@ func TestDocumentsOverHTTP(t *testing.T) {
 	// a search bound to no patient is refused
 	assert.Equal(t, http.StatusBadRequest, s.as_(doc, "UNNTAK", "GET", "/DocumentReference", nil).status)
 }
+
+// The category parameter is a FHIR token: the 9602 system may be named,
+// and a value that is no document group is the client's error (400), not
+// a server failure.
+func TestDocumentCategoryIsAToken(t *testing.T) {
+	s, _ := withSources(t)
+	doc := s.token("hospital-doctor", citizenPatient)
+	bare := s.as_(doc, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient+"&category=A00", nil)
+	require.Equal(t, http.StatusOK, bare.status, "body: %s", bare.body)
+	token := s.as_(doc, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient+"&category="+documents.SystemDocumentType+"%7CA00", nil)
+	require.Equal(t, http.StatusOK, token.status, "body: %s", token.body)
+	assert.Contains(t, string(token.body), `"code":"A`, "discharge summaries are found")
+	for _, bad := range []string{"http%3A%2F%2Fexample.org%7CA00", "Z9", documents.SystemDocumentType + "%7CA01"} {
+		outcome(t, s.as_(doc, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient+"&category="+bad, nil), http.StatusBadRequest)
+	}
+}

@@ -25,6 +25,9 @@ type Authenticator interface {
 
 const (
 	keyPrincipal = "kj.principal"
+	// keyMissing holds the 404 message a handler gives for a resource that
+	// does not exist, for the enforcement point's as-if-no-record answer.
+	keyMissing = "kj.missing"
 	// basisHeader carries the access basis per request, as the national
 	// APIs send it.
 	basisHeader = "nhn-access-basis"
@@ -144,7 +147,7 @@ func (s *Server) allowAs(c *gin.Context, in auth.Interaction, ain access.Interac
 			d.Message = fmt.Sprintf("the token's patient/ scopes cover Patient/%s only, not%s", p.Patient, forPatient(patient))
 		}
 		noteAccess(c, patient, typ, d)
-		s.refuse(c, http.StatusForbidden, string(d.Reason), d.Message)
+		s.refuseScope(c, string(d.Reason), d.Message)
 		return grant{}, false
 	}
 	st, err := s.patientState(c, patient, pv)
@@ -161,7 +164,14 @@ func (s *Server) allowAs(c *gin.Context, in auth.Interaction, ain access.Interac
 	noteAccess(c, patient, typ, d)
 	if !d.Allowed() {
 		if d.AsNotFound {
-			s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found", Diagnostics: d.Message})
+			// As if there were no record: a handler that names what it
+			// would answer for a missing resource (keyMissing) gets exactly
+			// that, so a reserved record cannot be told from none.
+			msg := d.Message
+			if m := c.GetString(keyMissing); m != "" {
+				msg = m
+			}
+			s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found", Diagnostics: msg})
 			return grant{}, false
 		}
 		s.refuse(c, http.StatusForbidden, string(d.Reason), d.Message)
@@ -175,6 +185,18 @@ func forPatient(patient string) string {
 		return " across patients"
 	}
 	return " for Patient/" + patient
+}
+
+// refuseScope answers a request the token's scopes do not allow: 403 with
+// the OperationOutcome and, as RFC 6750 3 and 3.1 ask of a token that does
+// not enable the access, a challenge naming insufficient_scope.
+func (s *Server) refuseScope(c *gin.Context, reason, msg string) {
+	scheme := auth.SchemeBearer
+	if p := principal(c); p != nil {
+		scheme = p.Scheme
+	}
+	auth.InsufficientScope(scheme, msg, "").SetHeader(c.Writer.Header())
+	s.refuse(c, http.StatusForbidden, reason, msg)
 }
 
 func (s *Server) refuse(c *gin.Context, status int, reason, msg string) {

@@ -77,6 +77,9 @@ func TestErrorsAreOperationOutcomes(t *testing.T) {
 	outcome(t, c.do("GET", "/Flag/1/_history/x", nil), http.StatusBadRequest)
 	outcome(t, c.do("GET", "/Flag/1/_history/1/extra/x", nil), http.StatusNotFound)
 	outcome(t, c.do("DELETE", "/Flag/never-existed", nil), http.StatusNotFound)
+	// history-type is not offered, and the CapabilityStatement is read-only
+	outcome(t, c.do("GET", "/Flag/_history", nil), http.StatusMethodNotAllowed)
+	outcome(t, c.do("POST", "/metadata", []byte(`{"resourceType":"CapabilityStatement"}`)), http.StatusMethodNotAllowed)
 	outcome(t, c.do("POST", "/", []byte(`{"resourceType":"Bundle","type":"collection"}`)), http.StatusBadRequest)
 	outcome(t, c.do("POST", "/Flag", []byte(`{}`), "If-None-Exist", "identifier=x"), http.StatusBadRequest)
 }
@@ -98,6 +101,11 @@ func TestCapabilityStatementFollowsRoutes(t *testing.T) {
 			codes = append(codes, i.(map[string]any)["code"].(string))
 		}
 		for _, want := range []string{"read", "vread", "update", "delete", "history-instance", "create"} {
+			if rm["type"] == "Consent" && want == "delete" {
+				// privacy settings are lifted by an update, never deleted (405)
+				assert.NotContains(t, codes, want)
+				continue
+			}
 			assert.Contains(t, codes, want, rm["type"])
 		}
 	}

@@ -87,8 +87,28 @@ func (s *Server) checkPrivacyWrite(c *gin.Context, res *fhir.Resource, body []by
 		if errors.As(err, &ce) {
 			reason = string(ce.Reason)
 		}
+		refuseNoted(c, setting.Patient, "Consent", access.Decision{Effect: access.Deny, Reason: access.Reason(reason), Message: err.Error()})
 		s.refuse(c, http.StatusForbidden, reason, err.Error())
 		return false
 	}
 	return true
+}
+
+// refuseNoted turns the permit the enforcement point noted for patient
+// into d: a check after it (who may change which privacy setting) refused
+// the request, and the usage log must record that refusal and its reason,
+// not the permit that preceded it.
+func refuseNoted(c *gin.Context, patient, typ string, d access.Decision) {
+	notes, _ := c.Get(keyAccess)
+	ns, _ := notes.([]accessNote)
+	found := false
+	for i := range ns {
+		if ns[i].patient == patient {
+			ns[i].decision, found = d, true
+		}
+	}
+	if !found {
+		ns = append(ns, accessNote{patient, typ, d})
+	}
+	c.Set(keyAccess, ns)
 }

@@ -50,6 +50,14 @@ func (s *Server) pathID(c *gin.Context) (string, bool) {
 	if validID(id) {
 		return id, true
 	}
+	if id == "_history" {
+		// GET /{type}/_history is the history-type interaction, which is
+		// not offered (nor advertised): that is a 405, not a bad id.
+		s.fail(c, http.StatusMethodNotAllowed, fhir.Issue{Severity: "error", Code: "not-supported",
+			Diagnostics: fmt.Sprintf("%s %s: the history of a whole type is not offered; read the history of one resource at /%s/{id}/_history",
+				c.Request.Method, c.Request.URL.Path, c.Param("type"))})
+		return "", false
+	}
 	s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid",
 		Diagnostics: fmt.Sprintf("%q is not a valid FHIR id ([A-Za-z0-9-.]{1,64})", id)})
 	return "", false
@@ -112,8 +120,12 @@ func (s *Server) answerVersion(c *gin.Context, out output, v store.Version, err 
 		s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found", Diagnostics: missing})
 	case err != nil:
 		s.failErr(c, err)
-	case s.allowVersion(c, v):
-		s.sendVersion(c, out, v)
+	default:
+		// A reserved record answers exactly as a missing one would.
+		c.Set(keyMissing, missing)
+		if s.allowVersion(c, v) {
+			s.sendVersion(c, out, v)
+		}
 	}
 }
 
@@ -128,7 +140,7 @@ func (s *Server) allowVersion(c *gin.Context, v store.Version) bool {
 		return false
 	}
 	if !v.Deleted && !s.admits(g, v) {
-		s.refuse(c, http.StatusForbidden, "insufficient-scope",
+		s.refuseScope(c, "insufficient-scope",
 			fmt.Sprintf("the token's scopes do not cover %s/%s (granular scope constraint)", v.Type, v.ID))
 		return false
 	}
@@ -246,6 +258,7 @@ func (s *Server) history(c *gin.Context) {
 		return
 	}
 	patients := map[string]bool{}
+	c.Set(keyMissing, fmt.Sprintf("%s/%s is not known", typ, id))
 	for _, v := range versions {
 		if !patients[v.Patient] {
 			patients[v.Patient] = true
@@ -297,6 +310,12 @@ func (s *Server) history(c *gin.Context) {
 
 func (s *Server) create(c *gin.Context) {
 	c.Set(keyInteraction, "create")
+	if c.Param("type") == "metadata" {
+		// /metadata exists (GET); it is just not written to.
+		s.fail(c, http.StatusMethodNotAllowed, fhir.Issue{Severity: "error", Code: "not-supported",
+			Diagnostics: "the CapabilityStatement is read with GET /metadata; it cannot be posted to"})
+		return
+	}
 	typ, ok := s.resourceType(c)
 	if !ok {
 		return

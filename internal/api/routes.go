@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/profile"
 )
 
 // A route is one entry of the router. FHIR interactions carry their
@@ -71,6 +72,7 @@ func (s *Server) capabilityStatement(base string) []byte {
 	}
 	type resource struct {
 		Type              string        `json:"type"`
+		SupportedProfile  []string      `json:"supportedProfile,omitempty"`
 		Interaction       []interaction `json:"interaction"`
 		Versioning        string        `json:"versioning"`
 		ReadHistory       bool          `json:"readHistory"`
@@ -100,12 +102,23 @@ func (s *Server) capabilityStatement(base string) []byte {
 	}
 	var resources []resource
 	for _, t := range fhir.ServedTypes {
+		interactions := typeLevel
+		if t == "Consent" {
+			// Privacy settings are lifted by an update, never deleted: the
+			// delete handler answers 405, so delete is not promised.
+			interactions = slices.DeleteFunc(slices.Clone(typeLevel), func(i interaction) bool { return i.Code == "delete" })
+		}
 		res := resource{
-			Type: t, Interaction: typeLevel, Versioning: "versioned-update", ReadHistory: true,
+			Type: t, Interaction: interactions, Versioning: "versioned-update", ReadHistory: true,
 			UpdateCreate: true, ConditionalCreate: t != "Patient", ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
 		}
 		if slices.Contains(typeLevel, interaction{"search-type"}) {
 			res.SearchInclude, res.SearchRevInclude, res.SearchParam = s.searchCapabilities(t)
+		}
+		// The profile every stored resource of the type conforms to and
+		// declares in meta.profile, so that clients can find it.
+		if u, ok := profile.URL(t); ok {
+			res.SupportedProfile = []string{u}
 		}
 		if res.Type == "Patient" {
 			res.Operation = []operation{{Name: "kj-status", Definition: "https://kjernejournal.example.no/fhir/OperationDefinition/kj-status"}}
@@ -122,6 +135,13 @@ func (s *Server) capabilityStatement(base string) []byte {
 				{Name: "category", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/DocumentReference-category"},
 				{Name: "date", Type: "date", Definition: "http://hl7.org/fhir/SearchParameter/DocumentReference-date"},
 			},
+		})
+	}
+	if s.cfg.Notify != nil {
+		// Change notifications: a Subscription is created and read, no more.
+		resources = append(resources, resource{
+			Type: "Subscription", Interaction: []interaction{{"create"}, {"read"}}, Versioning: "versioned",
+			ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
 		})
 	}
 	if s.cfg.Audit != nil {

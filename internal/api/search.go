@@ -145,6 +145,9 @@ func (s *Server) failNotBound(c *gin.Context, typ string, ids []string, bound bo
 	case bound:
 		msg += fmt.Sprintf("; this search names %d patients", len(ids))
 	}
+	// The refusal is a decision of rule 1 like any other: the usage log
+	// records it with its reason, not as a plain client error.
+	noteAccess(c, "", typ, access.Decision{Effect: access.Deny, Reason: access.NoPatientBound, Message: msg})
 	s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "business-rule", Diagnostics: msg,
 		Details: fhir.Coding{System: reasonSystem, Code: string(access.NoPatientBound)}})
 }

@@ -37,6 +37,9 @@ func TestChangeNotificationsCarryNoHealthData(t *testing.T) {
 		cfg.Notify = &api.Notifications{State: state, Dispatcher: disp, Dev: true}
 	})
 	p0 := s.patients[0]
+	// what is served is advertised: Subscription create and read
+	assert.Contains(t, string(s.do("GET", "/metadata", nil).body),
+		`{"type":"Subscription","interaction":[{"code":"create"},{"code":"read"}]`)
 	gp := s.token("gp", p0, "patient/*.rs", "patient/Flag.cud", "patient/Subscription.c")
 	sub := func(payload string) []byte {
 		return []byte(fmt.Sprintf(`{"resourceType":"Subscription","status":"requested","reason":"kritisk info",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -41,7 +42,7 @@ func addAuthFlags(fs *flagSet) authFlags {
 		audience:    fs.String("audience", "", "required token audience (default: the base URL)"),
 		noAuth:      fs.Bool("insecure-no-auth", false, "switch authentication and the access rules off (loopback addresses only; for development)"),
 		hospitals:   fs.String("hospitals", "", "organisation numbers of legal entities that are hospitals, comma-separated (default with --auth-server: the synthetic hospitals)"),
-		specialists: fs.String("contract-specialists", "", "organisation numbers of contract specialists (avtalespesialister), comma-separated"),
+		specialists: fs.String("contract-specialists", "", "organisation numbers of contract specialists (avtalespesialister), comma-separated (default with --auth-server: the personas marked contract_specialist)"),
 		tokenCache:  fs.Int("token-cache-size", 10000, "verified tokens kept until they expire, so a token's signature is checked once; -1 switches the cache off"),
 	}
 }
@@ -89,6 +90,15 @@ func (f authFlags) setup(ctx context.Context, addr, base string) (*security, err
 		if len(sec.policy.Orgs.Hospitals) == 0 {
 			for _, h := range seed.Hospitals() {
 				sec.policy.Orgs.Hospitals = append(sec.policy.Orgs.Hospitals, h.Number)
+			}
+		}
+		// Likewise the personas' contract specialists, so that the
+		// development avtalespesialist can use UNNTAK as rule 2 allows.
+		if len(sec.policy.Orgs.ContractSpecialists) == 0 {
+			for _, p := range personas {
+				if p.ContractSpecialist && p.LegalEntity != nil && !slices.Contains(sec.policy.Orgs.ContractSpecialists, p.LegalEntity.ID) {
+					sec.policy.Orgs.ContractSpecialists = append(sec.policy.Orgs.ContractSpecialists, p.LegalEntity.ID)
+				}
 			}
 		}
 	}

@@ -70,25 +70,40 @@ func Seed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// seedIfEmpty seeds n patients unless the first of them is already there.
+// seedIfEmpty seeds n patients unless the first of them is already there,
+// and the demo citizen (seed.CitizenRecord, the citizen persona's patient)
+// unless she is: a store seeded before she existed gets her on the next
+// start. It returns the number of generated patients stored.
 func seedIfEmpty(ctx context.Context, st store.Store, codec *fhir.Codec, rs int64, n int) (int, error) {
-	for _, rec := range seed.Generate(rs, 1) {
-		res, err := codec.Parse(rec.Patient)
-		if err != nil {
-			return 0, err
-		}
-		if _, err := st.Read(ctx, "Patient", res.ID); err == nil {
-			return 0, nil
+	exists := func(id string) (bool, error) {
+		if _, err := st.Read(ctx, "Patient", id); err == nil {
+			return true, nil
 		} else if !errors.Is(err, store.ErrNotFound) {
-			return 0, err
+			return false, err
 		}
+		return false, nil
+	}
+	seeded, err := exists(seed.PatientID(rs, 0))
+	if err != nil {
+		return 0, err
+	}
+	citizen, err := exists(seed.CitizenPatientID)
+	if err != nil {
+		return 0, err
+	}
+	if seeded && citizen {
+		return 0, nil
 	}
 	prep, err := preparer(codec)
 	if err != nil {
 		return 0, err
 	}
-	_, err = seed.Load(ctx, st, codec, seed.LoadOptions{Seed: rs, Patients: n, Preparer: prep})
-	return n, err
+	o := seed.LoadOptions{Seed: rs, Preparer: prep, Citizen: !citizen}
+	if !seeded {
+		o.Patients = n
+	}
+	_, err = seed.Load(ctx, st, codec, o)
+	return o.Patients, err
 }
 
 // preparer builds writes the way the server does (search index and

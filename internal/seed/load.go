@@ -17,6 +17,9 @@ import (
 type LoadOptions struct {
 	Seed     int64
 	Patients int
+	// Citizen also stores the demo citizen's record (CitizenRecord), as
+	// `serve --demo-patients` does, after the generated patients.
+	Citizen bool
 	// Progress, if set, is called with the number of patients stored so far.
 	Progress func(done int)
 	// IDs, if set, receives "Type/id" of every stored resource, one a line.
@@ -81,6 +84,9 @@ func Load(ctx context.Context, st store.Store, codec *fhir.Codec, o LoadOptions)
 			break
 		}
 		recs <- rec
+	}
+	if o.Citizen && ctx.Err() == nil {
+		recs <- CitizenRecord()
 	}
 	close(recs)
 	wg.Wait()

@@ -47,7 +47,10 @@ func Generate(seed int64, n int) iter.Seq2[int, Record] {
 // the same server.
 func GenerateAt(base time.Time, seed int64, n int) iter.Seq2[int, Record] {
 	return func(yield func(int, Record) bool) {
-		g := &generator{base: base.UTC(), pools: thePools(), used: make(map[string]struct{}, n)}
+		g := &generator{base: base.UTC(), pools: thePools(), used: make(map[string]struct{}, n+1)}
+		// The demo citizen is stored next to generated patients; no
+		// generated patient may share her person number.
+		g.used[CitizenPersonNumber] = struct{}{}
 		for i := range n {
 			rec, err := g.record(seed, i)
 			if err != nil {

@@ -221,6 +221,25 @@ func TestRefreshRotation(t *testing.T) {
 	requireOAuthError(t, err, "invalid_grant")
 }
 
+// A refresh asking for less narrows the access token, not the grant: the
+// rotated refresh token keeps the original scope (RFC 6749 6), so the
+// next refresh without scope gets all of it back.
+func TestRefreshNarrowedKeepsGrant(t *testing.T) {
+	f := newFixture(t)
+	conf := f.oauthConfig("launch/patient", "patient/*.rs", "offline_access")
+	tok := f.standaloneToken(conf, "gp", "pas-9")
+	narrow := f.postForm(f.ts.URL+"/auth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {demoClient},
+		"refresh_token": {tok.RefreshToken}, "scope": {"patient/*.rs"}})
+	require.Equal(t, http.StatusOK, narrow.StatusCode)
+	body := decodeJSON(t, narrow)
+	assert.Equal(t, "patient/*.rs", body["scope"])
+	next, _ := body["refresh_token"].(string)
+	require.NotEmpty(t, next, "the grant survives a narrowed refresh")
+	again, err := conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: next}).Token()
+	require.NoError(t, err)
+	assert.Equal(t, "launch/patient patient/*.rs offline_access", again.Extra("scope"))
+}
+
 func TestRefreshTokenExpires(t *testing.T) {
 	f := newFixture(t, func(c *smart.Config) { c.OnlineRefreshLifetime = time.Hour })
 	conf := f.oauthConfig("launch/patient", "patient/*.rs", "online_access")

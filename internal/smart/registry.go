@@ -224,6 +224,11 @@ type Persona struct {
 	HealthcareService   *Code  `json:"healthcare_service,omitempty"`
 	PurposeOfUse        string `json:"purpose_of_use,omitempty"` // TREAT, ETREAT, COC, BTG
 	PurposeOfUseDetails *Code  `json:"purpose_of_use_details,omitempty"`
+	// ContractSpecialist marks a practitioner whose legal entity is a
+	// contract specialist (avtalespesialist), who may use the access basis
+	// UNNTAK; a server started with this registry and no configured
+	// contract specialists takes theirs.
+	ContractSpecialist bool `json:"contract_specialist,omitempty"`
 	// ClientID is the client a system persona stands for.
 	ClientID string `json:"client_id,omitempty"`
 	// Scopes are the persona's default scopes when a development token is

@@ -161,10 +161,14 @@ func (s *Server) refreshGrant(r *http.Request, client *Client) (*tokenResponse, 
 		return nil, &oauthErr{http.StatusInternalServerError, "server_error", err.Error()}
 	}
 	if resp.RefreshToken != "" {
-		// The rotated token keeps the original expiry: refreshing does not
-		// extend an offline grant forever.
-		s.refresh[hashToken(resp.RefreshToken)].expires = g.expires
+		delete(s.refresh, hashToken(resp.RefreshToken))
 	}
+	// A narrower scope narrows the access token only: the rotated refresh
+	// token carries the scope of the one it replaces (RFC 6749 6), or a
+	// client asking for less once would lose its grant. It keeps the
+	// original expiry too: refreshing does not extend a grant forever.
+	resp.RefreshToken = randomID()
+	s.refresh[hashToken(resp.RefreshToken)] = &refreshGrant{grant: g.grant, family: g.family, expires: g.expires}
 	return resp, nil
 }
 

@@ -94,11 +94,15 @@ func HospitalByName(name string) (Organisation, bool) {
 	return Organisation{}, false
 }
 
-// SeedPatients returns the first n patients seed.Generate(seedValue, n)
-// yields, so a source holds documents for exactly the patients a
-// kjernejournal seeded with the same seed knows.
+// SeedPatients returns the demo patients of `kjernejournal serve
+// --demo-patients n --demo-seed seedValue`: the first n patients
+// seed.Generate(seedValue, n) yields, followed (when n > 0) by the demo
+// citizen (seed.CitizenPatientID), so a source holds documents for exactly
+// the patients that kjernejournal knows. The demo citizen is the one a
+// black-box client can reach (she is the citizen persona's patient), so she
+// must have documents too.
 func SeedPatients(seedValue int64, n int) ([]Patient, error) {
-	out := make([]Patient, 0, n)
+	out := make([]Patient, 0, n+1)
 	for _, rec := range seed.Generate(seedValue, n) {
 		var pat struct {
 			ID         string `json:"id"`
@@ -120,6 +124,9 @@ func SeedPatients(seedValue int64, n int) ([]Patient, error) {
 			return nil, fmt.Errorf("source: seed patient %s has no person number", pat.ID)
 		}
 		out = append(out, p)
+	}
+	if n > 0 {
+		out = append(out, Patient{ID: seed.CitizenPatientID, PersonNumber: seed.CitizenPersonNumber})
 	}
 	return out, nil
 }

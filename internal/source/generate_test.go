@@ -1,6 +1,7 @@
 package source
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,10 +15,59 @@ import (
 func TestSeedPatientsAreTheDemoPatients(t *testing.T) {
 	ps, err := SeedPatients(7, 5)
 	require.NoError(t, err)
-	require.Len(t, ps, 5)
-	for i, p := range ps {
+	require.Len(t, ps, 5+1, "five generated patients and the demo citizen")
+	for i, p := range ps[:5] {
 		assert.Equal(t, seed.PatientID(7, i), p.ID)
 		assert.True(t, seed.ValidPersonNumber(p.PersonNumber), p.PersonNumber)
+	}
+	// serve --demo-patients stores the demo citizen next to them.
+	assert.Equal(t, Patient{ID: seed.CitizenPatientID, PersonNumber: seed.CitizenPersonNumber}, ps[5])
+	var rec struct {
+		ID         string
+		Identifier []struct{ System, Value string }
+	}
+	require.NoError(t, json.Unmarshal(seed.CitizenRecord().Patient, &rec))
+	assert.Equal(t, rec.ID, ps[5].ID)
+	assert.Equal(t, rec.Identifier[0].Value, ps[5].PersonNumber)
+
+	none, err := SeedPatients(7, 0)
+	require.NoError(t, err)
+	assert.Empty(t, none, "no demo patients, no demo citizen")
+}
+
+// TestDemoCitizenDocumentsExerciseTheRules: the conformance suite checks
+// the display periods and NORS on the demo citizen's documents, which only
+// means something if the sources hold documents the rules must hide.
+func TestDemoCitizenDocumentsExerciseTheRules(t *testing.T) {
+	ps, err := SeedPatients(1, 3)
+	require.NoError(t, err)
+	citizen := ps[len(ps)-1]
+	require.Equal(t, seed.CitizenPatientID, citizen.ID)
+	base := seed.DefaultBase
+	for _, name := range SampleSources {
+		org, ok := HospitalByName(name)
+		require.True(t, ok)
+		// kjsource's default: 12 documents per patient.
+		docs := Generate(1, []Patient{citizen}, org, 12)
+		has := map[string]bool{}
+		for _, d := range docs {
+			require.Equal(t, citizen.PersonNumber, d.PersonNumber)
+			age := base.Sub(d.Date)
+			switch {
+			case d.Confidentiality == ConfidentialityBlocked:
+				has["NORS"] = true
+			case age > 366*24*time.Hour && (d.Type.Group == GroupTestResults || d.Type.Group == GroupCorrespondence):
+				has[d.Type.Group+" older than 1 year"] = true
+			case age > 5*366*24*time.Hour && (d.Type.Group == GroupOrganFunction || d.Type.Group == GroupImaging):
+				has[d.Type.Group+" older than 5 years"] = true
+			case age < 300*24*time.Hour:
+				has[d.Type.Group+" recent"] = true
+			}
+		}
+		for _, want := range []string{"NORS", "C00 older than 1 year", "I00 older than 1 year", "D00 older than 5 years",
+			"E00 older than 5 years", "A00 recent", "C00 recent", "D00 recent", "E00 recent", "I00 recent"} {
+			assert.True(t, has[want], "%s: the demo citizen has a document %s", name, want)
+		}
 	}
 }
 
@@ -28,9 +78,10 @@ func TestGenerateIsDeterministicAndFollowsThePlan(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, "Helse Nord", org.Region)
 
+	require.Len(t, ps, 40+1, "with the demo citizen")
 	docs := Generate(1, ps, org, 14)
 	assert.Equal(t, docs, Generate(1, ps, org, 14), "same arguments, same documents")
-	require.Len(t, docs, 40*14)
+	require.Len(t, docs, 41*14)
 	other := Generate(1, ps, Hospitals()[0], 14)
 	assert.NotEqual(t, docs[0].ID, other[0].ID, "sources do not share document ids")
 

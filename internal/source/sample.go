@@ -51,7 +51,7 @@ func SampleListings() (map[string][]byte, error) {
 			return nil, fmt.Errorf("source: no hospital %q in the seed", name)
 		}
 		l := Listing{
-			Comment:        "Synthetic documents; regenerate with `go generate ./internal/source` (kjsource generate).",
+			Comment:        "Synthetic documents for the first demo patients of the seed and the demo citizen (seed.CitizenPatientID); regenerate with `go generate ./internal/source` (kjsource generate).",
 			Source:         org,
 			Seed:           sampleSeed,
 			Patients:       samplePatients,
