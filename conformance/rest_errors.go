@@ -198,9 +198,16 @@ func checkError405(t *T) {
 		{Method: http.MethodDelete, Path: "Flag"},
 		{Method: http.MethodDelete, Path: "metadata"},
 		{Method: http.MethodPost, Path: "metadata", Body: map[string]any{"resourceType": "CapabilityStatement"}},
+		{Method: http.MethodGet, Path: "Flag/_history"},
+		{Method: http.MethodPost, Path: "AuditEvent", Body: map[string]any{"resourceType": "AuditEvent"}},
 	} {
 		res := t.Do(restAs(req, PersonaGP, patient))
 		restExpectError(t, method(req)+" "+req.Path, res, http.StatusMethodNotAllowed)
+		// RFC 9110 15.5.6: a 405 lists the methods the target does support
+		// (possibly none), so a client can tell what to do instead.
+		if _, ok := res.Header["Allow"]; res.Status == http.StatusMethodNotAllowed && !ok {
+			t.Errorf("%s %s: 405 without an Allow header", method(req), req.Path)
+		}
 	}
 	if got := restRead(t, "Flag", patient, Request{Path: "Flag/" + fid}); got.Status != http.StatusOK {
 		t.Errorf("Flag/%s after refused PATCH, POST and DELETE: status %d", fid, got.Status)

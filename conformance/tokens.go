@@ -118,23 +118,10 @@ func (t *T) TokenWithScope(persona, patient, scope string) string {
 	if t.env.smart == nil {
 		t.Skipf("no token for persona %q: none configured, and the server publishes no SMART configuration", persona)
 	}
-	var err error
-	var resp map[string]any
-	switch {
-	case slices.Contains(practitioners, persona):
-		if patient == "" {
-			t.Fatalf("a %s token needs a patient in context", persona)
-		}
-		resp, err = t.env.ehrLaunch(t.ctx, persona, patient, or(scope, personaScopes["practitioner"]))
-	case persona == PersonaFeeder:
-		resp, err = t.env.backendToken(t.ctx, or(scope, personaScopes[PersonaFeeder]))
-	default:
-		resp, err = t.env.standalone(t.ctx, persona, or(scope, personaScopes[persona]))
+	if patient == "" && slices.Contains(practitioners, persona) {
+		t.Fatalf("a %s token needs a patient in context", persona)
 	}
-	if err != nil {
-		t.Fatalf("get a token for %s: %v", persona, err)
-	}
-	tok, _ = resp["access_token"].(string)
+	tok, _ = t.TokenResponse(persona, patient, scope)["access_token"].(string)
 	if tok == "" {
 		t.Fatalf("token response for %s has no access_token", persona)
 	}

@@ -398,6 +398,9 @@ func auditDate(q *store.AuditQuery, v string) error {
 func (s *Server) auditImmutable(c *gin.Context) {
 	c.Set(keyInteraction, "operation")
 	c.Set(keyType, "AuditEvent")
-	s.fail(c, http.StatusMethodNotAllowed, fhir.Issue{Severity: "error", Code: "not-supported",
-		Diagnostics: "the usage log is written by the server only: AuditEvents cannot be created, read one by one, updated or deleted through the API; search them"})
+	allow := "GET" // the search
+	if c.Param("id") != "" {
+		allow = ""
+	}
+	s.notAllowed(c, allow, "the usage log is written by the server only: AuditEvents cannot be created, read one by one, updated or deleted through the API; search them")
 }

@@ -53,9 +53,8 @@ func (s *Server) pathID(c *gin.Context) (string, bool) {
 	if id == "_history" {
 		// GET /{type}/_history is the history-type interaction, which is
 		// not offered (nor advertised): that is a 405, not a bad id.
-		s.fail(c, http.StatusMethodNotAllowed, fhir.Issue{Severity: "error", Code: "not-supported",
-			Diagnostics: fmt.Sprintf("%s %s: the history of a whole type is not offered; read the history of one resource at /%s/{id}/_history",
-				c.Request.Method, c.Request.URL.Path, c.Param("type"))})
+		s.notAllowed(c, "", fmt.Sprintf("%s %s: the history of a whole type is not offered; read the history of one resource at /%s/{id}/_history",
+			c.Request.Method, c.Request.URL.Path, c.Param("type")))
 		return "", false
 	}
 	s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid",
@@ -308,12 +307,18 @@ func (s *Server) history(c *gin.Context) {
 	}, entries))
 }
 
+// notAllowed answers 405 with the methods the target does support in
+// Allow, as HTTP requires of a 405 (empty when there are none).
+func (s *Server) notAllowed(c *gin.Context, allow, diagnostics string) {
+	c.Writer.Header()["Allow"] = []string{allow} // set even when empty; gin's Header would drop it
+	s.fail(c, http.StatusMethodNotAllowed, fhir.Issue{Severity: "error", Code: "not-supported", Diagnostics: diagnostics})
+}
+
 func (s *Server) create(c *gin.Context) {
 	c.Set(keyInteraction, "create")
 	if c.Param("type") == "metadata" {
 		// /metadata exists (GET); it is just not written to.
-		s.fail(c, http.StatusMethodNotAllowed, fhir.Issue{Severity: "error", Code: "not-supported",
-			Diagnostics: "the CapabilityStatement is read with GET /metadata; it cannot be posted to"})
+		s.notAllowed(c, "GET", "the CapabilityStatement is read with GET /metadata; it cannot be posted to")
 		return
 	}
 	typ, ok := s.resourceType(c)
@@ -396,8 +401,7 @@ func (s *Server) delete(c *gin.Context) {
 	if typ == "Consent" {
 		// A privacy setting is lifted (status inactive), never deleted: its
 		// history is part of what the citizen and the log can see.
-		s.fail(c, http.StatusMethodNotAllowed, fhir.Issue{Severity: "error", Code: "not-supported",
-			Diagnostics: "privacy settings are not deleted; lift one by updating it with status inactive"})
+		s.notAllowed(c, "GET, PUT", "privacy settings are not deleted; lift one by updating it with status inactive")
 		return
 	}
 	if !s.allowWrite(c, auth.Delete, typ, id, "") {
