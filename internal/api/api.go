@@ -5,7 +5,6 @@ package api
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -185,7 +184,7 @@ func (s *Server) requestContext(c *gin.Context) {
 	start := time.Now()
 	id := c.GetHeader("X-Request-Id")
 	if !validRequestID(id) {
-		id = newID()
+		id = rand.Text()
 	}
 	c.Set(keyRequestID, id)
 	c.Header("X-Request-Id", id)
@@ -231,15 +230,6 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
-}
-
-// newID returns a random 128-bit id in hex, valid as a FHIR id.
-func newID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
 }
 
 // Ready reports whether the store answers.

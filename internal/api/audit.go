@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -139,7 +140,7 @@ func (s *Server) auditEntries(c *gin.Context, status int) []store.AuditEntry {
 	now := s.cfg.Now().UTC()
 	basis, _ := access.ParseBasis(c.GetHeader(basisHeader))
 	rec := audit.Record{
-		ID:           newID(),
+		ID:           rand.Text(),
 		Time:         now,
 		RequestID:    c.GetString(keyRequestID),
 		Interaction:  auditInteraction(c.GetString(keyInteraction), c.GetString(keyType)),
@@ -171,7 +172,7 @@ func (s *Server) auditEntries(c *gin.Context, status int) []store.AuditEntry {
 	seen := map[string]bool{}
 	add := func(patient string, d *access.Decision) {
 		r := rec
-		r.ID = newID()
+		r.ID = rand.Text()
 		if patient != "" {
 			r.Patients = []string{patient}
 		}
@@ -369,7 +370,7 @@ func (s *Server) auditSearch(c *gin.Context) {
 		next.Set("_before", strconv.FormatInt(recs[len(recs)-1].Seq, 10))
 		links = append(links, fhir.Link{Relation: "next", URL: base + "/AuditEvent?" + next.Encode()})
 	}
-	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{Type: "searchset", Links: links, ID: newID()}, entries))
+	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{Type: "searchset", Links: links, ID: rand.Text()}, entries))
 }
 
 func auditDate(q *store.AuditQuery, v string) error {

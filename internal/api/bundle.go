@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -158,7 +159,7 @@ func (s *Server) transaction(c *gin.Context, out output, entries []fhir.RequestE
 				continue
 			}
 			if e.Method == http.MethodPost {
-				p.url.id = newID()
+				p.url.id = rand.Text()
 				if e.FullURL != "" {
 					idMap[e.FullURL] = u.typ + "/" + p.url.id
 				}
@@ -330,7 +331,7 @@ func (s *Server) transaction(c *gin.Context, out output, entries []fhir.RequestE
 			results[p.idx] = s.subRequest(c, entries[p.idx])
 		}
 	}
-	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{Type: "transaction-response", ID: newID()}, results))
+	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{Type: "transaction-response", ID: rand.Text()}, results))
 }
 
 func (s *Server) transactionFailed(c *gin.Context, err error, writeIdx []int) {
@@ -369,7 +370,7 @@ func (s *Server) batch(c *gin.Context, out output, entries []fhir.RequestEntry) 
 				Severity: "error", Code: "not-supported", Diagnostics: fmt.Sprintf("entry %d: method %s is not supported", i, e.Method)})}
 		}
 	}
-	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{Type: "batch-response", ID: newID()}, results))
+	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{Type: "batch-response", ID: rand.Text()}, results))
 }
 
 // subRequest runs one Bundle entry through the router and turns the

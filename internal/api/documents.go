@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -123,7 +124,7 @@ func (s *Server) documentSearch(c *gin.Context) {
 	c.Set(keyAuditDocuments, res.Documents)
 	total := res.Total
 	links := []fhir.Link{{Relation: "self", URL: s.baseURL(c) + c.Request.URL.RequestURI()}}
-	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{Type: "searchset", Total: &total, Links: links, ID: newID()}, res.BundleEntries()))
+	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{Type: "searchset", Total: &total, Links: links, ID: rand.Text()}, res.BundleEntries()))
 }
 
 func documentDate(q *documents.Query, v string) error {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -303,7 +304,7 @@ func (s *Server) history(c *gin.Context) {
 	}
 	self := base + c.Request.URL.RequestURI()
 	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{
-		Type: "history", Total: &total, Links: []fhir.Link{{Relation: "self", URL: self}}, ID: newID(),
+		Type: "history", Total: &total, Links: []fhir.Link{{Relation: "self", URL: self}}, ID: rand.Text(),
 	}, entries))
 }
 
@@ -506,7 +507,7 @@ func (s *Server) prepareWrite(ctx context.Context, typ, id string, body []byte, 
 		return nil, err
 	}
 	if create {
-		id = newID()
+		id = rand.Text()
 	} else if res.ID == "" {
 		return nil, invalid(typ+".id", "an update must carry the id from the URL (%s) in the body", id)
 	} else if res.ID != id {

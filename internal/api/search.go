@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -290,7 +291,7 @@ func (s *Server) runSearch(c *gin.Context, typ, compartment, path string) {
 	if len(notes) > 0 {
 		entries = append(entries, fhir.BundleEntry{SearchMode: "outcome", Resource: fhir.Outcome(notes...)})
 	}
-	opts := fhir.BundleOptions{Type: "searchset", Links: links, ID: newID()}
+	opts := fhir.BundleOptions{Type: "searchset", Links: links, ID: rand.Text()}
 	if len(g.decision.Hidden) > 0 {
 		// The v3 obligation "REDACT"-style label says the Bundle is not the
 		// whole record: restricted sections were left out.

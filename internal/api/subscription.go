@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -65,7 +66,7 @@ func (s *Server) subscriptionCreate(c *gin.Context) {
 	if _, ok := s.allow(c, auth.Create, "Subscription", sub.Patient); !ok {
 		return
 	}
-	sub.ID = newID()
+	sub.ID = rand.Text()
 	if err := n.State.PutSubscription(c, sub); err != nil {
 		s.failErr(c, err)
 		return

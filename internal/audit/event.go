@@ -3,7 +3,6 @@ package audit
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"strconv"
 
 	"github.com/kjernejournal/kjernejournal/internal/access"
@@ -155,9 +154,7 @@ func eventID(id string, i int) string {
 	if validID(id) {
 		return id
 	}
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return hex.EncodeToString(b[:])
+	return rand.Text()
 }
 
 // build writes the AuditEvent. Field order is fixed so that the same record

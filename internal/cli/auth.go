@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/api"
 	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/loopback"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/smart"
 )
@@ -57,7 +57,7 @@ type security struct {
 
 func (f authFlags) setup(ctx context.Context, addr, base string) (*security, error) {
 	if *f.noAuth {
-		if !loopback(addr) {
+		if !loopback.Addr(addr) {
 			return nil, fmt.Errorf("--insecure-no-auth is allowed on loopback addresses only, not %s", addr)
 		}
 		return &security{}, nil
@@ -129,14 +129,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// loopback reports whether a listen address is on the loopback interface.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return host == "localhost" || ip != nil && ip.IsLoopback()
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/loopback"
 	"github.com/kjernejournal/kjernejournal/internal/notify"
 	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
@@ -123,7 +124,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Notify = &api.Notifications{State: notes, Dispatcher: dispatcher, Dev: *af.builtin, Allow: splitList(*subAllow)}
 	go dispatcher.Run(ctx)
 	if *noAudit {
-		if !loopback(ln.Addr().String()) {
+		if !loopback.Addr(ln.Addr().String()) {
 			ln.Close()
 			return errors.New("--insecure-no-audit is allowed on loopback addresses only")
 		}

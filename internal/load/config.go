@@ -10,10 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/loopback"
 )
 
 // Config describes one load run.
@@ -78,21 +78,10 @@ func CheckBaseURL(u string, allowRemote bool) (*url.URL, error) {
 	if parsed.RawQuery != "" || parsed.Fragment != "" {
 		return nil, fmt.Errorf("load: base URL %q: must not have a query or fragment (scenario paths are appended to it)", u)
 	}
-	if !allowRemote && !isLoopbackHost(host) {
+	if !allowRemote && !loopback.Host(host) {
 		return nil, fmt.Errorf("%w: host %q in %q", ErrNotLoopback, host, u)
 	}
 	return parsed, nil
-}
-
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	return a.Unmap().IsLoopback()
 }
 
 // Validate reports what Run would refuse about c, so that a caller can

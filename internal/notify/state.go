@@ -3,7 +3,6 @@ package notify
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -194,12 +193,6 @@ func (st *StoreState) Subscriptions(ctx context.Context, patient string) ([]Subs
 	return out, nil
 }
 
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 func (st *StoreState) deliveryWrite(d Delivery) store.Write {
 	return store.Write{
 		Type: DeliveryType, ID: d.ID, Op: store.OpPut, Patient: d.Patient,
@@ -211,7 +204,7 @@ func (st *StoreState) deliveryWrite(d Delivery) store.Write {
 func (st *StoreState) Enqueue(ctx context.Context, subID string, events []Event, now time.Time) (Delivery, error) {
 	var d Delivery
 	for range maxRetries {
-		d = Delivery{ID: newID(), Subscription: subID, Created: now.UTC()}
+		d = Delivery{ID: rand.Text(), Subscription: subID, Created: now.UTC()}
 		cur, err := st.S.Read(ctx, SubscriptionType, subID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && cur.Deleted) {
 			return Delivery{}, fmt.Errorf("%w: %s", ErrNoSubscription, subID)

@@ -15,12 +15,13 @@ package notify
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/loopback"
 )
 
 // Payload contents (the backport's backport-payload-content codes) this
@@ -340,7 +341,7 @@ func checkEndpoint(endpoint string, dev bool, allow []string) string {
 		return "endpoint must not have a fragment"
 	}
 	host := strings.ToLower(u.Hostname())
-	if dev && isLoopback(host) && (u.Scheme == "http" || u.Scheme == "https") {
+	if dev && loopback.Host(host) && (u.Scheme == "http" || u.Scheme == "https") {
 		return ""
 	}
 	if u.Scheme != "https" {
@@ -362,14 +363,6 @@ func checkEndpoint(endpoint string, dev bool, allow []string) string {
 		}
 	}
 	return fmt.Sprintf("endpoint host %q is not on the server's allow-list", host)
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func parseInstant(s string) (time.Time, error) {

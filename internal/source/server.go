@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -369,7 +368,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, _ string) {
 	base := s.base(r)
 	b := fBundle{
 		ResourceType: "Bundle",
-		ID:           randomID(),
+		ID:           rand.Text(),
 		Meta:         fMeta{LastUpdated: s.cfg.Now().UTC().Format(time.RFC3339)},
 		Type:         "searchset",
 		Total:        len(matches),
@@ -501,10 +500,4 @@ func (s *Server) record(e Lookup) {
 	s.logMu.Lock()
 	_, _ = s.cfg.Log.Write(append(line, '\n'))
 	s.logMu.Unlock()
-}
-
-func randomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
