@@ -54,7 +54,13 @@ func Seed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	resources, err := seed.Load(ctx, st, codec, seed.LoadOptions{Seed: *rs, Patients: *n, Progress: bar.set, IDs: ids, Preparer: prep})
+	opts := seed.LoadOptions{Seed: *rs, Patients: *n, Progress: bar.set, Preparer: prep}
+	if ids != nil {
+		// Only a set writer: a nil *bufio.Writer in the io.Writer field
+		// would be a non-nil interface, and Load would write to it.
+		opts.IDs = ids
+	}
+	resources, err := seed.Load(ctx, st, codec, opts)
 	bar.done()
 	if err != nil {
 		return err

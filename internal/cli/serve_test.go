@@ -208,4 +208,9 @@ func TestSeedStoresValidPatients(t *testing.T) {
 	}
 	assert.Equal(t, 20, patients)
 	assert.Greater(t, len(lines), 40, "patients come with clinical resources")
+
+	// without --ids-out, as the README shows it
+	out.Reset()
+	require.NoError(t, Seed(context.Background(), []string{"--patients", "3", "--data-dir", t.TempDir()}, &out, &out))
+	assert.Contains(t, out.String(), "seeded 3 patients")
 }
