@@ -299,12 +299,14 @@ func (s *Server) transaction(c *gin.Context, out output, entries []fhir.RequestE
 	}
 	results := make([]fhir.BundleEntry, len(entries))
 	if len(writes) > 0 {
+		writes = s.withOutbox(c, writes)
 		vs, err := s.store.Commit(c, writes)
 		if err != nil {
 			s.transactionFailed(c, err, writeIdx)
 			return
 		}
-		s.publish(c, vs...)
+		s.published(c, writes)
+		vs = vs[:len(writeIdx)] // the outbox records come last
 		base := s.baseURL(c)
 		for k, v := range vs {
 			i := writeIdx[k]
@@ -338,7 +340,7 @@ func (s *Server) transactionFailed(c *gin.Context, err error, writeIdx []int) {
 	var conflict *store.ConflictError
 	var nf *store.NotFoundError
 	switch {
-	case errors.As(err, &conflict):
+	case errors.As(err, &conflict) && conflict.Index < len(writeIdx):
 		status := http.StatusConflict
 		if conflict.Reason == store.ConflictVersion {
 			status = http.StatusPreconditionFailed
@@ -347,7 +349,7 @@ func (s *Server) transactionFailed(c *gin.Context, err error, writeIdx []int) {
 		s.fail(c, status, fhir.Issue{Severity: "error", Code: "conflict",
 			Diagnostics: fmt.Sprintf("entry %d: %s; nothing in the transaction was applied", i, conflictText(conflict)),
 			Expression:  []string{fmt.Sprintf("Bundle.entry[%d]", i)}})
-	case errors.As(err, &nf):
+	case errors.As(err, &nf) && nf.Index < len(writeIdx):
 		i := writeIdx[nf.Index]
 		s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
 			Diagnostics: fmt.Sprintf("entry %d: %s/%s is not known; nothing in the transaction was applied", i, nf.Type, nf.ID),

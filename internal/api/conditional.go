@@ -89,12 +89,13 @@ func (s *Server) createConditional(c *gin.Context, out output, w *pendingWrite, 
 			Diagnostics: fmt.Sprintf("If-None-Exist matched %d resources; it must match at most one", len(matches))})
 		return
 	}
-	vs, err := s.store.Commit(c, []store.Write{w.write})
+	writes := s.withOutbox(c, []store.Write{w.write})
+	vs, err := s.store.Commit(c, writes)
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	s.publish(c, vs...)
+	s.published(c, writes)
 	s.sendWritten(c, out, vs[0], http.StatusCreated)
 }
 

@@ -365,12 +365,13 @@ func (s *Server) write1(c *gin.Context, out output, typ, id string, ifMatch int6
 		s.createConditional(c, out, w, criteria)
 		return
 	}
-	vs, err := s.store.Commit(c, []store.Write{w.write})
+	writes := s.withOutbox(c, []store.Write{w.write})
+	vs, err := s.store.Commit(c, writes)
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	s.publish(c, vs...)
+	s.published(c, writes)
 	status := http.StatusOK
 	if create || vs[0].VersionID == 1 {
 		status = http.StatusCreated
@@ -408,7 +409,8 @@ func (s *Server) delete(c *gin.Context) {
 	if !s.allowWrite(c, auth.Delete, typ, id, "") {
 		return
 	}
-	vs, err := s.store.Commit(c, []store.Write{{Type: typ, ID: id, Op: store.OpDelete, IfMatch: ifMatch}})
+	writes := s.withOutbox(c, []store.Write{{Type: typ, ID: id, Op: store.OpDelete, IfMatch: ifMatch}})
+	vs, err := s.store.Commit(c, writes)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
@@ -423,7 +425,7 @@ func (s *Server) delete(c *gin.Context) {
 			vs[0].Patient = prev.Patient
 		}
 	}
-	s.publish(c, vs...)
+	s.published(c, writes)
 	setVersionHeaders(c, vs[0])
 	c.Status(http.StatusNoContent)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 
@@ -123,23 +124,45 @@ func withoutHeaders(body []byte) []byte {
 	return out
 }
 
-// publish tells the notification dispatcher about committed changes of
-// critical information. The change is already durable; a notification
-// that cannot be queued is logged, not turned into a failed write.
-func (s *Server) publish(ctx context.Context, vs ...store.Version) {
+// withOutbox adds to writes the outbox records of the changes of critical
+// information among them (notify.OutboxWrites): the commit that makes the
+// changes also records that they are to be notified, so a crash before
+// the notifications are queued loses none of them.
+func (s *Server) withOutbox(ctx context.Context, writes []store.Write) []store.Write {
 	if s.cfg.Notify == nil {
-		return
+		return writes
 	}
 	var events []notify.Event
-	for _, v := range vs {
-		if (v.Type == "AllergyIntolerance" || v.Type == "Flag") && v.Patient != "" {
-			events = append(events, notify.Event{ResourceType: v.Type, ID: v.ID, Patient: v.Patient})
+	for _, w := range writes {
+		if w.Type != "AllergyIntolerance" && w.Type != "Flag" {
+			continue
+		}
+		patient := w.Patient
+		if patient == "" && w.Op == store.OpDelete {
+			// A delete names no patient; the version it ends does.
+			if cur, err := s.store.Read(ctx, w.Type, w.ID); err == nil {
+				patient = cur.Patient
+			}
+		}
+		if patient != "" {
+			events = append(events, notify.Event{ResourceType: w.Type, ID: w.ID, Patient: patient})
 		}
 	}
 	if len(events) == 0 {
+		return writes
+	}
+	return append(slices.Clip(writes), notify.OutboxWrites(events)...)
+}
+
+// published queues the notifications of a committed change from the
+// outbox records among its writes. The change is already durable; what
+// cannot be queued now stays in the outbox, and the dispatcher queues it
+// at its next start.
+func (s *Server) published(ctx context.Context, writes []store.Write) {
+	if s.cfg.Notify == nil {
 		return
 	}
-	if _, err := s.cfg.Notify.Dispatcher.Publish(context.WithoutCancel(ctx), events...); err != nil {
-		s.log.Error("change notification not queued", "error", err)
+	if err := s.cfg.Notify.Dispatcher.Published(context.WithoutCancel(ctx), writes); err != nil {
+		s.log.Error("change notification not queued; it stays in the outbox until the next start", "error", err)
 	}
 }

@@ -31,8 +31,9 @@ func TestChangeNotificationsCarryNoHealthData(t *testing.T) {
 	}))
 	defer recv.Close()
 	var disp *notify.Dispatcher
+	var state *notify.StoreState
 	s := newSecuredWith(t, engines()[0].open(t), func(base string, cfg *api.Config) {
-		state := notify.NewStoreState(cfg.Store)
+		state = notify.NewStoreState(cfg.Store)
 		disp = notify.NewDispatcher(state, notify.Options{ServerBase: base})
 		cfg.Notify = &api.Notifications{State: state, Dispatcher: disp, Dev: true}
 	})
@@ -59,6 +60,13 @@ func TestChangeNotificationsCarryNoHealthData(t *testing.T) {
 	r = s.as_(gp, "UNNTAK", "POST", "/Flag", clinical("Flag", p0, "", "pacemaker implanted"))
 	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
 	flagID := r.json(t)["id"].(string)
+	// the write's outbox record went with it and was gone once queued
+	unqueued, err := state.Unqueued(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, unqueued)
+	pending, err := state.Pending(context.Background())
+	require.NoError(t, err)
+	assert.Len(t, pending, 1, "queued by the write itself, before any flush")
 	require.NoError(t, disp.Flush(context.Background()))
 	mu.Lock()
 	defer mu.Unlock()

@@ -120,7 +120,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "journal documents from %d source hospitals; assertion key at %s/jwks\n", len(fed.Sources()), base)
 	}
 	notes := notify.NewStoreState(st)
-	dispatcher := notify.NewDispatcher(notes, notify.Options{ServerBase: base})
+	dispatcher := notify.NewDispatcher(notes, notify.Options{ServerBase: base, Log: log})
 	cfg.Notify = &api.Notifications{State: notes, Dispatcher: dispatcher, Dev: *af.builtin, Allow: splitList(*subAllow)}
 	go dispatcher.Run(ctx)
 	if *noAudit {

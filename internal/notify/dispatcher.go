@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
@@ -34,6 +35,9 @@ type Options struct {
 	// ServerBase is the server's base URL for absolute references in
 	// notifications (empty: relative references).
 	ServerBase string
+	// Log receives what the dispatcher cannot hand to a caller (default
+	// slog.Default()).
+	Log *slog.Logger
 }
 
 // Dispatcher queues notifications for the subscriptions watching a
@@ -74,6 +78,9 @@ func NewDispatcher(state State, opt Options) *Dispatcher {
 				return ctx.Err()
 			}
 		}
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
 	}
 	if opt.MaxAttempts <= 0 {
 		opt.MaxAttempts = 10
@@ -154,6 +161,11 @@ func (d *Dispatcher) Publish(ctx context.Context, events ...Event) ([]Delivery, 
 // is done; it waits for its workers before returning ctx's error.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	defer d.wg.Wait()
+	if err := d.recover(ctx); err != nil && ctx.Err() == nil {
+		// What stays in the outbox is queued at the next start; the
+		// deliveries already pending go out meanwhile.
+		d.opt.Log.Error("change notifications of committed changes not queued; retried at the next start", "error", err)
+	}
 	for {
 		if err := d.kick(ctx); err != nil && ctx.Err() == nil {
 			// The state could not be listed; try again on the next wake-up
@@ -179,6 +191,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // sleep between attempts) and returns when no delivery is pending any
 // more, each having been delivered or given up, or when ctx is done.
 func (d *Dispatcher) Flush(ctx context.Context) error {
+	if err := d.recover(ctx); err != nil {
+		return err
+	}
 	err := d.kick(ctx)
 	d.wg.Wait()
 	if err != nil {

@@ -614,3 +614,58 @@ func TestValidatorRefusesInvalid(t *testing.T) {
 		assert.Error(t, err, bad)
 	}
 }
+
+// A change committed with its outbox record is notified even when the
+// process dies before queueing the notification: the next dispatcher over
+// the same store queues and delivers it, once, and empties the outbox. A
+// change whose notification was queued right away leaves no outbox record.
+func TestOutboxSurvivesCrashBeforeQueueing(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "kj.db")
+	rcv := &receiver{}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+
+	s := openStore(t, path)
+	st := NewStoreState(s)
+	addSubscription(t, st, "s1", "AllergyIntolerance?patient=p1", srv.URL+"/hook", PayloadIDOnly)
+	commitWithOutbox := func(id string) []store.Write {
+		body := fmt.Sprintf(`{"resourceType":"AllergyIntolerance","id":%q,"patient":{"reference":"Patient/p1"}}`, id)
+		writes := append([]store.Write{{Type: "AllergyIntolerance", ID: id, Op: store.OpPut, Patient: "p1",
+			Render: func(int64, time.Time) ([]byte, error) { return []byte(body), nil }}},
+			OutboxWrites([]Event{{ResourceType: "AllergyIntolerance", ID: id, Patient: "p1"}})...)
+		_, err := s.Commit(ctx, writes)
+		require.NoError(t, err)
+		return writes
+	}
+	d := NewDispatcher(st, Options{})
+	// queued at once, as the REST layer does after its commit
+	require.NoError(t, d.Published(ctx, commitWithOutbox("a1")))
+	// committed, then the process dies before Published
+	commitWithOutbox("a2")
+	unqueued, err := st.Unqueued(ctx)
+	require.NoError(t, err)
+	require.Len(t, unqueued, 1, "only the change that was never queued is in the outbox")
+	assert.Equal(t, "a2", unqueued[0].Events[0].ID)
+	require.NoError(t, s.Close())
+
+	s2 := openStore(t, path)
+	defer s2.Close()
+	st2 := NewStoreState(s2)
+	require.NoError(t, NewDispatcher(st2, Options{}).Flush(ctx))
+	_, bodies, _ := rcv.snapshot()
+	require.Len(t, bodies, 2)
+	assert.Contains(t, string(bodies[0]), "AllergyIntolerance/a1")
+	assert.Contains(t, string(bodies[1]), "AllergyIntolerance/a2", "the change committed before the crash is notified after it")
+	unqueued, err = st2.Unqueued(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, unqueued)
+	pending, err := st2.Pending(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, pending)
+
+	// A second restart sends nothing again.
+	require.NoError(t, NewDispatcher(st2, Options{}).Flush(ctx))
+	n, _, _ := rcv.snapshot()
+	assert.Equal(t, 2, n)
+}

@@ -55,6 +55,11 @@ type State interface {
 	// error makes it error, with the error's text and one more failure. A
 	// subscription that is off stays off.
 	Record(ctx context.Context, subID string, attempt error) (Subscription, error)
+	// Unqueued returns the outbox records of committed changes whose
+	// notifications are not queued yet (see OutboxWrites).
+	Unqueued(ctx context.Context) ([]OutboxEntry, error)
+	// Queued removes an outbox record once its notifications are queued.
+	Queued(ctx context.Context, e OutboxEntry) error
 }
 
 // Resource types StoreState uses. "Subscription" is the FHIR type the REST
@@ -71,7 +76,7 @@ const (
 
 // PurgeTypes are the types to add to a reservation's store.Purge so the
 // patient's subscriptions and pending notifications go with the record.
-var PurgeTypes = []string{SubscriptionType, DeliveryType}
+var PurgeTypes = []string{SubscriptionType, DeliveryType, OutboxType}
 
 // StoreState implements State on any store.Store engine: subscriptions as
 // Subscription resources, pending deliveries as resources of the private
