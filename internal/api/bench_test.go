@@ -20,6 +20,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/api"
 	"github.com/kjernejournal/kjernejournal/internal/ingest"
 	"github.com/kjernejournal/kjernejournal/internal/load"
+	"github.com/kjernejournal/kjernejournal/internal/notify"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
@@ -301,7 +302,11 @@ func BenchmarkReportWrites(b *testing.B) {
 			patients = append(patients, p)
 		}
 	}
-	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler)})
+	// As `serve` runs: change notifications on, so every write carries its
+	// outbox record and queues its notification.
+	state := notify.NewStoreState(st)
+	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler),
+		Notify: &api.Notifications{State: state, Dispatcher: notify.NewDispatcher(state, notify.Options{})}})
 	if err != nil {
 		b.Fatal(err)
 	}

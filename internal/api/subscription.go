@@ -151,6 +151,15 @@ func (s *Server) withOutbox(ctx context.Context, writes []store.Write) []store.W
 	if len(events) == 0 {
 		return writes
 	}
+	if watched, err := s.cfg.Notify.Dispatcher.Watched(ctx, events); err == nil {
+		events = watched
+	} else {
+		// Unsure who watches: keep every event; the dispatcher sorts it out.
+		s.log.Warn("subscriptions not read before a change; every event goes to the outbox", "error", err)
+	}
+	if len(events) == 0 {
+		return writes
+	}
 	return append(slices.Clip(writes), notify.OutboxWrites(events)...)
 }
 

@@ -72,19 +72,58 @@ func (st *StoreState) Unqueued(ctx context.Context) ([]OutboxEntry, error) {
 }
 
 // Queued implements State.
-func (st *StoreState) Queued(ctx context.Context, e OutboxEntry) error {
-	_, err := st.S.Commit(ctx, []store.Write{{Type: OutboxType, ID: e.ID, Op: store.OpDelete, Patient: e.Patient}})
+func (st *StoreState) Queued(ctx context.Context, entries ...OutboxEntry) error {
+	writes := make([]store.Write, len(entries))
+	for i, e := range entries {
+		writes[i] = store.Write{Type: OutboxType, ID: e.ID, Op: store.OpDelete, Patient: e.Patient}
+	}
+	_, err := st.S.Commit(ctx, writes)
+	if errors.Is(err, store.ErrNotFound) && len(entries) > 1 {
+		// One was removed already (a recovery racing a late Published):
+		// remove the others one by one.
+		var errs []error
+		for _, e := range entries {
+			errs = append(errs, st.Queued(ctx, e))
+		}
+		return errors.Join(errs...)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	return err
 }
 
+// Watched returns the events among events that a subscription watches now:
+// only those need an outbox record, so a change nobody subscribed to costs
+// no more than a read of the patient's subscriptions.
+func (d *Dispatcher) Watched(ctx context.Context, events []Event) ([]Event, error) {
+	now := d.opt.Now()
+	subs := map[string][]Subscription{}
+	var out []Event
+	for _, ev := range events {
+		list, ok := subs[ev.Patient]
+		if !ok {
+			var err error
+			if list, err = d.state.Subscriptions(ctx, ev.Patient); err != nil {
+				return nil, err
+			}
+			subs[ev.Patient] = list
+		}
+		for _, s := range list {
+			if s.Watches(ev, now) {
+				out = append(out, ev)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
 // Published queues the notifications of a committed change from the
 // outbox records committed with it (the writes OutboxWrites gave; other
 // writes are ignored) and removes the records.
 func (d *Dispatcher) Published(ctx context.Context, writes []store.Write) error {
-	var errs []error
+	var entries []OutboxEntry
 	for _, w := range writes {
 		if w.Type != OutboxType || w.Render == nil {
 			continue
@@ -94,12 +133,12 @@ func (d *Dispatcher) Published(ctx context.Context, writes []store.Write) error 
 		if err == nil {
 			err = json.Unmarshal(raw, &rec)
 		}
-		if err == nil {
-			err = d.queue(ctx, OutboxEntry{ID: w.ID, Patient: w.Patient, Events: rec.Events})
+		if err != nil {
+			return fmt.Errorf("notify: outbox record %s: %w", w.ID, err)
 		}
-		errs = append(errs, err)
+		entries = append(entries, OutboxEntry{ID: w.ID, Patient: w.Patient, Events: rec.Events})
 	}
-	return errors.Join(errs...)
+	return d.queue(ctx, entries)
 }
 
 // recover queues what a previous process committed but did not queue.
@@ -108,16 +147,23 @@ func (d *Dispatcher) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, e := range entries {
-		errs = append(errs, d.queue(ctx, e))
-	}
-	return errors.Join(errs...)
+	return d.queue(ctx, entries)
 }
 
-func (d *Dispatcher) queue(ctx context.Context, e OutboxEntry) error {
-	if _, err := d.Publish(ctx, e.Events...); err != nil {
-		return err
+// queue publishes the entries' events and then removes the entries, all
+// in one commit; an entry whose events could not be published stays.
+func (d *Dispatcher) queue(ctx context.Context, entries []OutboxEntry) error {
+	var errs []error
+	done := entries[:0:0]
+	for _, e := range entries {
+		if _, err := d.Publish(ctx, e.Events...); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done = append(done, e)
 	}
-	return d.state.Queued(ctx, e)
+	if len(done) > 0 {
+		errs = append(errs, d.state.Queued(ctx, done...))
+	}
+	return errors.Join(errs...)
 }

@@ -58,8 +58,8 @@ type State interface {
 	// Unqueued returns the outbox records of committed changes whose
 	// notifications are not queued yet (see OutboxWrites).
 	Unqueued(ctx context.Context) ([]OutboxEntry, error)
-	// Queued removes an outbox record once its notifications are queued.
-	Queued(ctx context.Context, e OutboxEntry) error
+	// Queued removes outbox records once their notifications are queued.
+	Queued(ctx context.Context, entries ...OutboxEntry) error
 }
 
 // Resource types StoreState uses. "Subscription" is the FHIR type the REST
