@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -355,12 +354,9 @@ func (s *Server) auditSearch(c *gin.Context) {
 		// Every searchset entry of a resource with an id carries its
 		// absolute URL as fullUrl, even though AuditEvents are not read
 		// one by one: clients key entries by it.
-		var head struct {
-			ID string `json:"id"`
-		}
 		e := fhir.BundleEntry{Resource: ev, SearchMode: "match"}
-		if json.Unmarshal(ev, &head) == nil && head.ID != "" {
-			e.FullURL = base + "/AuditEvent/" + head.ID
+		if id := audit.EventID(ev); id != "" {
+			e.FullURL = base + "/AuditEvent/" + id
 		}
 		entries[i] = e
 	}

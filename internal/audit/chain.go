@@ -128,22 +128,22 @@ func VerifyFrom(prev string, events iter.Seq2[int, []byte]) (head string, err er
 	for i, ev := range events {
 		l, err := readLink(ev)
 		if err != nil {
-			return head, &BrokenLinkError{Index: i, ID: eventIDOf(ev), Problem: "format", Found: err.Error()}
+			return head, &BrokenLinkError{Index: i, ID: EventID(ev), Problem: "format", Found: err.Error()}
 		}
 		if l.prev != head {
-			return head, &BrokenLinkError{Index: i, ID: eventIDOf(ev), Problem: "previous", Expected: head, Found: l.prev}
+			return head, &BrokenLinkError{Index: i, ID: EventID(ev), Problem: "previous", Expected: head, Found: l.prev}
 		}
 		prevRaw, _ := decodeHash(head)
 		sum := digest(prevRaw, l.canonical)
 		want := hex.EncodeToString(sum[:])
 		if want != l.hash {
-			return head, &BrokenLinkError{Index: i, ID: eventIDOf(ev), Problem: "hash", Expected: want, Found: l.hash}
+			return head, &BrokenLinkError{Index: i, ID: EventID(ev), Problem: "hash", Expected: want, Found: l.hash}
 		}
 		// The link itself must be exactly what Link writes, so that nothing
 		// can hide in it (whitespace, extra members, a second link).
 		relinked, _, err := Link(head, l.canonical)
 		if err != nil || !bytes.Equal(relinked, ev) {
-			return head, &BrokenLinkError{Index: i, ID: eventIDOf(ev), Problem: "format", Found: "the chain link is not in its canonical form"}
+			return head, &BrokenLinkError{Index: i, ID: EventID(ev), Problem: "format", Found: "the chain link is not in its canonical form"}
 		}
 		head = l.hash
 	}
@@ -427,8 +427,9 @@ func skipValue(b []byte, i, depth int) (int, error) {
 	}
 }
 
-// eventIDOf reads the root id for error messages.
-func eventIDOf(ev []byte) string {
+// EventID reads a stored AuditEvent's id ("" when it has none), for error
+// messages and for the fullUrl of search entries.
+func EventID(ev []byte) string {
 	var head struct {
 		ID string `json:"id"`
 	}
