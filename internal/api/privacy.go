@@ -108,7 +108,6 @@ func refuseNoted(c *gin.Context, patient, typ string, d access.Decision) {
 		}
 	}
 	if !found {
-		ns = append(ns, accessNote{patient, typ, d})
+		noteAccess(c, patient, typ, d)
 	}
-	c.Set(keyAccess, ns)
 }
