@@ -15,9 +15,10 @@ import (
 // Finding the AuditEvents a request left. Every access writes its
 // AuditEvent(s) before the answer leaves the server (DOMAIN.md, "Usage
 // log"), so a check can look them up right after the response, with no
-// waiting: it sends its own X-Request-Id, the server records it as the
-// BALP request-id entity (BasicAuditEntityType#XrequestId), and the
-// auditor's search finds the events by patient, agent or outcome.
+// waiting: the server answers with its own request id in X-Request-Id and
+// records it as the BALP request-id entity (BasicAuditEntityType#XrequestId);
+// the check's own X-Request-Id is kept beside it as a correlation id only.
+// The auditor's search finds the events by patient, agent or outcome.
 
 // URLs of the usage log's layout that the checks read. They are this
 // server's (internal/audit, doc.go); a foreign server that keeps the basis
@@ -46,21 +47,29 @@ func (t *T) NewRequestID() string {
 	return id
 }
 
-// DoAudited sends req with a fresh X-Request-Id and returns the response
-// and the id, to find the request's AuditEvents with AuditEventsOf.
+// DoAudited sends req with a fresh X-Request-Id of the check's and
+// returns the response and the server's request id, to find the request's
+// AuditEvents with AuditEventsOf. The server must answer with an id of its
+// own (a caller cannot choose the usage log's request id), and its
+// AuditEvents keep the check's id as their correlation id.
 func (t *T) DoAudited(req Request) (*Response, string) {
-	id := t.NewRequestID()
+	sent := t.NewRequestID()
 	h := http.Header{}
 	for k, vs := range req.Header {
 		h[k] = slices.Clone(vs)
 	}
-	h.Set("X-Request-Id", id)
+	h.Set("X-Request-Id", sent)
 	req.Header = h
 	res := t.Do(req)
-	if got := res.Header.Get("X-Request-Id"); got != id {
-		t.Errorf("%s %s: the answer's X-Request-Id is %q, not the %q sent; the usage log cannot be tied to the request", method(req), req.Path, got, id)
+	got := res.Header.Get("X-Request-Id")
+	switch {
+	case got == "":
+		t.Errorf("%s %s: the answer has no X-Request-Id; the usage log cannot be tied to the request", method(req), req.Path)
+	case got == sent:
+		t.Errorf("%s %s: the answer's X-Request-Id is the caller's own %q: the usage log's request id must be the server's", method(req), req.Path, got)
 	}
-	return res, id
+	t.correlations.Store(got, sent)
+	return res, got
 }
 
 // AuditEvent is one AuditEvent as the server returned it.
@@ -231,6 +240,9 @@ func (t *T) checkAudit(what, requestID string, want WantAudit, q url.Values, evs
 	if want.Reason != "" && want.Outcome != "0" && !strings.Contains(ev.OutcomeDesc(), want.Reason) {
 		t.Errorf("%s: AuditEvent/%s outcomeDesc %q does not name the reason %s", what, ev.ID(), ev.OutcomeDesc(), want.Reason)
 	}
+	if sent, ok := t.correlations.Load(requestID); ok {
+		check("correlation id (the caller's X-Request-Id)", ev.CorrelationID(), sent.(string))
+	}
 	if want.Also != nil {
 		want.Also(ev)
 	}
@@ -300,6 +312,17 @@ func (e AuditEvent) Reason() string {
 			if alStr(c, "system") == systemAccessReason {
 				return alStr(c, "code")
 			}
+		}
+	}
+	return ""
+}
+
+// CorrelationID is the X-Request-Id the caller sent, kept by the access
+// extension, or "".
+func (e AuditEvent) CorrelationID() string {
+	for _, s := range e.access() {
+		if alStr(s, "url") == "correlationId" {
+			return alStr(s, "valueString")
 		}
 	}
 	return ""

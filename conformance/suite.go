@@ -183,13 +183,16 @@ type stop struct{}
 
 // T is what a check gets: the server, tokens, fixtures and the verdict.
 type T struct {
-	ctx     context.Context
-	env     *env
-	check   Check
-	msgs    []string
-	failed  bool
-	skipped bool
-	cleanup []func()
+	// correlations maps the server's request ids to the X-Request-Id the
+	// check sent (DoAudited).
+	correlations sync.Map
+	ctx          context.Context
+	env          *env
+	check        Check
+	msgs         []string
+	failed       bool
+	skipped      bool
+	cleanup      []func()
 }
 
 func (e *env) run(ctx context.Context, c Check) (res Result) {

@@ -5,19 +5,27 @@ package fhir
 // files of the package.
 
 import (
+	"slices"
 	"time"
 )
 
-// ServedTypes are the resource types this server stores, in the order the
-// CapabilityStatement lists them.
-var ServedTypes = []string{"Patient", "AllergyIntolerance", "Flag", "MedicationStatement", "Encounter", "Consent"}
-
 // Codec parses, validates and prints R4 JSON with github.com/google/fhir/go.
 // It is safe for concurrent use.
-type Codec struct{ impl codecImpl }
+type Codec struct {
+	impl  codecImpl
+	types []string
+}
 
-// NewCodec builds a codec for FHIR R4.
-func NewCodec() (*Codec, error) { return newCodec() }
+// NewCodec builds a codec for FHIR R4 that accepts the given resource
+// types (the types a server stores) and refuses every other.
+func NewCodec(types ...string) (*Codec, error) { return newCodec(types) }
+
+// Types returns the resource types the codec accepts, in the order given
+// to NewCodec (a new slice).
+func (c *Codec) Types() []string { return slices.Clone(c.types) }
+
+// Accepts reports whether the codec accepts resource type t.
+func (c *Codec) Accepts(t string) bool { return slices.Contains(c.types, t) }
 
 // Resource is a parsed and validated resource.
 type Resource struct {
@@ -35,7 +43,7 @@ type Resource struct {
 // elements, reference target types, code enums). The error is a
 // *ValidationError whose issues name the element (FHIRPath-like expression,
 // e.g. "AllergyIntolerance.patient") wherever the parser tells it. Types
-// other than ServedTypes are refused with a *ValidationError too.
+// the codec does not accept are refused with a *ValidationError too.
 func (c *Codec) Parse(body []byte) (*Resource, error) { return c.parse(body) }
 
 // SetID sets the resource's id (server-assigned on create, URL id on update).

@@ -35,7 +35,10 @@ type resourceMsg struct {
 	res protoreflect.Message
 }
 
-func newCodec() (*Codec, error) {
+func newCodec(types []string) (*Codec, error) {
+	if len(types) == 0 {
+		return nil, errors.New("fhir: NewCodec needs the resource types to accept")
+	}
 	u, err := jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
 	if err != nil {
 		return nil, fmt.Errorf("fhir: unmarshaller: %w", err)
@@ -45,10 +48,8 @@ func newCodec() (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fhir: marshaller: %w", err)
 	}
-	return &Codec{impl: codecImpl{u: u, m: m}}, nil
+	return &Codec{impl: codecImpl{u: u, m: m}, types: slices.Clone(types)}, nil
 }
-
-func isServed(t string) bool { return slices.Contains(ServedTypes, t) }
 
 // collector is an errorreporter.ErrorReporter that keeps every validation
 // error so that one response can list all problems of a resource.
@@ -67,11 +68,11 @@ func (c *Codec) parse(body []byte) (*Resource, error) {
 	}
 	// Refuse unsupported types before the parser reports their own
 	// validation errors, which would only distract the client.
-	if t, ok := peekResourceType(body); ok && !isServed(t) {
+	if t, ok := peekResourceType(body); ok && !c.Accepts(t) {
 		return nil, &ValidationError{Issues: []Issue{{
 			Severity:    "error",
 			Code:        "not-supported",
-			Diagnostics: fmt.Sprintf("resource type %q is not supported by this server (supported: %s)", t, strings.Join(ServedTypes, ", ")),
+			Diagnostics: fmt.Sprintf("resource type %q is not supported by this server (supported: %s)", t, strings.Join(c.types, ", ")),
 			Expression:  []string{"resourceType"},
 		}}}
 	}
@@ -98,7 +99,7 @@ func (c *Codec) parse(body []byte) (*Resource, error) {
 		return nil, &ValidationError{Issues: []Issue{{Severity: "error", Code: "structure", Diagnostics: "no resource found in body"}}}
 	}
 	r := &Resource{Type: string(res.Descriptor().Name()), msg: resourceMsg{cr: cr, res: res}}
-	if !isServed(r.Type) { // defensive: peekResourceType saw a different body
+	if !c.Accepts(r.Type) { // defensive: peekResourceType saw a different body
 		return nil, &ValidationError{Issues: []Issue{{Severity: "error", Code: "not-supported",
 			Diagnostics: fmt.Sprintf("resource type %q is not supported by this server", r.Type), Expression: []string{"resourceType"}}}}
 	}

@@ -15,9 +15,13 @@ import (
 	"github.com/kjernejournal/kjernejournal/fhir"
 )
 
+// recordTypes are the types the tests' codecs accept: the ones
+// kjernejournal stores.
+var recordTypes = []string{"Patient", "AllergyIntolerance", "Flag", "MedicationStatement", "Encounter", "Consent"}
+
 func newCodec(t testing.TB) *fhir.Codec {
 	t.Helper()
-	c, err := fhir.NewCodec()
+	c, err := fhir.NewCodec(recordTypes...)
 	require.NoError(t, err)
 	return c
 }

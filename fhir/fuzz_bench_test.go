@@ -39,7 +39,7 @@ func seedBodies(f *testing.F) {
 
 func FuzzParse(f *testing.F) {
 	seedBodies(f)
-	c, err := fhir.NewCodec()
+	c, err := fhir.NewCodec(recordTypes...)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -82,7 +82,7 @@ type serveFlags struct {
 	issuer, jwksURL                            *string
 	latency                                    *time.Duration
 	errorRate                                  *float64
-	down                                       *bool
+	down, chunked                              *bool
 }
 
 func addServeFlags(fs *envflag.Set) *serveFlags {
@@ -103,6 +103,7 @@ func addServeFlags(fs *envflag.Set) *serveFlags {
 		errorRate:      fs.Float64("error-rate", 0, "fault: fraction 0..1 of requests answered 500"),
 		disconnect:     fs.Int64("disconnect-after-bytes", 0, "fault: close the connection after this many bytes of a document body (0: never)"),
 		down:           fs.Bool("down", false, "fault: answer every request 503"),
+		chunked:        fs.Bool("chunked", false, "fault: send documents without Content-Length (chunked), so a broken transfer shows only as a missing last chunk"),
 	}
 }
 
@@ -175,6 +176,7 @@ func (f *serveFlags) config(now time.Time, log io.Writer) (source.Config, error)
 			ErrorRate:            *f.errorRate,
 			DisconnectAfterBytes: *f.disconnect,
 			Down:                 *f.down,
+			Chunked:              *f.chunked,
 		},
 	}, nil
 }

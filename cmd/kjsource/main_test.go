@@ -19,12 +19,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kjernejournal/kjernejournal/internal/source"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
+	"github.com/kjernejournal/kjernejournal/internal/source"
 )
 
 func TestHelpExplainsEveryFlag(t *testing.T) {
@@ -146,7 +148,7 @@ func TestServe(t *testing.T) {
 	tok, err := jws.Sign(payload, jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)))
 	require.NoError(t, err)
 
-	req, _ := http.NewRequest(http.MethodGet, base+"/DocumentReference?patient.identifier="+url.QueryEscape(source.SystemPersonNumber+"|"+pnr), nil)
+	req, _ := http.NewRequest(http.MethodGet, base+"/DocumentReference?patient.identifier="+url.QueryEscape(domain.SystemFNR+"|"+pnr), nil)
 	req.Header.Set("Authorization", "Bearer "+string(tok))
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)

@@ -268,7 +268,7 @@ func TestRegistry(t *testing.T) {
 		{URL: "u", Code: "status", Type: "token", Base: []string{"Flag"}, Expression: "Flag.status"}, // duplicate
 	}
 	for _, d := range bad {
-		if _, err := NewRegistry(append(slices.Clone(defs), d)); err == nil {
+		if _, err := NewRegistry(append(slices.Clone(defs), d), testTypes); err == nil {
 			t.Errorf("definition accepted: %+v", d)
 		}
 	}

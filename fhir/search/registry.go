@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/profiles"
 )
 
@@ -41,24 +40,32 @@ type Param struct {
 
 func (p *Param) allows(modifier string) bool { return slices.Contains(p.Modifiers, modifier) }
 
-// Registry holds the search parameters of the served types. It is
-// immutable after construction and safe for concurrent use.
+// Registry holds the search parameters of a server's resource types. It
+// is immutable after construction and safe for concurrent use.
 type Registry struct {
+	types  []string
 	byType map[string][]*Param // sorted by Name
 	// Now is the clock the "ap" prefix measures its tolerance from; nil
 	// means time.Now. Set it before the registry is shared.
 	Now func() time.Time
 }
 
-// Load builds the registry from the definitions embedded in package
-// profiles.
-func Load() (*Registry, error) {
+// Load builds the registry of the given resource types from the
+// definitions embedded in package profiles.
+func Load(types []string) (*Registry, error) {
 	defs, err := ParseDefinitions(profiles.SearchParameters)
 	if err != nil {
 		return nil, err
 	}
-	return NewRegistry(defs)
+	return NewRegistry(defs, types)
 }
+
+// Types returns the resource types the registry was built for (a new
+// slice).
+func (r *Registry) Types() []string { return slices.Clone(r.types) }
+
+// Has reports whether the registry was built for resource type t.
+func (r *Registry) Has(t string) bool { return slices.Contains(r.types, t) }
 
 // ParseDefinitions reads SearchParameter resources from a Bundle.
 func ParseDefinitions(bundle []byte) ([]Definition, error) {
@@ -93,13 +100,14 @@ func ParseDefinitions(bundle []byte) ([]Definition, error) {
 
 var supportedTypes = []string{"token", "date", "reference", "string"}
 
-// NewRegistry compiles definitions. Every base type must be one of
-// fhir.ServedTypes (or Resource / DomainResource, meaning all of them) and
+// NewRegistry compiles definitions for the resource types given. Every
+// base type must be one of types (or Resource / DomainResource, meaning
+// all of them) and
 // every expression must be in the evaluator's subset; anything else is an
 // error, because a parameter the server advertises but cannot evaluate
 // would silently match nothing.
-func NewRegistry(defs []Definition) (*Registry, error) {
-	r := &Registry{byType: make(map[string][]*Param)}
+func NewRegistry(defs []Definition, types []string) (*Registry, error) {
+	r := &Registry{types: slices.Clone(types), byType: make(map[string][]*Param)}
 	for _, d := range defs {
 		if d.Code == "" || d.URL == "" {
 			return nil, fmt.Errorf("search: definition %q: code and url are required", d.Name)
@@ -112,13 +120,13 @@ func NewRegistry(defs []Definition) (*Registry, error) {
 			return nil, fmt.Errorf("search: %s: %w", d.URL, err)
 		}
 		for _, base := range d.Base {
-			types := []string{base}
+			bases := []string{base}
 			if base == "Resource" || base == "DomainResource" {
-				types = fhir.ServedTypes
-			} else if !slices.Contains(fhir.ServedTypes, base) {
+				bases = r.types
+			} else if !slices.Contains(r.types, base) {
 				return nil, fmt.Errorf("search: %s: base %q is not a served type", d.URL, base)
 			}
-			for _, typ := range types {
+			for _, typ := range bases {
 				var ps []path
 				for _, t := range terms {
 					if t.root == base {

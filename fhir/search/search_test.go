@@ -11,9 +11,13 @@ import (
 // now is the clock of every test registry, so ap tolerances are fixed.
 var now = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
 
+// testTypes are the resource types the tests' registries are built for:
+// the types kjernejournal stores.
+var testTypes = []string{"Patient", "AllergyIntolerance", "Flag", "MedicationStatement", "Encounter", "Consent"}
+
 func testRegistry(t testing.TB) *Registry {
 	t.Helper()
-	r, err := Load()
+	r, err := Load(testTypes)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,7 @@ func TestExtractSeed(t *testing.T) {
 			}
 		}
 	}
-	for _, typ := range fhir.ServedTypes {
+	for _, typ := range testTypes {
 		if typ == "Consent" {
 			continue // privacy settings are the citizen's, never generated
 		}

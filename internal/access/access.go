@@ -1,9 +1,13 @@
 // Package access is the one place where kjernejournal decides who may see
-// or change what of a patient's record: the Norwegian access rules of
-// ../shared/DOMAIN.md on top of SMART scopes. Every route asks Decide; no
-// handler decides on its own. The package is pure: it sees the verified
-// identity, the request and the patient's privacy state, and returns a
-// decision with a machine-readable reason and a sentence for the user.
+// or change what of a patient's record: the SMART scopes of the token, the
+// binding of every search to one patient, and the Norwegian access rules
+// of ../shared/DOMAIN.md, including who may change which privacy setting
+// and which roles may subscribe or read the usage log. Every route asks
+// Authorize (or BindSearch for a search's patient); no handler decides on
+// its own. The package is pure: it sees the verified identity, the request
+// and the patient's privacy state, and returns a decision with a
+// machine-readable reason and a sentence for the user. It never answers a
+// request itself.
 package access
 
 import "slices"
@@ -120,6 +124,9 @@ type Request struct {
 	Basis   Basis // "" when the request declared none
 	// BasisHeader is the raw header, to name an unknown value in the reason.
 	BasisHeader string
+	// Change, for a write of a privacy setting, is what the write does:
+	// who may make it is part of the decision.
+	Change *PrivacyChange
 }
 
 // PatientState is what the server knows about the patient, from the

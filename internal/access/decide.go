@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/kjernejournal/kjernejournal/internal/auth"
 )
 
 // Effect is the outcome of a decision.
@@ -22,6 +24,8 @@ const (
 	OK                    Reason = "ok"
 	OKRestrictedOpened    Reason = "ok-restricted-opened"     // FORHOYET_* opened restricted parts
 	OKPartsHidden         Reason = "ok-restricted-hidden"     // permitted, restricted sections left out
+	NotAuthenticated      Reason = "not-authenticated"        // no verified token
+	InsufficientScope     Reason = "insufficient-scope"       // the token's SMART scopes do not cover the access
 	NoHPR                 Reason = "no-hpr-number"            // rule 1
 	LowSecurityLevel      Reason = "security-level-too-low"   // rule 1
 	NoPatientBound        Reason = "no-patient-bound"         // rule 1: cross-patient search, bulk extraction
@@ -59,6 +63,34 @@ type Decision struct {
 	// AsNotFound asks the REST layer to answer as if the record did not
 	// exist (a reserved patient must be indistinguishable from none).
 	AsNotFound bool
+	// CitizenView asks for the citizen's view of the usage log: health
+	// personnel's names hidden for the first days, documents shown as
+	// viewed but not which (DOMAIN.md, "Usage log").
+	CitizenView bool
+	// ScopeRefused marks a refusal by the token's SMART scopes: the answer
+	// carries an insufficient_scope challenge (RFC 6750).
+	ScopeRefused bool
+	// Scopes is the scope grant of a permit: results and written
+	// resources must also pass its granular constraints (Admits).
+	Scopes auth.Decision
+}
+
+// Admits applies the grant's granular scope constraints (e.g.
+// patient/Flag.rs?category=x) to one resource, given a matcher for one
+// constraint that returns false for any constraint it cannot evaluate, so
+// that an unknown constraint narrows instead of widening. An
+// unconstrained grant admits everything.
+func (d Decision) Admits(match func(auth.Constraint) bool) bool {
+	if !d.Scopes.Constrained() {
+		return true
+	}
+	return d.Scopes.Admits(match)
+}
+
+// Hides reports whether a permitted search leaves out the section the
+// resource type belongs to (restricted, not opened).
+func (d Decision) Hides(resourceType string) bool {
+	return slices.Contains(d.Hidden, SectionOf(resourceType))
 }
 
 // Allowed reports whether the request may go ahead.
@@ -75,8 +107,22 @@ type Policy struct {
 	Orgs Organisations
 }
 
-// Decide applies the access rules to one request.
+// Decide applies the access rules to one request: the role's rules, then,
+// for a change of a privacy setting, who may make that change.
 func (p *Policy) Decide(s Subject, r Request, st PatientState) Decision {
+	d := p.decideRole(s, r, st)
+	if d.Allowed() && r.Change != nil {
+		return decideChange(s.Role, *r.Change)
+	}
+	return d
+}
+
+func (p *Policy) decideRole(s Subject, r Request, st PatientState) Decision {
+	if r.ResourceType == "Subscription" && r.Interaction.writes() && s.Role != Practitioner {
+		// Notifications of changed critical information go to the EHRs of
+		// health personnel treating the patient.
+		return deny(RoleNotAllowed, "subscriptions are made by health personnel treating the patient")
+	}
 	switch s.Role {
 	case Practitioner:
 		return p.practitioner(s, r, st)
@@ -122,33 +168,19 @@ func (p *Policy) practitioner(s Subject, r Request, st PatientState) Decision {
 	if !slices.Contains(s.Patients, r.Patient) {
 		return deny(PatientNotInContext, "Patient/%s is not the patient in the token's context", r.Patient)
 	}
+	// Rule 4 before every other rule that names the patient's settings: a
+	// reserved record is as if it did not exist, and answers exactly as an
+	// unknown one to everybody, a blocked HP included, so that no answer
+	// reveals that a reservation (or a block on a reserved record) exists.
+	if !st.Exists || st.ReservedNow() {
+		return noRecord(r, st)
+	}
 	if r.Interaction == Status {
-		if !st.Exists || st.ReservedNow() {
-			d := deny(NoRecord, "there is no kjernejournal for Patient/%s", r.Patient)
-			d.AsNotFound = true
-			return d
-		}
 		return permit()
 	}
 	// Rule 6: a blocked HP is refused always, emergencies included.
 	if slices.Contains(st.BlockedHPR, s.HPR) {
 		return deny(HPBlocked, "the patient has blocked health personnel with HPR number %s from their record", s.HPR)
-	}
-	// Rule 4: a reserved record is as if it did not exist.
-	if !st.Exists || st.ReservedNow() {
-		d := deny(NoRecord, "there is no kjernejournal for Patient/%s", r.Patient)
-		if st.Exists && r.Interaction.writes() {
-			d = deny(ReservedNoNewData, "the patient has opted out of kjernejournal; no new information is accepted")
-		}
-		d.AsNotFound = !r.Interaction.writes()
-		if st.Exists && st.ReservedNow() {
-			// The reason stays in the usage log; the answer hides it.
-			d.Message = fmt.Sprintf("there is no kjernejournal for Patient/%s", r.Patient)
-			if r.Interaction.writes() {
-				d.Message = "the patient has opted out of kjernejournal; no new information is accepted"
-			}
-		}
-		return d
 	}
 	if r.Interaction.writes() && sec != Critical {
 		return deny(HPWritesCriticalOnly, "health personnel report critical information (AllergyIntolerance, Flag) only; %s comes from the national registers", r.ResourceType)
@@ -157,9 +189,11 @@ func (p *Policy) practitioner(s Subject, r Request, st PatientState) Decision {
 	if d, ok := p.basis(s, r, st); !ok {
 		return d
 	}
-	// Rule 7: documents follow the visit history and the sharing block.
-	if sec == Documents && (st.DocumentsBlocked || st.RestrictedSection(VisitHistory) && !r.Basis.Elevated()) {
-		return deny(DocumentsUnavailable, "the patient's documents are not available: the patient blocked document sharing or the visit history")
+	// Rule 7: documents follow the visit history and the sharing block,
+	// whatever the basis: no elevated basis opens them; the patient must
+	// lift the block.
+	if sec == Documents && (st.DocumentsBlocked || st.RestrictedSection(VisitHistory)) {
+		return deny(DocumentsUnavailable, "the patient's documents are not available: the patient blocked document sharing or the visit history, and no access basis opens them")
 	}
 	// Rule 5: restricted sections need an elevated basis.
 	if sec != Demographics && st.RestrictedSection(sec) {
@@ -239,7 +273,9 @@ func citizen(s Subject, r Request, st PatientState) Decision {
 		}
 		return deny(RoleNotAllowed, "a citizen manages their privacy settings; health information is reported by health personnel")
 	}
-	return permit()
+	d := permit()
+	d.CitizenView = sec == UsageLog
+	return d
 }
 
 func system(r Request, st PatientState) Decision {
@@ -250,10 +286,29 @@ func system(r Request, st PatientState) Decision {
 	if sec != Medications && sec != VisitHistory && sec != Demographics {
 		return deny(FeederWritesOwnFields, "feeder systems write MedicationStatement, Encounter and Patient only, not %s", r.ResourceType)
 	}
-	if sec != Demographics && st.Exists && st.ReservedNow() {
+	if st.Exists && st.ReservedNow() {
+		// Rule 4: no new data, the Patient included. A reservation that
+		// comes from a secret address alone is the population register's
+		// own flag: its updates of the Patient must get through, or a
+		// lifted secret address would never reach the record.
+		if sec == Demographics && !st.Reserved {
+			return permit()
+		}
 		return deny(ReservedNoNewData, "the patient has opted out of kjernejournal; no new information is accepted")
 	}
 	return permit()
+}
+
+// noRecord is rule 4's answer for a reserved or unknown patient: as if
+// there were no record, whatever the request does. The reason stays in the
+// usage log; the answer (AsNotFound) hides it.
+func noRecord(r Request, st PatientState) Decision {
+	d := deny(NoRecord, "there is no kjernejournal for Patient/%s", r.Patient)
+	if st.Exists && r.Interaction.writes() {
+		d.Reason = ReservedNoNewData
+	}
+	d.AsNotFound = true
+	return d
 }
 
 func support(r Request, st PatientState) Decision {

@@ -91,7 +91,15 @@ func TestDecide(t *testing.T) {
 		{"secret address: reserved automatically", emergency, req(Search, "Flag", Akutt), state(func(st *PatientState) { st.SecretAddress = true }), Deny, NoRecord, nil},
 		{"reserved: no new data from HP", gp(), req(Create, "Flag", Unntak), state(func(st *PatientState) { st.Reserved = true }), Deny, ReservedNoNewData, nil},
 		{"reserved: no new data from feeders", feeder, req(Create, "MedicationStatement", ""), state(func(st *PatientState) { st.Reserved = true }), Deny, ReservedNoNewData, nil},
-		{"unknown patient", gp(), req(Read, "Flag", Unntak), PatientState{}, Deny, NoRecord, nil},
+		{"unknown patient", gp(), req(Read, "Flag", Unntak), PatientState{}, Deny, NoRecord,
+			func(t *testing.T, d Decision) { assert.True(t, d.AsNotFound) }},
+		{"reserved: an HP's write answers as for an unknown patient", gp(), req(Create, "Flag", Unntak), state(func(st *PatientState) { st.Reserved = true }), Deny, ReservedNoNewData,
+			func(t *testing.T, d Decision) { assert.True(t, d.AsNotFound) }},
+		{"reserved and blocked: as if no record, not hp-blocked", gp(), req(Read, "Flag", Unntak), state(func(st *PatientState) { st.Reserved = true; st.BlockedHPR = []string{gpHPR} }), Deny, NoRecord,
+			func(t *testing.T, d Decision) { assert.True(t, d.AsNotFound) }},
+		{"reserved and blocked: a search too", emergency, req(Search, "Flag", Akutt), state(func(st *PatientState) { st.SecretAddress = true; st.BlockedHPR = []string{emergency.HPR} }), Deny, NoRecord, nil},
+		{"reserved: no Patient update from feeders", feeder, req(Update, "Patient", ""), state(func(st *PatientState) { st.Reserved = true }), Deny, ReservedNoNewData, nil},
+		{"secret address only: the register updates its Patient", feeder, req(Update, "Patient", ""), state(func(st *PatientState) { st.SecretAddress = true }), Permit, OK, nil},
 
 		// Rule 5: restriction.
 		{"restricted medications read", gp(), req(Read, "MedicationStatement", Unntak), state(func(st *PatientState) { st.Restricted = []Section{Medications} }), Deny, SectionRestricted, nil},
@@ -116,6 +124,8 @@ func TestDecide(t *testing.T) {
 		// Rule 7: documents.
 		{"documents with blocked visit history", gp(), req(Search, "DocumentReference", Unntak), state(func(st *PatientState) { st.Restricted = []Section{VisitHistory} }), Deny, DocumentsUnavailable, nil},
 		{"documents with sharing blocked", gp(), req(Search, "DocumentReference", ForhoyetSamtykke), state(func(st *PatientState) { st.DocumentsBlocked = true }), Deny, DocumentsUnavailable, nil},
+		{"documents with blocked visit history, FORHOYET_SAMTYKKE", other, req(Search, "DocumentReference", ForhoyetSamtykke), state(func(st *PatientState) { st.Restricted = []Section{VisitHistory} }), Deny, DocumentsUnavailable, nil},
+		{"document opened with blocked visit history, FORHOYET_AKUTT", emergency, req(Read, "DocumentReference", ForhoyetAkutt), state(func(st *PatientState) { st.Restricted = []Section{VisitHistory} }), Deny, DocumentsUnavailable, nil},
 		{"documents available", gp(), req(Search, "DocumentReference", Unntak), state(), Permit, OK, nil},
 
 		// Rule 8: the citizen.
@@ -125,7 +135,8 @@ func TestDecide(t *testing.T) {
 		{"citizen without security level 4", with(cit, func(s *Subject) { s.SecurityLevel = 3 }), req(Read, "Flag", ""), state(), Deny, LowSecurityLevel, nil},
 		{"citizen removed portal access", cit, req(Read, "Flag", ""), state(func(st *PatientState) { st.PortalAccessRemoved = true }), Deny, PortalAccessRemoved, nil},
 		{"citizen manages privacy after removing access", cit, req(Update, "Consent", ""), state(func(st *PatientState) { st.PortalAccessRemoved = true }), Permit, OK, nil},
-		{"citizen reads own usage log", cit, req(Search, "AuditEvent", ""), state(), Permit, OK, nil},
+		{"citizen reads own usage log, in the citizen's view", cit, req(Search, "AuditEvent", ""), state(), Permit, OK,
+			func(t *testing.T, d Decision) { assert.True(t, d.CitizenView) }},
 		{"citizen cannot report health data", cit, req(Create, "Flag", ""), state(), Deny, RoleNotAllowed, nil},
 
 		// $kj-status: no health data, so no basis; tells a blocked HP so.
@@ -143,7 +154,11 @@ func TestDecide(t *testing.T) {
 		{"feeder cannot write critical info", feeder, req(Create, "Flag", ""), state(), Deny, FeederWritesOwnFields, nil},
 		{"HP reports critical info", gp(), req(Create, "AllergyIntolerance", Unntak), state(), Permit, OK, nil},
 		{"HP cannot write medications", gp(), req(Create, "MedicationStatement", Unntak), state(), Deny, HPWritesCriticalOnly, nil},
-		{"auditor reads the usage log", Subject{Role: Auditor}, req(Search, "AuditEvent", ""), state(), Permit, OK, nil},
+		{"auditor reads the usage log, names included", Subject{Role: Auditor}, req(Search, "AuditEvent", ""), state(), Permit, OK,
+			func(t *testing.T, d Decision) { assert.False(t, d.CitizenView) }},
+		{"HP subscribes", gp(), req(Create, "Subscription", Unntak), state(), Permit, OK, nil},
+		{"citizen cannot subscribe", cit, req(Create, "Subscription", ""), state(), Deny, RoleNotAllowed, nil},
+		{"feeder cannot subscribe", feeder, req(Create, "Subscription", ""), state(), Deny, RoleNotAllowed, nil},
 		{"auditor reads no health data", Subject{Role: Auditor}, req(Search, "Flag", ""), state(), Deny, RoleNotAllowed, nil},
 		{"unknown role", Subject{}, req(Read, "Flag", Samtykke), state(), Deny, RoleNotAllowed, nil},
 	}

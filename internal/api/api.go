@@ -1,14 +1,18 @@
-// Package api is the FHIR REST layer: it maps HTTP interactions onto the
-// store, using package fhir for everything about the resources themselves.
+// Package api is the HTTP adapter of kjernejournal: it routes requests,
+// negotiates the format, authenticates the token, maps each FHIR request
+// onto a call of package interaction and its result onto status codes,
+// headers and bodies, and holds every answer until its usage-log record
+// is durable. What the server does lives in package interaction; who may
+// do it in package access.
 package api
 
 import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -17,11 +21,13 @@ import (
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/fhir/search"
 	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/auth"
 	"github.com/kjernejournal/kjernejournal/internal/documents"
+	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
-// Config holds what the REST layer needs. Store and Codec are required.
+// Config holds what the server needs. Store and Codec are required.
 type Config struct {
 	Store  store.Store
 	Codec  *fhir.Codec
@@ -31,60 +37,69 @@ type Config struct {
 	// BaseURL is the server's public base (e.g. https://kj.example.no/fhir),
 	// used in Location and fullUrl. Empty: derived from each request.
 	BaseURL string
-	// Registerer receives the HTTP metrics; nil means a private registry
+	// Registry receives the HTTP metrics; nil means a private registry
 	// (served at /metrics either way).
 	Registry *prometheus.Registry
 	// Version is the software version shown in the CapabilityStatement.
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Auth verifies access tokens. nil switches authentication off: only
-	// for tests of REST behaviour and loopback development servers.
+	// Auth verifies access tokens. nil switches authentication and the
+	// access rules off: only for tests of FHIR behaviour and loopback
+	// development servers.
 	Auth Authenticator
 	// Policy decides every access (required with Auth).
 	Policy *access.Policy
-	// Audit is the usage log; nil switches auditing off (tests of REST
-	// behaviour only). With it, every request to a data route is recorded
-	// before its answer leaves, and a failure to record gives 503.
-	Audit store.AuditLog
+	// Audit switches the usage log on: the store's own, where a write and
+	// its record commit together. Every request is then recorded before
+	// its answer leaves, and a failure to record gives 503. Off only for
+	// tests of FHIR behaviour and --insecure-no-audit on loopback.
+	Audit bool
 	// Notify, if set, serves Subscriptions and sends change notifications
 	// of critical information.
-	Notify *Notifications
+	Notify *interaction.Notifications
 	// Documents, if set, serves journal documents from the source
 	// hospitals (GET /DocumentReference, GET /documents/{token}).
 	Documents *documents.Federation
 	// DocumentKeys is the public key (a jwk.Key) published at /jwks for
 	// the sources to verify this server's assertions.
 	DocumentKeys any
-	// RegionOf gives the health region of an organisation number, for the
-	// sources that share by region ("" if unknown).
+	// RegionOf gives the health region of an organisation number.
 	RegionOf func(org string) string
-	// Security, if set, is added to the CapabilityStatement's rest.security
-	// (the SMART service and oauth-uris of the authorisation server).
-	Security *Security
+	// Security, if set, is added to the CapabilityStatement's rest.security.
+	Security *interaction.Security
 	// Search is the search-parameter registry; nil loads the definitions
-	// embedded in package profiles (search.Load).
+	// embedded in package profiles for the codec's types.
 	Search *search.Registry
+	// Mounts are other handlers served under path prefixes (the built-in
+	// SMART authorisation server), through the same request pipeline:
+	// request id, usage log, recovery, metrics.
+	Mounts []Mount
+	// RequestTimeout bounds the work of one request (store calls
+	// included); a document stream is bounded by its source's timeouts
+	// instead. Default 30 s.
+	RequestTimeout time.Duration
 }
 
-// Security describes the authorisation server for the CapabilityStatement.
-type Security struct {
-	Authorize, Token, Introspect, Revoke, Manage string
+// Mount is a handler served under a path prefix ending in "/".
+type Mount struct {
+	Prefix  string
+	Handler http.Handler
 }
 
-// Server answers FHIR REST requests.
+// Authenticator verifies the token of a request; *auth.Validator is one.
+type Authenticator interface {
+	Validate(ctx context.Context, r *http.Request) (*auth.Principal, error)
+}
+
+// Server answers HTTP requests.
 type Server struct {
 	cfg     Config
+	svc     *interaction.Service
 	store   store.Store
-	codec   *fhir.Codec
 	log     *slog.Logger
 	metrics *metrics
-	routes  []route
-	reg     *search.Registry
 	engine  *gin.Engine
-	started time.Time
-	states  stateCache
-	conds   condLocks
 }
 
 // New builds the HTTP handler.
@@ -104,26 +119,35 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
 	if cfg.Auth != nil && cfg.Policy == nil {
 		return nil, errors.New("api: Config.Policy is required when Config.Auth is set")
 	}
-	if cfg.Version == "" {
-		cfg.Version = "dev"
-	}
 	if cfg.Search == nil {
-		reg, err := search.Load()
+		reg, err := search.Load(cfg.Codec.Types())
 		if err != nil {
 			return nil, err
 		}
 		cfg.Search = reg
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, codec: cfg.Codec, log: cfg.Logger, started: cfg.Now(), reg: cfg.Search}
-	m, err := newMetrics(cfg.Registry)
+	icfg := interaction.Config{
+		Store: cfg.Store, Codec: cfg.Codec, Search: cfg.Search, Audit: cfg.Audit,
+		Notify: cfg.Notify, Documents: cfg.Documents, RegionOf: cfg.RegionOf,
+		Version: cfg.Version, Security: cfg.Security, Server: cfg.BaseURL, Now: cfg.Now, Log: cfg.Logger,
+	}
+	if cfg.Auth != nil {
+		icfg.Policy = cfg.Policy
+	}
+	svc, err := interaction.New(icfg)
 	if err != nil {
 		return nil, err
 	}
-	s.metrics = m
-	s.routes = s.routeTable()
+	s := &Server{cfg: cfg, svc: svc, store: cfg.Store, log: cfg.Logger}
+	if s.metrics, err = newMetrics(cfg.Registry); err != nil {
+		return nil, err
+	}
 	s.engine = s.router()
 	return s, nil
 }
@@ -131,108 +155,133 @@ func New(cfg Config) (*Server, error) {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
 
-// Routes lists every method and path the router serves; tests walk it.
-func (s *Server) Routes() []RouteInfo {
-	out := make([]RouteInfo, 0, len(s.routes))
-	for _, r := range s.routes {
-		out = append(out, RouteInfo{Method: r.method, Path: r.path, Interaction: r.interaction, Public: r.public})
-	}
-	return out
-}
+// Interactions is the transport-free service behind the HTTP routes.
+func (s *Server) Interactions() *interaction.Service { return s.svc }
 
-// RouteInfo describes one route.
-type RouteInfo struct {
-	Method, Path, Interaction string
-	Public                    bool // needs no token and is not audited (metadata, health, metrics)
-}
-
+// router builds the routes. Every request passes begin (request id,
+// facts, recovery, metrics, log line); every request but the operational
+// probes (/healthz, /readyz, /metrics) also passes audited, which holds
+// the answer until its usage-log record is durable. FHIR requests have no
+// gin routes of their own: NoRoute hands every path that is not one of the
+// few HTTP endpoints to interaction.ParseCall, the one router REST
+// requests and Bundle entries share.
 func (s *Server) router() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
 	e.HandleMethodNotAllowed = true
-	e.Use(s.requestContext)
-	for _, r := range s.routes {
-		if r.public {
-			e.Handle(r.method, r.path, r.handle)
-		} else {
-			e.Handle(r.method, r.path, s.audited, s.authenticate, r.handle)
-		}
+	ops := e.Group("", s.begin)
+	ops.GET("/healthz", s.healthz)
+	ops.GET("/readyz", s.readyz)
+	ops.GET("/metrics", s.metricsHandler)
+	logged := e.Group("", s.begin, s.audited)
+	logged.GET("/jwks", s.jwks)
+	for _, m := range s.cfg.Mounts {
+		h := gin.WrapH(m.Handler)
+		logged.Any(strings.TrimSuffix(m.Prefix, "/")+"/*rest", func(c *gin.Context) {
+			exchangeOf(c).route = "mount"
+			h(c)
+		})
 	}
-	e.NoRoute(func(c *gin.Context) {
-		s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found",
-			Diagnostics: fmt.Sprintf("no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path)})
-	})
-	e.NoMethod(func(c *gin.Context) {
-		s.fail(c, http.StatusMethodNotAllowed, fhir.Issue{Severity: "error", Code: "not-supported",
-			Diagnostics: fmt.Sprintf("%s is not supported on %s", c.Request.Method, c.Request.URL.Path)})
+	e.NoRoute(s.begin, s.audited, s.fhir)
+	e.NoMethod(s.begin, s.audited, func(c *gin.Context) {
+		s.fail(c, &interaction.Error{Status: http.StatusMethodNotAllowed, Issues: []fhir.Issue{{Severity: "error", Code: "not-supported",
+			Diagnostics: c.Request.Method + " is not supported on " + c.Request.URL.Path}}})
 	})
 	return e
 }
 
-// ctxKey holds per-request values in the gin context.
-const (
-	keyInteraction = "kj.interaction"
-	keyType        = "kj.type"
-	keyRequestID   = "kj.requestID"
-)
+// exchange is the state of one request in the adapter.
+type exchange struct {
+	id        string
+	facts     *interaction.Facts
+	principal *auth.Principal
+	call      *interaction.Call
+	route     string // metrics label for requests that are no FHIR call
+	held      *heldResponse
+}
 
-// requestContext assigns the request id, recovers panics, and records
-// metrics and a log line once the handler is done.
-func (s *Server) requestContext(c *gin.Context) {
+const exchangeKey = "kj.exchange"
+
+func exchangeOf(c *gin.Context) *exchange {
+	x, _ := c.Get(exchangeKey)
+	return x.(*exchange)
+}
+
+// begin starts every request: the server's own request id (a caller's
+// X-Request-Id is kept as a correlation id only), the usage-log facts,
+// and, once the request is answered, the metrics and a log line. A panic
+// that escaped the usage log's recovery is answered 500 here; an aborted
+// stream stays aborted.
+func (s *Server) begin(c *gin.Context) {
 	start := time.Now()
-	id := c.GetHeader("X-Request-Id")
-	if !validRequestID(id) {
-		id = rand.Text()
+	id := rand.Text()
+	corr := c.GetHeader("X-Request-Id")
+	if !validCorrelationID(corr) {
+		corr = ""
 	}
-	c.Set(keyRequestID, id)
+	x := &exchange{id: id, facts: interaction.NewFacts(id, corr, c.Request.Method, strings.TrimPrefix(c.Request.URL.Path, "/"), c.Request.URL.RawQuery, s.cfg.Now())}
+	x.facts.BasisHeader = c.GetHeader(basisHeader)
+	c.Set(exchangeKey, x)
 	c.Header("X-Request-Id", id)
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("panic in handler", "request_id", id, "panic", fmt.Sprint(p), "path", c.Request.URL.Path)
+			if p == http.ErrAbortHandler {
+				s.observe(c, x, start)
+				panic(p)
+			}
+			s.log.Error("panic outside the usage log", "request_id", id, "panic", p, "path", c.Request.URL.Path)
 			if !c.Writer.Written() {
-				s.fail(c, http.StatusInternalServerError, fhir.Issue{Severity: "fatal", Code: "exception",
-					Diagnostics: "internal error; the request id is " + id})
+				s.fail(c, internalError(id))
 			}
 		}
-		interaction := c.GetString(keyInteraction)
-		if interaction == "" {
-			interaction = "other"
-		}
-		typ := c.GetString(keyType)
-		status := c.Writer.Status()
-		elapsed := time.Since(start)
-		s.metrics.observe(interaction, typ, status, elapsed)
-		level := slog.LevelDebug
-		if status >= 500 {
-			level = slog.LevelError
-		} else if status >= 400 || c.Request.Method != http.MethodGet {
-			level = slog.LevelInfo
-		}
-		if s.log.Enabled(c, level) {
-			s.log.Log(c, level, "request", "request_id", id, "method", c.Request.Method,
-				"path", c.Request.URL.Path, "interaction", interaction, "type", typ,
-				"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
-		}
+		s.observe(c, x, start)
 	}()
 	c.Next()
 }
 
-func validRequestID(id string) bool {
+// observe records the metrics and the log line of a request.
+func (s *Server) observe(c *gin.Context, x *exchange, start time.Time) {
+	kind, typ := x.route, ""
+	if x.call != nil {
+		kind, typ = string(x.call.Kind), x.call.Type
+	}
+	if kind == "" {
+		kind = "other"
+	}
+	status := c.Writer.Status()
+	elapsed := time.Since(start)
+	s.metrics.observe(kind, typ, status, elapsed)
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelError
+	} else if status >= 400 || c.Request.Method != http.MethodGet {
+		level = slog.LevelInfo
+	}
+	ctx := c.Request.Context()
+	if s.log.Enabled(ctx, level) {
+		s.log.Log(ctx, level, "request", "request_id", x.id, "correlation_id", x.facts.CorrelationID, "method", c.Request.Method,
+			"path", c.Request.URL.Path, "interaction", kind, "type", typ,
+			"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
+	}
+}
+
+// validCorrelationID accepts a caller's X-Request-Id worth keeping.
+func validCorrelationID(id string) bool {
 	if id == "" || len(id) > 128 {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
 		ch := id[i]
-		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '.' || ch == '_') {
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '.' || ch == '_' || ch == ':') {
 			return false
 		}
 	}
 	return true
 }
 
-// Ready reports whether the store answers.
+// Ready reports whether the store can serve requests and take a write.
 func (s *Server) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

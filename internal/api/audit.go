@@ -2,113 +2,148 @@ package api
 
 import (
 	"bytes"
-	"crypto/rand"
+	"context"
+	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
-	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/audit"
-	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
-const keyAccess = "kj.access"
-
-// accessNote is one pass through the enforcement point, kept for the log.
-type accessNote struct {
-	patient, typ string
-	decision     access.Decision
-}
-
-func noteAccess(c *gin.Context, patient, typ string, d access.Decision) {
-	notes, _ := c.Get(keyAccess)
-	ns, _ := notes.([]accessNote)
-	c.Set(keyAccess, append(ns, accessNote{patient, typ, d}))
-}
-
 // heldResponse keeps the handler's answer in memory until the usage log
 // has recorded the access: no byte of health data leaves before its
-// AuditEvent is durable (fail closed).
+// AuditEvent is durable (fail closed). A stream, once its record is
+// written, passes through.
 type heldResponse struct {
 	gin.ResponseWriter
-	status int
-	body   bytes.Buffer
+	status  int
+	body    bytes.Buffer
+	through bool
 }
 
 func (h *heldResponse) WriteHeader(code int) {
+	if h.through {
+		h.ResponseWriter.WriteHeader(code)
+		return
+	}
 	if h.status == 0 {
 		h.status = code
 	}
 }
 func (h *heldResponse) WriteHeaderNow() {
+	if h.through {
+		h.ResponseWriter.WriteHeaderNow()
+		return
+	}
 	if h.status == 0 {
 		h.status = http.StatusOK
 	}
 }
 func (h *heldResponse) Write(b []byte) (int, error) {
+	if h.through {
+		return h.ResponseWriter.Write(b)
+	}
 	h.WriteHeaderNow()
 	return h.body.Write(b)
 }
 func (h *heldResponse) WriteString(s string) (int, error) {
+	if h.through {
+		return h.ResponseWriter.WriteString(s)
+	}
 	h.WriteHeaderNow()
 	return h.body.WriteString(s)
 }
 func (h *heldResponse) Status() int {
+	if h.through {
+		return h.ResponseWriter.Status()
+	}
 	if h.status == 0 {
 		return http.StatusOK
 	}
 	return h.status
 }
 func (h *heldResponse) Size() int {
+	if h.through {
+		return h.ResponseWriter.Size()
+	}
 	if h.status == 0 {
 		return -1
 	}
 	return h.body.Len()
 }
-func (h *heldResponse) Written() bool { return h.status != 0 }
-func (h *heldResponse) Flush()        {}
-
-// audited records every request to a data route in the usage log, allowed
-// or refused, before its answer is sent. One request writes one AuditEvent
-// per patient it touched (one without a patient when it touched none). If
-// the log cannot be written, the answer is replaced by 503.
-func (s *Server) audited(c *gin.Context) {
-	if s.cfg.Audit == nil {
-		c.Next()
-		return
+func (h *heldResponse) Written() bool {
+	if h.through {
+		return h.ResponseWriter.Written()
 	}
-	if c.FullPath() == "/documents/:token" {
-		// A document is streamed, not held: its handler writes the log
-		// (auditNow) before the first byte; refusals are logged here.
+	return h.status != 0
+}
+func (h *heldResponse) Flush() {
+	if h.through {
+		h.ResponseWriter.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (a stream
+// extends its write deadline per chunk).
+func (h *heldResponse) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// auditTimeout bounds the usage-log append of a request, which must
+// happen even when the client has gone away.
+const auditTimeout = 10 * time.Second
+
+// audited records every request in the usage log, allowed or refused,
+// before its answer is sent: one AuditEvent per patient it touched (see
+// interaction.Facts), and one per Bundle entry. A write's records were
+// committed with the write itself; the rest are appended here. If the log
+// cannot be written the answer is replaced by 503. A panic in a handler is
+// answered 500 and logged like any other request; an aborted stream (its
+// source broke off) stays aborted, so the client cannot take it for a
+// whole document.
+func (s *Server) audited(c *gin.Context) {
+	x := exchangeOf(c)
+	if !s.cfg.Audit {
 		c.Next()
-		if !c.GetBool(keyAudited) {
-			if _, err := s.cfg.Audit.AppendAudit(c, audit.Link, s.auditEntries(c, c.Writer.Status())); err != nil {
-				s.log.Error("usage log not written for a refused document request", "request_id", c.GetString(keyRequestID), "error", err)
-			}
-		}
 		return
 	}
 	real := c.Writer
 	held := &heldResponse{ResponseWriter: real}
+	x.held = held
 	c.Writer = held
-	c.Next()
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler && held.through {
+					panic(p)
+				}
+				s.log.Error("panic in handler", "request_id", x.id, "panic", fmt.Sprint(p), "path", c.Request.URL.Path)
+				held.through, held.status = false, 0
+				held.body.Reset()
+				s.fail(c, internalError(x.id))
+			}
+		}()
+		c.Next()
+	}()
 	c.Writer = real
-
-	entries := s.auditEntries(c, held.Status())
-	if _, err := s.cfg.Audit.AppendAudit(c, audit.Link, entries); err != nil {
-		id := c.GetString(keyRequestID)
-		s.log.Error("usage log not written: request refused", "request_id", id, "error", err)
+	if held.through {
+		return // streamed: logged before the first byte (stream)
+	}
+	if !x.facts.IsLogged() {
+		x.facts.Status = held.Status()
+	}
+	if err := s.log1(c.Request.Context(), x); err != nil {
+		s.log.Error("usage log not written: request refused", "request_id", x.id, "error", err)
 		h := real.Header()
 		for _, k := range []string{"ETag", "Last-Modified", "Location", "Content-Length", "Content-Type"} {
 			h.Del(k)
 		}
 		c.Data(http.StatusServiceUnavailable, ctFHIRJSON+"; charset=utf-8", fhir.Outcome(fhir.Issue{
 			Severity: "fatal", Code: "transient",
-			Diagnostics: "the usage log could not record this access, so nothing is answered; retry later (request id " + id + ")"}))
+			Diagnostics: "the usage log could not record this access, so nothing is answered; retry later (request id " + x.id + ")"}))
 		return
 	}
 	real.WriteHeader(held.Status())
@@ -117,287 +152,75 @@ func (s *Server) audited(c *gin.Context) {
 	}
 }
 
-// auditNow writes the usage log of a streamed answer before its first
-// byte; on failure it answers 503 and returns false.
-func (s *Server) auditNow(c *gin.Context, status int) bool {
-	if s.cfg.Audit == nil {
-		return true
+// log1 appends the records of the request's facts (and its Bundle
+// entries') not written yet, in one append.
+func (s *Server) log1(ctx context.Context, x *exchange) error {
+	pending := x.facts.Pending()
+	if len(pending) == 0 {
+		return nil
 	}
-	c.Set(keyAudited, true)
-	if _, err := s.cfg.Audit.AppendAudit(c, audit.Link, s.auditEntries(c, status)); err != nil {
-		s.log.Error("usage log not written: document not sent", "request_id", c.GetString(keyRequestID), "error", err)
-		s.fail(c, http.StatusServiceUnavailable, fhir.Issue{Severity: "fatal", Code: "transient",
-			Diagnostics: "the usage log could not record this access, so nothing is sent; retry later"})
-		return false
-	}
-	return true
-}
-
-// auditEntries builds the usage-log entries of one request.
-func (s *Server) auditEntries(c *gin.Context, status int) []store.AuditEntry {
-	p := principal(c)
-	now := s.cfg.Now().UTC()
-	basis, _ := access.ParseBasis(c.GetHeader(basisHeader))
-	rec := audit.Record{
-		ID:           rand.Text(),
-		Time:         now,
-		RequestID:    c.GetString(keyRequestID),
-		Interaction:  auditInteraction(c.GetString(keyInteraction), c.GetString(keyType)),
-		ResourceType: c.GetString(keyType),
-		Query:        c.Request.URL.RawQuery,
-		Basis:        basis,
-		Server:       s.cfg.BaseURL,
-	}
-	if id := c.Param("id"); id != "" && validID(id) {
-		rec.ResourceID = id
-	}
-	if rec.Interaction == audit.Operation {
-		rec.Operation = c.Param("sub")
-	}
-	role := access.Role("")
-	if p != nil {
-		role = roleOf(p)
-	}
-	rec.SetPrincipal(p, role)
-	if docs, ok := c.Get(keyAuditDocuments); ok {
-		rec.Documents, _ = docs.([]audit.Document)
-	}
-
-	notes, _ := c.Get(keyAccess)
-	ns, _ := notes.([]accessNote)
-	// One record per patient: the first decision for a patient is the
-	// request's own access; later ones (includes) add nothing new.
-	var out []store.AuditEntry
-	seen := map[string]bool{}
-	add := func(patient string, d *access.Decision) {
-		r := rec
-		r.ID = rand.Text()
-		if patient != "" {
-			r.Patients = []string{patient}
+	now := s.cfg.Now()
+	var entries []store.AuditEntry
+	for _, f := range pending {
+		if f.Status == 0 {
+			f.Status = x.facts.Status
 		}
-		if d != nil {
-			r.SetDecision(*d, status)
-			if d.Allowed() && status >= 400 {
-				r.Outcome.Refused = false
-			}
-		} else {
-			r.Outcome = audit.Outcome{Refused: status == http.StatusUnauthorized || status == http.StatusForbidden, HTTPStatus: status,
-				Message: http.StatusText(status)}
-		}
-		for _, ev := range audit.Events(r) {
-			out = append(out, store.AuditEntry{
-				Patient: patient, AgentHPR: r.User.HPR, Org: r.Org.LegalEntity, Recorded: now,
-				Outcome: outcomeCode(r.Outcome), Body: ev,
-			})
-		}
+		entries = append(entries, f.Entries(now, s.cfg.BaseURL)...)
 	}
-	anyPatient := false
-	for _, n := range ns {
-		anyPatient = anyPatient || n.patient != ""
-	}
-	for _, n := range ns {
-		// A request that touched patients is logged per patient; its
-		// patient-less pass (an auditor's search) adds nothing.
-		if seen[n.patient] || anyPatient && n.patient == "" {
-			continue
-		}
-		seen[n.patient] = true
-		d := n.decision
-		add(n.patient, &d)
-	}
-	if len(out) == 0 {
-		add("", nil)
-	}
-	return out
-}
-
-func outcomeCode(o audit.Outcome) string {
-	switch {
-	case o.HTTPStatus >= 500:
-		return "8"
-	case o.Refused || o.HTTPStatus >= 400:
-		return "4"
-	}
-	return "0"
-}
-
-func auditInteraction(interaction, typ string) audit.Interaction {
-	switch interaction {
-	case "read":
-		return audit.Read
-	case "vread":
-		return audit.VRead
-	case "search-type", "search-compartment", "search":
-		return audit.Search
-	case "history-instance":
-		return audit.History
-	case "create", "update", "delete":
-		if typ == "Consent" {
-			return audit.PrivacyChange
-		}
-		return audit.Interaction(interaction)
-	case "document-search":
-		return audit.DocumentSearch
-	case "document-read":
-		return audit.DocumentRead
-	case "transaction":
-		return audit.Transaction
-	case "batch":
-		return audit.Batch
-	}
-	return audit.Operation
-}
-
-// auditSearch serves GET /AuditEvent: the citizen's own usage log ("Logg
-// over bruk") and the auditor's supervision searches.
-func (s *Server) auditSearch(c *gin.Context) {
-	c.Set(keyInteraction, "search-type")
-	c.Set(keyType, "AuditEvent")
-	out, ok := s.negotiate(c)
-	if !ok {
-		return
-	}
-	if s.cfg.Audit == nil {
-		s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-supported", Diagnostics: "the usage log is not enabled on this server"})
-		return
-	}
-	var q store.AuditQuery
-	params := c.Request.URL.Query()
-	for name, vals := range params {
-		if len(vals) != 1 {
-			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid", Diagnostics: name + " may be given once", Expression: []string{name}})
-			return
-		}
-		v := vals[0]
-		var err error
-		switch name {
-		case "patient":
-			q.Patient = strings.TrimPrefix(v, "Patient/")
-			if !validID(q.Patient) {
-				err = errBadRequest
-			}
-		case "agent":
-			_, q.AgentHPR, _ = strings.Cut(v, "|")
-			if q.AgentHPR == "" {
-				q.AgentHPR = v
-			}
-		case "organization":
-			_, q.Org, _ = strings.Cut(v, "|")
-			if q.Org == "" {
-				q.Org = v
-			}
-		case "outcome":
-			if v != "0" && v != "4" && v != "8" && v != "12" {
-				err = errBadRequest
-			}
-			q.Outcome = v
-		case "date":
-			err = auditDate(&q, v)
-		case "date-from", "date-to":
-			err = errBadRequest
-		case "_count":
-			q.Count, err = strconv.Atoi(v)
-			if err == nil && (q.Count < 1 || q.Count > 1000) {
-				err = errBadRequest
-			}
-		case "_before":
-			q.Before, err = strconv.ParseInt(v, 10, 64)
-		case "_format", "_pretty":
-		default:
-			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "not-supported",
-				Diagnostics: "AuditEvent search supports patient, agent, organization, date, outcome and _count; not " + strconv.Quote(name), Expression: []string{name}})
-			return
-		}
-		if err != nil {
-			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid", Diagnostics: "invalid value for " + name, Expression: []string{name}})
-			return
-		}
-	}
-	if q.Count == 0 {
-		q.Count = 100
-	}
-	g, ok := s.allow(c, auth.Search, "AuditEvent", q.Patient)
-	if !ok {
-		return
-	}
-	citizen := false
-	if p := principal(c); p != nil && p.Kind() == auth.KindCitizen {
-		citizen = true
-		if q.Patient == "" {
-			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "required", Diagnostics: "name your own record: patient=<id>", Expression: []string{"patient"}})
-			return
-		}
-	}
-	recs, err := s.cfg.Audit.SearchAudit(c, q)
-	if err != nil {
-		s.failErr(c, err)
-		return
-	}
-	events := make([][]byte, len(recs))
-	for i, r := range recs {
-		events[i] = r.Body
-		// A search that returns several patients' data (the auditor's)
-		// is logged once per patient whose log was read.
-		if q.Patient == "" && r.Patient != "" {
-			noteAccess(c, r.Patient, "AuditEvent", g.decision)
-		}
-	}
-	if citizen {
-		if events, err = audit.CitizenView(events, s.cfg.Now()); err != nil {
-			s.failErr(c, err)
-			return
-		}
-	}
-	base := s.baseURL(c)
-	entries := make([]fhir.BundleEntry, len(events))
-	for i, ev := range events {
-		// Every searchset entry of a resource with an id carries its
-		// absolute URL as fullUrl, even though AuditEvents are not read
-		// one by one: clients key entries by it.
-		e := fhir.BundleEntry{Resource: ev, SearchMode: "match"}
-		if id := audit.EventID(ev); id != "" {
-			e.FullURL = base + "/AuditEvent/" + id
-		}
-		entries[i] = e
-	}
-	links := []fhir.Link{{Relation: "self", URL: base + c.Request.URL.RequestURI()}}
-	if len(recs) == q.Count && len(recs) > 0 {
-		next := c.Request.URL.Query()
-		next.Set("_before", strconv.FormatInt(recs[len(recs)-1].Seq, 10))
-		links = append(links, fhir.Link{Relation: "next", URL: base + "/AuditEvent?" + next.Encode()})
-	}
-	s.write(c, http.StatusOK, out, fhir.Bundle(fhir.BundleOptions{Type: "searchset", Links: links, ID: rand.Text()}, entries))
-}
-
-func auditDate(q *store.AuditQuery, v string) error {
-	prefix, t, timed, err := datePrefix(v)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	if _, err := s.store.AppendAudit(ctx, audit.Link, entries); err != nil {
 		return err
 	}
-	end := dayEnd(t)
-	if timed {
-		end = t
-	}
-	switch prefix {
-	case "ge", "gt":
-		q.From = t
-	case "le", "lt":
-		q.To = end
-	case "eq":
-		q.From, q.To = t, end
-	default:
-		return errBadRequest
+	for _, f := range pending {
+		f.Logged()
 	}
 	return nil
 }
 
-// auditImmutable answers attempts to write the usage log through the API.
-func (s *Server) auditImmutable(c *gin.Context) {
-	c.Set(keyInteraction, "operation")
-	c.Set(keyType, "AuditEvent")
-	allow := "GET" // the search
-	if c.Param("id") != "" {
-		allow = ""
+// stream sends a document: the usage log first (503 if it cannot be
+// written), then the bytes from the source with constant memory. A source
+// that breaks off after the headers aborts the client's response too, on
+// sized and chunked answers alike.
+func (s *Server) stream(c *gin.Context, x *exchange, res *interaction.Result) {
+	st := res.Stream
+	defer st.Close()
+	if s.cfg.Audit {
+		x.facts.Status = http.StatusOK
+		if err := s.log1(c.Request.Context(), x); err != nil {
+			s.log.Error("usage log not written: document not sent", "request_id", x.id, "error", err)
+			s.fail(c, &interaction.Error{Status: http.StatusServiceUnavailable, Unavailable: true, Issues: []fhir.Issue{{Severity: "fatal", Code: "transient",
+				Diagnostics: "the usage log could not record this access, so nothing is sent; retry later"}}})
+			return
+		}
+		if x.held != nil {
+			x.held.through = true
+		}
 	}
-	s.notAllowed(c, allow, "the usage log is written by the server only: AuditEvents cannot be created, read one by one, updated or deleted through the API; search them")
+	w := &deadlineWriter{ResponseWriter: c.Writer, rc: http.NewResponseController(c.Writer)}
+	if _, err := st.WriteTo(w); err != nil {
+		if c.Request.Context().Err() != nil {
+			return // the client went away
+		}
+		s.log.Warn("document stream broken; aborting the response", "request_id", x.id, "error", err)
+		panic(http.ErrAbortHandler)
+	}
 }
+
+// streamIdle is how long one chunk of a document may take to reach the
+// client; the server-wide write timeout would cut long documents.
+const streamIdle = time.Minute
+
+// deadlineWriter moves the connection's write deadline forward before
+// every chunk of a stream.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (w *deadlineWriter) Write(b []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(streamIdle))
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -4,24 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/store"
-	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
-	"github.com/kjernejournal/kjernejournal/internal/store/mongodb"
-	"github.com/kjernejournal/kjernejournal/internal/store/mongodb/mongotest"
 )
 
 func auditHead(t *testing.T, st store.Store) int64 {
@@ -42,64 +38,131 @@ func lastAudit(t *testing.T, st store.Store) map[string]any {
 	return m
 }
 
-// TestEveryRouteIsAudited walks every route of the router and shows that
-// each data route writes to the usage log, for a permitted and for a
-// refused request.
-func TestEveryRouteIsAudited(t *testing.T) {
-	s := newSecured(t, engines()[0].open(t))
+// lastAuditOf returns the newest usage-log record of a patient.
+func lastAuditOf(t *testing.T, st store.Store, patient string) map[string]any {
+	t.Helper()
+	recs, err := st.SearchAudit(context.Background(), store.AuditQuery{Patient: patient, Count: 1})
+	require.NoError(t, err)
+	require.NotEmpty(t, recs)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(recs[0].Body, &m))
+	return m
+}
+
+// TestEveryRequestIsAudited drives every kind of call the router knows,
+// the HTTP endpoints, routing refusals (404, 405, OPTIONS, HEAD), a mounted
+// handler and a panic, with and without a token, and shows that each
+// leaves an AuditEvent — naming the patient the request named even when
+// the token is missing.
+func TestEveryRequestIsAudited(t *testing.T) {
+	var panicked atomic.Bool
+	s := newSecuredWith(t, engines()[0].open(t), func(_ string, cfg *api.Config) {
+		cfg.Mounts = append(cfg.Mounts, api.Mount{Prefix: "/boom/", Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+			panicked.Store(true)
+			panic("a handler that fails")
+		})})
+	})
 	p0 := s.patients[0]
 	gp := s.token("gp", p0)
-	fill := func(path string) string {
-		r := strings.NewReplacer(":type", "Flag", ":id", "sec-flag-0", ":sub", "_history", ":vid", "1")
-		return r.Replace(path)
+	form := []string{"Content-Type", "application/x-www-form-urlencoded"}
+	cases := []struct {
+		method, path string
+		body         []byte
+		header       []string
+		named        string // the patient the request names
+	}{
+		{"GET", "/metadata", nil, nil, ""},
+		{"GET", "/StructureDefinition/KjFlag", nil, nil, ""},
+		{"GET", "/Flag/sec-flag-0", nil, nil, ""},
+		{"GET", "/Patient/" + p0, nil, nil, p0},
+		{"GET", "/Flag/sec-flag-0/_history/1", nil, nil, ""},
+		{"GET", "/Flag/sec-flag-0/_history", nil, nil, ""},
+		{"GET", "/Flag?patient=" + p0, nil, nil, p0},
+		{"POST", "/Flag/_search", []byte("patient=" + p0), form, ""},
+		{"GET", "/Patient/" + p0 + "/Flag", nil, nil, p0},
+		{"GET", "/Patient/" + p0 + "/$kj-status", nil, nil, p0},
+		{"POST", "/Flag", clinical("Flag", p0, "", "audited"), nil, ""},
+		{"PUT", "/Flag/sec-flag-0", clinical("Flag", p0, "sec-flag-0", "audited"), nil, ""},
+		{"PUT", "/Flag?code=none&patient=" + p0, clinical("Flag", p0, "", "audited"), nil, p0},
+		{"POST", "/Flag/$validate", clinical("Flag", p0, "", "valid"), nil, ""},
+		{"POST", "/", []byte(`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Flag/sec-flag-0"}}]}`), nil, ""},
+		{"GET", "/AuditEvent?patient=" + p0, nil, nil, p0},
+		{"POST", "/AuditEvent", []byte(`{"resourceType":"AuditEvent"}`), nil, ""},
+		{"DELETE", "/AuditEvent/x1", nil, nil, ""},
+		{"GET", "/DocumentReference?patient=" + p0, nil, nil, p0},
+		{"GET", "/documents/abc", nil, nil, ""},
+		{"GET", "/Observation/1", nil, nil, ""},
+		{"PATCH", "/Flag/sec-flag-0", []byte(`[]`), nil, ""},
+		{"OPTIONS", "/Flag", nil, nil, ""},
+		{"HEAD", "/Flag/sec-flag-0", nil, nil, ""},
+		{"GET", "/no/such/endpoint/at/all", nil, nil, ""},
+		{"GET", "/jwks", nil, nil, ""},
+		{"GET", "/.well-known/smart-configuration", nil, nil, ""},
+		{"POST", "/healthz", nil, nil, ""},
+		{"GET", "/boom/now", nil, nil, ""},
+		{"DELETE", "/Flag/sec-flag-0", nil, nil, ""},
 	}
-	bodies := map[string][]byte{
-		"POST /":              []byte(`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Flag/sec-flag-0"}}]}`),
-		"POST /:type":         clinical("Flag", p0, "", "audited"),
-		"PUT /:type/:id":      clinical("Flag", p0, "sec-flag-0", "audited"),
-		"POST /AuditEvent":    []byte(`{"resourceType":"AuditEvent"}`),
-		"PUT /AuditEvent/:id": []byte(`{"resourceType":"AuditEvent"}`),
-		"POST /:type/_search": []byte("patient=" + p0),
-	}
-	checked := 0
-	for _, rt := range s.srv.Routes() {
-		if rt.Public {
-			continue
+	kinds := map[interaction.Kind]bool{}
+	for _, tc := range cases {
+		key := tc.method + " " + tc.path
+		if path, query, _ := strings.Cut(tc.path, "?"); true {
+			if call, err := s.srv.Interactions().ParseCall(tc.method, path, query); err == nil {
+				kinds[call.Kind] = true
+			}
 		}
-		key := rt.Method + " " + rt.Path
 		t.Run(key, func(t *testing.T) {
-			path := fill(rt.Path)
-			if strings.HasPrefix(rt.Path, "/AuditEvent") {
-				path = strings.Replace(path, "sec-flag-0", "x1", 1)
-			}
-			if rt.Method == http.MethodGet && (rt.Path == "/:type" || rt.Path == "/AuditEvent") {
-				path += "?patient=" + p0
-			}
-			body := bodies[key]
 			for _, withToken := range []bool{false, true} {
 				before := auditHead(t, s.st)
-				h := []string{"nhn-access-basis", "UNNTAK"}
+				h := append([]string{"nhn-access-basis", "UNNTAK"}, tc.header...)
 				if withToken {
 					h = append(h, "Authorization", "Bearer "+gp)
 				}
-				if rt.Path == "/:type/_search" {
-					h = append(h, "Content-Type", "application/x-www-form-urlencoded")
-				}
-				r := s.do(rt.Method, path, body, h...)
-				if !withToken {
-					assert.Equal(t, http.StatusUnauthorized, r.status, "body: %s", r.body)
-				}
-				assert.Greater(t, auditHead(t, s.st), before, "%s (token %v, status %d) left no AuditEvent", key, withToken, r.status)
+				r := s.do(tc.method, tc.path, tc.body, h...)
+				added := auditHead(t, s.st) - before
+				require.Greater(t, added, int64(0), "%s (token %v, status %d) left no AuditEvent: %s", key, withToken, r.status, r.body)
 				ev := lastAudit(t, s.st)
 				assert.Equal(t, "AuditEvent", ev["resourceType"])
-				if !withToken {
-					assert.Equal(t, "4", ev["outcome"], "a refusal is logged as one")
+				text := fmt.Sprint(ev)
+				assert.Contains(t, text, r.header.Get("X-Request-Id"), "the server's request id")
+				if r.status >= 400 {
+					assert.NotEqual(t, "0", ev["outcome"], "a refusal or failure is logged as one")
+				}
+				if !withToken && r.status == http.StatusUnauthorized {
+					assert.Contains(t, text, "not-authenticated")
+					if tc.named != "" {
+						assert.Contains(t, text, "Patient/"+tc.named, "logged under the patient the request named")
+					}
 				}
 			}
 		})
-		checked++
 	}
-	assert.GreaterOrEqual(t, checked, 10)
+	assert.True(t, panicked.Load())
+	for _, k := range interaction.Kinds() {
+		if k != interaction.DocumentRead { // needs document sources: TestDocumentStreamBroken
+			assert.True(t, kinds[k], "no case drives %s", k)
+		}
+	}
+}
+
+// TestRequestIDIsTheServers: the request id in the answer and the usage
+// log is always the server's own; a caller's X-Request-Id is kept as a
+// correlation id only, and the same value twice makes two requests.
+func TestRequestIDIsTheServers(t *testing.T) {
+	s := newSecured(t, engines()[0].open(t))
+	gp := s.token("gp", s.patients[0])
+	var ids []string
+	for range 2 {
+		r := s.do("GET", "/Flag/sec-flag-0", nil, "Authorization", "Bearer "+gp, "nhn-access-basis", "UNNTAK", "X-Request-Id", "ehr-trace-42")
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		id := r.header.Get("X-Request-Id")
+		assert.NotEqual(t, "ehr-trace-42", id)
+		ids = append(ids, id)
+		ev := fmt.Sprint(lastAudit(t, s.st))
+		assert.Contains(t, ev, id)
+		assert.Contains(t, ev, "correlationId")
+		assert.Contains(t, ev, "ehr-trace-42")
+	}
+	assert.NotEqual(t, ids[0], ids[1])
 }
 
 func TestAuditEventContent(t *testing.T) {
@@ -207,43 +270,4 @@ func TestAuditorSearches(t *testing.T) {
 	assert.ElementsMatch(t, []string{s.patients[0], s.patients[1]}, logged, "one AuditEvent per patient")
 	// the auditor reads no health data
 	assert.Equal(t, http.StatusForbidden, s.as_(auditor, "", "GET", "/Flag/sec-flag-0", nil).status)
-}
-
-// TestAuditFailClosed: when the usage log cannot be written, the request
-// gets 503 and no resource data leaves, on both engines.
-func TestAuditFailClosed(t *testing.T) {
-	broken := map[string]func(t *testing.T) store.AuditLog{
-		"embedded": func(t *testing.T) store.AuditLog {
-			st, err := embedded.Open(context.Background(), embedded.Options{Path: filepath.Join(t.TempDir(), "audit.db")})
-			require.NoError(t, err)
-			require.NoError(t, st.Close()) // a log that is gone
-			return st
-		},
-		"mongodb": func(t *testing.T) store.AuditLog {
-			st, err := mongodb.Open(context.Background(), mongodb.Options{URI: mongotest.URI(t), Database: fmt.Sprintf("kjaudit_%d", dbSeq.Add(1))})
-			require.NoError(t, err)
-			require.NoError(t, st.Close())
-			return st
-		},
-	}
-	for _, e := range engines() {
-		t.Run(e.name, func(t *testing.T) {
-			st := e.open(t)
-			codec, err := fhir.NewCodec()
-			require.NoError(t, err)
-			c := newServer(t, st, api.Config{Audit: broken[e.name](t), Logger: slog.New(slog.DiscardHandler)})
-			res, err := codec.Parse(patientJSON(t, 70, "fail-closed"))
-			require.NoError(t, err)
-			b, err := codec.Marshal(res)
-			require.NoError(t, err)
-			_, err = st.Commit(context.Background(), []store.Write{{Type: "Patient", ID: res.ID, Patient: res.ID,
-				Render: func(v int64, at time.Time) ([]byte, error) { return fhir.WithMeta(b, v, at) }}})
-			require.NoError(t, err)
-			r := c.do("GET", "/Patient/fail-closed", nil)
-			outcome(t, r, http.StatusServiceUnavailable)
-			assert.NotContains(t, string(r.body), "Nordmann", "no resource data in the answer")
-			assert.Empty(t, r.header.Get("Location"))
-			assert.Empty(t, r.header.Get("ETag"))
-		})
-	}
 }

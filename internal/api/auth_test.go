@@ -25,9 +25,13 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/fhir/search"
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/api"
 	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
+	"github.com/kjernejournal/kjernejournal/internal/ingest"
+	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/smart"
 	"github.com/kjernejournal/kjernejournal/internal/store"
@@ -73,23 +77,20 @@ func newSecuredWith(t *testing.T, st store.Store, more func(base string, cfg *ap
 	for _, h := range seed.Hospitals() {
 		hospitals = append(hospitals, h.Number)
 	}
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	require.NoError(t, err)
 	s := &secured{as: as, st: st}
 	cfg := api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler), BaseURL: ts.URL,
 		Auth: v, Policy: &access.Policy{Orgs: access.Organisations{Hospitals: hospitals}},
-		Security: &api.Security{Authorize: as.Endpoints().Authorize, Token: as.Endpoints().Token},
-		Audit:    st, Now: func() time.Time { return time.Now().Add(time.Duration(s.offset.Load())) }}
+		Security: &interaction.Security{Authorize: as.Endpoints().Authorize, Token: as.Endpoints().Token},
+		Audit:    true, Now: func() time.Time { return time.Now().Add(time.Duration(s.offset.Load())) }}
 	if more != nil {
 		more(ts.URL, &cfg)
 	}
+	cfg.Mounts = append(cfg.Mounts, api.Mount{Prefix: "/auth/", Handler: as}, api.Mount{Prefix: "/.well-known/", Handler: as})
 	srv, err := api.New(cfg)
 	require.NoError(t, err)
-	mux := http.NewServeMux()
-	mux.Handle("/auth/", as)
-	mux.Handle("/.well-known/", as)
-	mux.Handle("/", srv)
-	handler = mux
+	handler = srv
 
 	s.client = &client{t: t, base: ts.URL, srv: srv}
 	// Patients are stored directly: health personnel do not create them.
@@ -106,13 +107,16 @@ func newSecuredWith(t *testing.T, st store.Store, more func(base string, cfg *ap
 	return s
 }
 
+// put stores a resource as the bulk loader does (package ingest: the
+// stored JSON, search index and identifiers), bypassing the access rules.
 func (s *secured) put(t *testing.T, codec *fhir.Codec, body []byte) {
 	res, err := codec.Parse(body)
 	require.NoError(t, err)
-	b, err := codec.Marshal(res)
+	reg, err := search.Load(codec.Types())
 	require.NoError(t, err)
-	_, err = s.st.Commit(context.Background(), []store.Write{{Type: res.Type, ID: res.ID, Patient: res.Patient,
-		Render: func(v int64, at time.Time) ([]byte, error) { return fhir.WithMeta(b, v, at) }}})
+	w, err := (&ingest.Preparer{Codec: codec, Search: reg}).Write(res, 0, false)
+	require.NoError(t, err)
+	_, err = s.st.Commit(context.Background(), store.Batch{Writes: []store.Write{w}})
 	require.NoError(t, err)
 }
 

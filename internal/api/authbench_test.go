@@ -14,6 +14,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/api"
 	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/smart"
 )
@@ -25,7 +26,7 @@ import (
 // the added cost relative to the unauthenticated read.
 func BenchmarkAuthenticatedRead(b *testing.B) {
 	st := engines()[0].open(b)
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	if err != nil {
 		b.Fatal(err)
 	}

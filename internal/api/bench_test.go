@@ -18,7 +18,9 @@ import (
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/fhir/search"
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/ingest"
+	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/load"
 	"github.com/kjernejournal/kjernejournal/internal/notify"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
@@ -42,7 +44,7 @@ func BenchmarkHTTP(b *testing.B) {
 		}
 		b.Run(e.name, func(b *testing.B) {
 			st := e.open(b)
-			codec, err := fhir.NewCodec()
+			codec, err := fhir.NewCodec(domain.RecordTypes()...)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -130,7 +132,7 @@ func BenchmarkSearchScaling(b *testing.B) {
 
 func searchScaling(b *testing.B, e engine, from, to int, dur time.Duration) {
 	st := e.open(b)
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -177,7 +179,7 @@ func BenchmarkSearchRich(b *testing.B) {
 	per := envInt("KJ_BENCH_RICH_PER_TYPE", 10)
 	dur := envDuration("KJ_BENCH_DURATION", 5*time.Second)
 	st := engines()[0].open(b)
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -255,13 +257,13 @@ func addRichRecord(st store.Store, codec *fhir.Codec, prep *ingest.Preparer, n i
 			writes = append(writes, w)
 		}
 	}
-	_, err := st.Commit(context.Background(), writes)
+	_, err := st.Commit(context.Background(), store.Batch{Writes: writes})
 	return err
 }
 
 // preparer builds writes as the server does.
 func preparer(tb testing.TB, codec *fhir.Codec) *ingest.Preparer {
-	reg, err := search.Load()
+	reg, err := search.Load(domain.RecordTypes())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -288,7 +290,7 @@ func envDuration(name string, def time.Duration) time.Duration {
 func BenchmarkReportWrites(b *testing.B) {
 	dur := envDuration("KJ_BENCH_DURATION", 5*time.Second)
 	st := engines()[0].open(b)
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -306,7 +308,7 @@ func BenchmarkReportWrites(b *testing.B) {
 	// outbox record and queues its notification.
 	state := notify.NewStoreState(st)
 	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler),
-		Notify: &api.Notifications{State: state, Dispatcher: notify.NewDispatcher(state, notify.Options{})}})
+		Notify: &interaction.Notifications{State: state, Dispatcher: notify.NewDispatcher(state, notify.Options{})}})
 	if err != nil {
 		b.Fatal(err)
 	}

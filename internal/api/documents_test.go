@@ -17,6 +17,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/api"
 	"github.com/kjernejournal/kjernejournal/internal/documents"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/source"
 )
@@ -25,6 +26,13 @@ import (
 // documents of the citizen persona's patient, and a server that federates
 // them.
 func withSources(t *testing.T) (*secured, map[string]*source.Server) {
+	t.Helper()
+	return withSourcesConfig(t, nil)
+}
+
+// withSourcesConfig is withSources with the federation's configuration
+// adjusted by tune.
+func withSourcesConfig(t *testing.T, tune func(*documents.Config)) (*secured, map[string]*source.Server) {
 	t.Helper()
 	srcs := map[string]*source.Server{}
 	var registry []documents.Source
@@ -54,7 +62,11 @@ func withSources(t *testing.T) (*secured, map[string]*source.Server) {
 		require.NoError(t, err)
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)
-		fed, err := documents.New(documents.Config{Sources: registry, Signer: signer, BaseURL: base, TokenKey: key})
+		dc := documents.Config{Sources: registry, Signer: signer, BaseURL: base, TokenKey: key}
+		if tune != nil {
+			tune(&dc)
+		}
+		fed, err := documents.New(dc)
 		require.NoError(t, err)
 		cfg.Documents, cfg.DocumentKeys = fed, signer.PublicKey()
 		cfg.RegionOf = func(string) string { return "helse-sor-ost" }
@@ -134,10 +146,10 @@ func TestDocumentCategoryIsAToken(t *testing.T) {
 	doc := s.token("hospital-doctor", citizenPatient)
 	bare := s.as_(doc, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient+"&category=A00", nil)
 	require.Equal(t, http.StatusOK, bare.status, "body: %s", bare.body)
-	token := s.as_(doc, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient+"&category="+documents.SystemDocumentType+"%7CA00", nil)
+	token := s.as_(doc, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient+"&category="+domain.SystemDocumentType+"%7CA00", nil)
 	require.Equal(t, http.StatusOK, token.status, "body: %s", token.body)
 	assert.Contains(t, string(token.body), `"code":"A`, "discharge summaries are found")
-	for _, bad := range []string{"http%3A%2F%2Fexample.org%7CA00", "Z9", documents.SystemDocumentType + "%7CA01"} {
+	for _, bad := range []string{"http%3A%2F%2Fexample.org%7CA00", "Z9", domain.SystemDocumentType + "%7CA01"} {
 		outcome(t, s.as_(doc, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient+"&category="+bad, nil), http.StatusBadRequest)
 	}
 }

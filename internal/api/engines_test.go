@@ -14,6 +14,8 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/audit"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
 	"github.com/kjernejournal/kjernejournal/internal/store/mongodb"
@@ -45,7 +47,7 @@ func engines() []engine {
 			if len(db) > 60 {
 				db = fmt.Sprintf("kjapi_%d", dbSeq.Add(1))
 			}
-			st, err := mongodb.Open(context.Background(), mongodb.Options{URI: uri, Database: db})
+			st, err := mongodb.Open(context.Background(), mongodb.Options{URI: uri, Database: db, Link: audit.Link})
 			require.NoError(t, err)
 			t.Cleanup(func() { st.Close() })
 			return st
@@ -64,7 +66,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, c *client, st store.Store
 }
 
 func newServer(t *testing.T, st store.Store, cfg api.Config) *client {
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	require.NoError(t, err)
 	cfg.Store, cfg.Codec = st, codec
 	if cfg.Logger == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/interaction"
 )
 
 type metrics struct {
@@ -49,31 +50,23 @@ func (m *metrics) observe(interaction, typ string, status int, d time.Duration) 
 }
 
 func (s *Server) metricsHandler(c *gin.Context) {
-	c.Set(keyInteraction, "metrics")
+	exchangeOf(c).route = "metrics"
 	s.metrics.handler.ServeHTTP(c.Writer, c.Request)
 }
 
 func (s *Server) healthz(c *gin.Context) {
-	c.Set(keyInteraction, "healthz")
+	exchangeOf(c).route = "healthz"
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ok\n"))
 }
 
-// readyz is ready only when the store answers.
+// readyz is ready only when the store can serve requests and take a write
+// (an embedded store whose disk is full is not).
 func (s *Server) readyz(c *gin.Context) {
-	c.Set(keyInteraction, "readyz")
-	if err := s.Ready(c); err != nil {
-		s.fail(c, http.StatusServiceUnavailable, fhir.Issue{Severity: "error", Code: "transient",
-			Diagnostics: "the store does not answer: " + err.Error()})
+	exchangeOf(c).route = "readyz"
+	if err := s.Ready(c.Request.Context()); err != nil {
+		s.fail(c, &interaction.Error{Status: http.StatusServiceUnavailable, Unavailable: true, Issues: []fhir.Issue{{Severity: "error", Code: "transient",
+			Diagnostics: "the store cannot serve requests now: " + err.Error()}}})
 		return
 	}
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ready\n"))
-}
-
-func (s *Server) capabilities(c *gin.Context) {
-	c.Set(keyInteraction, "capabilities")
-	out, ok := s.negotiate(c)
-	if !ok {
-		return
-	}
-	s.write(c, http.StatusOK, out, s.capabilityStatement(s.baseURL(c)))
 }

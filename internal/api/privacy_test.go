@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
@@ -25,7 +27,7 @@ const (
 
 // addCitizen stores the citizen persona's own record.
 func (s *secured) addCitizen(t *testing.T) {
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	require.NoError(t, err)
 	body := bytes.Replace(patientJSON(t, 50, citizenPatient), []byte(personNumber(t, 50)), []byte(citizenPID), 1)
 	body = bytes.Replace(body, []byte("565501872"), []byte(gpPersonaHPR), 1)
@@ -107,7 +109,13 @@ func TestPrivacySettingsOverHTTP(t *testing.T) {
 		outcome(t, s.as_(gp, "UNNTAK", "GET", "/Patient/"+citizenPatient, nil), http.StatusNotFound)
 		outcome(t, s.as_(gp, "UNNTAK", "GET", "/Flag?patient="+citizenPatient, nil), http.StatusNotFound)
 		outcome(t, s.as_(gp, "", "GET", "/Patient/"+citizenPatient+"/$kj-status", nil), http.StatusNotFound)
-		assert.Equal(t, "reserved-no-new-data", reasonOf(t, s.as_(gp, "UNNTAK", "POST", "/Flag", clinical("Flag", citizenPatient, "", "new"))))
+		// An HP's write is answered as for a patient not held here (no
+		// answer tells a reservation from no record); the log keeps why.
+		reserved := s.as_(gp, "UNNTAK", "POST", "/Flag", clinical("Flag", citizenPatient, "", "new"))
+		unknown := s.as_(gp, "UNNTAK", "POST", "/Flag", clinical("Flag", "no-such-patient", "", "new"))
+		outcome(t, reserved, http.StatusBadRequest)
+		assert.Equal(t, strings.ReplaceAll(string(unknown.body), "no-such-patient", citizenPatient), string(reserved.body))
+		assert.Contains(t, fmt.Sprint(lastAuditOf(t, st, citizenPatient)), "reserved-no-new-data")
 		feeder := s.token("feeder", "")
 		assert.Equal(t, "reserved-no-new-data", reasonOf(t, s.as_(feeder, "", "POST", "/MedicationStatement", clinical("MedicationStatement", citizenPatient, "", "new"))))
 		r = s.as_(citizen, "", "PUT", "/Consent/"+reservation, withID(t, consent(privacy.Reservation, false, now.Add(2*time.Second), nil), reservation))
@@ -128,7 +136,7 @@ func TestPrivacySettingsOverHTTP(t *testing.T) {
 
 func TestSecretAddressIsReservedAutomatically(t *testing.T) {
 	s := newSecured(t, engines()[0].open(t))
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	require.NoError(t, err)
 	body := patientJSON(t, 60, "secret-1")
 	body = bytes.Replace(body, []byte(`"gender"`), []byte(`"extension":[{"url":"https://kjernejournal.example.no/fhir/StructureDefinition/secret-address","valueBoolean":true}],"gender"`), 1)
@@ -169,7 +177,7 @@ func TestReservationPurgeAfter30Days(t *testing.T) {
 		// Another patient reserves and lifts the reservation in time: never purged.
 		other := s.patients[1]
 		lifted := privacy.Setting{Patient: other, Kind: privacy.Reservation, Active: false, Since: reservedAt.Add(time.Hour)}
-		codec, err := fhir.NewCodec()
+		codec, err := fhir.NewCodec(domain.RecordTypes()...)
 		require.NoError(t, err)
 		s.put(t, codec, withID(t, lifted.Consent(), "lifted-1"))
 

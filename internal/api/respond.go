@@ -1,39 +1,181 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
-	"github.com/kjernejournal/kjernejournal/internal/store"
+	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/interaction"
 )
 
 const (
 	ctFHIRJSON = "application/fhir+json"
 	ctJSON     = "application/json"
+	ctForm     = "application/x-www-form-urlencoded"
+	// basisHeader carries the access basis per request, as the national
+	// APIs send it.
+	basisHeader = "nhn-access-basis"
 )
 
-// output is how the client wants resources shaped, from _format, Accept,
-// _pretty, _summary and _elements.
+// fhir serves every FHIR request: route it (interaction.ParseCall),
+// negotiate the format, authenticate, read the body and the headers the
+// call needs, run it, answer.
+func (s *Server) fhir(c *gin.Context) {
+	x := exchangeOf(c)
+	r := c.Request
+	call, err := s.svc.ParseCall(r.Method, r.URL.Path, r.URL.RawQuery)
+	if err != nil {
+		s.fail(c, asError(err))
+		return
+	}
+	x.call = call
+	x.facts.Describe(call)
+	out, e := negotiate(c)
+	if e != nil {
+		s.fail(c, e)
+		return
+	}
+	req := &interaction.Request{Basis: c.GetHeader(basisHeader), Base: s.baseURL(c), Facts: x.facts}
+	if !call.Public() {
+		if !s.authenticate(c, x) {
+			return
+		}
+		req.Principal = x.principal
+	}
+	if e := s.readCall(c, call); e != nil {
+		s.fail(c, e)
+		return
+	}
+	ctx := r.Context()
+	if call.Kind != interaction.DocumentRead {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		defer cancel()
+	}
+	res, err := s.svc.Do(ctx, req, call)
+	if err != nil {
+		e := asError(err)
+		if e.Status >= 500 {
+			s.log.Error("request failed", "request_id", x.id, "error", errors.Unwrap(e))
+		}
+		s.fail(c, e)
+		return
+	}
+	if res.Stream != nil {
+		s.stream(c, x, res)
+		return
+	}
+	s.answer(c, out, call, res)
+}
+
+// readCall adds to the call what comes from the body and the headers.
+func (s *Server) readCall(c *gin.Context, call *interaction.Call) *interaction.Error {
+	h := c.Request.Header
+	for _, v := range h.Values("Prefer") {
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			if part == "handling=lenient" {
+				call.Lenient = true
+			}
+			if ret, ok := strings.CutPrefix(part, "return="); ok {
+				call.Return = ret
+			}
+		}
+	}
+	if v := h.Get("If-Match"); v != "" && (call.Kind == interaction.Update || call.Kind == interaction.Delete) {
+		n, err := interaction.ParseETag(v)
+		if err != nil {
+			return badRequest("If-Match: " + err.Error())
+		}
+		call.IfMatch = n
+	}
+	if call.Kind == interaction.Create {
+		call.IfNoneExist = h.Get("If-None-Exist")
+	}
+	switch {
+	case call.Kind == interaction.Search && c.Request.Method == http.MethodPost:
+		b, e := s.readBody(c, ctForm)
+		call.Form = b
+		return e
+	case call.Kind == interaction.Create || call.Kind == interaction.Update || call.Kind == interaction.Bundle || call.Kind == interaction.Validate:
+		b, e := s.readBody(c, ctFHIRJSON, ctJSON)
+		call.Body = b
+		return e
+	}
+	return nil
+}
+
+// readBody reads a request body within the size limit; a Content-Type,
+// if given, must be one of types.
+func (s *Server) readBody(c *gin.Context, types ...string) ([]byte, *interaction.Error) {
+	if ct := c.GetHeader("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || !slices.Contains(types, mt) {
+			return nil, &interaction.Error{Status: http.StatusUnsupportedMediaType, Issues: []fhir.Issue{{Severity: "error", Code: "not-supported",
+				Diagnostics: "Content-Type " + ct + " is not supported here; send " + types[0]}}}
+		}
+	}
+	if c.Request.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, tooLarge(s.cfg.MaxBodyBytes)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var big *http.MaxBytesError
+		if errors.As(err, &big) {
+			return nil, tooLarge(big.Limit)
+		}
+		return nil, badRequest("could not read the request body: " + err.Error())
+	}
+	return b, nil
+}
+
+func tooLarge(limit int64) *interaction.Error {
+	return &interaction.Error{Status: http.StatusRequestEntityTooLarge, Issues: []fhir.Issue{{Severity: "error", Code: "too-costly",
+		Diagnostics: fmt.Sprintf("request body exceeds the limit of %d bytes", limit)}}}
+}
+
+func badRequest(msg string) *interaction.Error {
+	return &interaction.Error{Status: http.StatusBadRequest, Issues: []fhir.Issue{{Severity: "error", Code: "invalid", Diagnostics: msg}}}
+}
+
+func internalError(id string) *interaction.Error {
+	return &interaction.Error{Status: http.StatusInternalServerError, Issues: []fhir.Issue{{Severity: "fatal", Code: "exception",
+		Diagnostics: "the server could not complete the request; the request id is " + id}}}
+}
+
+// asError is err as an answer: an *interaction.Error as it is, anything
+// else a 500 that names the request id.
+func asError(err error) *interaction.Error {
+	var e *interaction.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &interaction.Error{Status: http.StatusInternalServerError, Issues: []fhir.Issue{{Severity: "fatal", Code: "exception",
+		Diagnostics: "the server could not complete the request"}}}
+}
+
+// output is how the answer is written: its media type and indentation.
 type output struct {
 	contentType string
 	pretty      bool
-	summary     string // "", "true", "false", "count", "data"
-	elements    []string
 }
 
-// negotiate reads the output parameters. It answers the request itself
-// (406 or 400) and returns false when they cannot be honoured.
-func (s *Server) negotiate(c *gin.Context) (output, bool) {
+// negotiate reads _format, Accept and _pretty.
+func negotiate(c *gin.Context) (output, *interaction.Error) {
 	q := c.Request.URL.Query()
 	out := output{contentType: ctFHIRJSON}
+	notAcceptable := func(msg string) *interaction.Error {
+		return &interaction.Error{Status: http.StatusNotAcceptable, Issues: []fhir.Issue{{Severity: "error", Code: "not-supported", Diagnostics: msg, Expression: []string{"_format"}}}}
+	}
 	if f := q.Get("_format"); f != "" {
 		switch f {
 		case "json", ctFHIRJSON, ctJSON:
@@ -41,20 +183,16 @@ func (s *Server) negotiate(c *gin.Context) (output, bool) {
 				out.contentType = ctJSON
 			}
 		case "xml", "text/xml", "application/xml", "application/fhir+xml":
-			s.fail(c, http.StatusNotAcceptable, fhir.Issue{Severity: "error", Code: "not-supported",
-				Diagnostics: "this server speaks FHIR JSON only; _format=" + f + " is not supported", Expression: []string{"_format"}})
-			return out, false
+			return out, notAcceptable("this server speaks FHIR JSON only; _format=" + f + " is not supported")
 		default:
-			s.fail(c, http.StatusNotAcceptable, fhir.Issue{Severity: "error", Code: "not-supported",
-				Diagnostics: "unknown _format " + strconv.Quote(f) + "; use json", Expression: []string{"_format"}})
-			return out, false
+			return out, notAcceptable("unknown _format " + strconv.Quote(f) + "; use json")
 		}
 	} else if accept := c.GetHeader("Accept"); accept != "" {
 		ct, ok := acceptable(accept)
 		if !ok {
-			s.fail(c, http.StatusNotAcceptable, fhir.Issue{Severity: "error", Code: "not-supported",
-				Diagnostics: "none of the types in Accept: " + accept + " is served; this server speaks application/fhir+json and application/json"})
-			return out, false
+			e := notAcceptable("none of the types in Accept: " + accept + " is served; this server speaks application/fhir+json and application/json")
+			e.Issues[0].Expression = nil
+			return out, e
 		}
 		out.contentType = ct
 	}
@@ -63,48 +201,10 @@ func (s *Server) negotiate(c *gin.Context) (output, bool) {
 	case "true":
 		out.pretty = true
 	default:
-		s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid",
-			Diagnostics: "_pretty must be true or false, not " + strconv.Quote(p), Expression: []string{"_pretty"}})
-		return out, false
+		return out, &interaction.Error{Status: http.StatusBadRequest, Issues: []fhir.Issue{{Severity: "error", Code: "invalid",
+			Diagnostics: "_pretty must be true or false, not " + strconv.Quote(p), Expression: []string{"_pretty"}}}}
 	}
-	switch sm := q.Get("_summary"); sm {
-	case "", "false", "true", "count", "data":
-		out.summary = sm
-	default:
-		s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "not-supported",
-			Diagnostics: "_summary must be one of true, false, count, data; " + strconv.Quote(sm) + " is not supported", Expression: []string{"_summary"}})
-		return out, false
-	}
-	if el := q.Get("_elements"); el != "" {
-		for _, name := range strings.Split(el, ",") {
-			name = strings.TrimSpace(name)
-			if !validElementName(name) {
-				s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid",
-					Diagnostics: "_elements holds an invalid element name " + strconv.Quote(name), Expression: []string{"_elements"}})
-				return out, false
-			}
-			out.elements = append(out.elements, name)
-		}
-		if out.summary != "" && out.summary != "false" {
-			s.fail(c, http.StatusBadRequest, fhir.Issue{Severity: "error", Code: "invalid",
-				Diagnostics: "_summary and _elements cannot be combined", Expression: []string{"_elements"}})
-			return out, false
-		}
-	}
-	return out, true
-}
-
-func validElementName(n string) bool {
-	if n == "" || len(n) > 64 {
-		return false
-	}
-	for i := 0; i < len(n); i++ {
-		ch := n[i]
-		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '_') {
-			return false
-		}
-	}
-	return true
+	return out, nil
 }
 
 // acceptable picks the response media type from an Accept header.
@@ -127,17 +227,32 @@ func acceptable(accept string) (string, bool) {
 	return "", false
 }
 
-// shape applies _summary / _elements to one resource's JSON.
-func (o output) shape(body []byte) ([]byte, error) {
-	switch {
-	case len(o.elements) > 0:
-		return fhir.Elements(body, o.elements)
-	case o.summary == "true":
-		return fhir.Summary(body)
-	case o.summary == "data":
-		return dropText(body)
+// answer writes a result.
+func (s *Server) answer(c *gin.Context, out output, call *interaction.Call, res *interaction.Result) {
+	if v := res.Version; v != nil {
+		setVersionHeaders(c, v.VersionID, v.LastUpdated.UTC().Format(http.TimeFormat))
+		if call.Kind == interaction.Read || call.Kind == interaction.VRead {
+			if inm := c.GetHeader("If-None-Match"); inm != "" {
+				if n, err := interaction.ParseETag(inm); err == nil && n == v.VersionID {
+					c.Status(http.StatusNotModified)
+					return
+				}
+			}
+		}
 	}
-	return body, nil
+	if res.Location != "" {
+		c.Header("Location", s.baseURL(c)+"/"+res.Location)
+	}
+	if res.Body == nil {
+		c.Status(res.Status)
+		return
+	}
+	s.write(c, res.Status, out, res.Body)
+}
+
+func setVersionHeaders(c *gin.Context, version int64, lastModified string) {
+	c.Header("ETag", interaction.ETag(version))
+	c.Header("Last-Modified", lastModified)
 }
 
 // write sends a FHIR JSON body.
@@ -148,140 +263,37 @@ func (s *Server) write(c *gin.Context, status int, out output, body []byte) {
 	c.Data(status, out.contentType+"; charset=utf-8", body)
 }
 
-// fail answers with an OperationOutcome.
-func (s *Server) fail(c *gin.Context, status int, issues ...fhir.Issue) {
-	c.Data(status, ctFHIRJSON+"; charset=utf-8", fhir.Outcome(issues...))
+// fail answers with the error's OperationOutcome and the headers it
+// calls for.
+func (s *Server) fail(c *gin.Context, e *interaction.Error) {
+	h := c.Writer.Header()
+	if e.Allow != nil {
+		h["Allow"] = []string{*e.Allow} // set even when empty; gin's Header would drop it
+	}
+	if e.Challenge != "" {
+		scheme := auth.SchemeBearer
+		if p := exchangeOf(c).principal; p != nil {
+			scheme = p.Scheme
+		}
+		auth.InsufficientScope(scheme, e.Challenge, "").SetHeader(h)
+	}
+	if e.Version != nil {
+		setVersionHeaders(c, e.Version.VersionID, e.Version.LastUpdated.UTC().Format(http.TimeFormat))
+	}
+	if e.Unavailable {
+		h.Set("Retry-After", "5")
+	}
+	c.Data(e.Status, ctFHIRJSON+"; charset=utf-8", e.Outcome())
 	c.Abort()
 }
 
-// failErr maps a store or validation error to an OperationOutcome.
-func (s *Server) failErr(c *gin.Context, err error) {
-	var verr *fhir.ValidationError
-	var conflict *store.ConflictError
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &verr):
-		s.fail(c, http.StatusBadRequest, verr.Issues...)
-	case errors.As(err, &tooBig):
-		s.fail(c, http.StatusRequestEntityTooLarge, fhir.Issue{Severity: "error", Code: "too-costly",
-			Diagnostics: fmt.Sprintf("request body exceeds the limit of %d bytes", tooBig.Limit)})
-	case errors.As(err, &conflict):
-		status := http.StatusConflict
-		if conflict.Reason == store.ConflictVersion {
-			status = http.StatusPreconditionFailed
-		}
-		s.fail(c, status, fhir.Issue{Severity: "error", Code: "conflict", Diagnostics: conflictText(conflict)})
-	case errors.Is(err, store.ErrNotFound):
-		s.fail(c, http.StatusNotFound, fhir.Issue{Severity: "error", Code: "not-found", Diagnostics: err.Error()})
-	case errors.As(err, new(*profileError)):
-		var pe *profileError
-		errors.As(err, &pe)
-		s.fail(c, http.StatusUnprocessableEntity, pe.issues...)
-	case errors.As(err, new(*unsupportedMedia)):
-		s.fail(c, http.StatusUnsupportedMediaType, fhir.Issue{Severity: "error", Code: "not-supported", Diagnostics: err.Error()})
-	case errors.Is(err, errBadRequest):
-		s.fail(c, http.StatusBadRequest, issuesOf(err)...)
-	default:
-		id := c.GetString(keyRequestID)
-		s.log.Error("request failed", "request_id", id, "error", err)
-		s.fail(c, http.StatusInternalServerError, fhir.Issue{Severity: "fatal", Code: "exception",
-			Diagnostics: "the server could not complete the request; the request id is " + id})
+func (s *Server) baseURL(c *gin.Context) string {
+	if s.cfg.BaseURL != "" {
+		return s.cfg.BaseURL
 	}
-}
-
-func conflictText(e *store.ConflictError) string {
-	switch e.Reason {
-	case store.ConflictVersion:
-		if e.Current == 0 {
-			return fmt.Sprintf("%s/%s does not exist, so If-Match cannot match", e.Type, e.ID)
-		}
-		return fmt.Sprintf("%s/%s is at version %d; If-Match named another version (reread and retry)", e.Type, e.ID, e.Current)
-	case store.ConflictExists:
-		return fmt.Sprintf("%s/%s already exists", e.Type, e.ID)
-	default:
-		return fmt.Sprintf("%s/%s is being changed by another request; retry", e.Type, e.ID)
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
 	}
-}
-
-// errBadRequest marks client errors raised by the REST layer itself.
-var errBadRequest = errors.New("bad request")
-
-type badRequest struct{ issues []fhir.Issue }
-
-func (e *badRequest) Error() string {
-	if len(e.issues) == 0 {
-		return "bad request"
-	}
-	return e.issues[0].Diagnostics
-}
-func (e *badRequest) Is(target error) bool { return target == errBadRequest }
-
-func invalid(expr, format string, args ...any) error {
-	is := fhir.Issue{Severity: "error", Code: "invalid", Diagnostics: fmt.Sprintf(format, args...)}
-	if expr != "" {
-		is.Expression = []string{expr}
-	}
-	return &badRequest{issues: []fhir.Issue{is}}
-}
-
-func issuesOf(err error) []fhir.Issue {
-	var br *badRequest
-	if errors.As(err, &br) {
-		return br.issues
-	}
-	return []fhir.Issue{{Severity: "error", Code: "invalid", Diagnostics: err.Error()}}
-}
-
-// readBody reads a request body within the size limit and checks its type.
-func (s *Server) readBody(c *gin.Context) ([]byte, error) {
-	if ct := c.GetHeader("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != ctFHIRJSON && mt != ctJSON) {
-			return nil, &unsupportedMedia{ct}
-		}
-	}
-	if c.Request.ContentLength > s.cfg.MaxBodyBytes {
-		return nil, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes}
-	}
-	r := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
-	b, err := io.ReadAll(r)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, err
-		}
-		return nil, invalid("", "could not read the request body: %v", err)
-	}
-	if len(b) == 0 {
-		return nil, invalid("", "the request has no body; a FHIR resource in JSON is expected")
-	}
-	return b, nil
-}
-
-type unsupportedMedia struct{ ct string }
-
-func (e *unsupportedMedia) Error() string {
-	return "Content-Type " + e.ct + " is not supported; send application/fhir+json"
-}
-
-// setVersionHeaders sets ETag and Last-Modified for a version.
-func setVersionHeaders(c *gin.Context, v store.Version) {
-	c.Header("ETag", etag(v.VersionID))
-	c.Header("Last-Modified", v.LastUpdated.UTC().Format(http.TimeFormat))
-}
-
-func etag(v int64) string { return `W/"` + strconv.FormatInt(v, 10) + `"` }
-
-// parseETag reads W/"3" or "3" (If-Match, If-None-Match) into 3.
-func parseETag(h string) (int64, error) {
-	t := strings.TrimSpace(h)
-	t = strings.TrimPrefix(t, "W/")
-	if len(t) < 3 || t[0] != '"' || t[len(t)-1] != '"' {
-		return 0, fmt.Errorf("ETag %q is not of the form W/\"<version>\"", h)
-	}
-	v, err := strconv.ParseInt(t[1:len(t)-1], 10, 64)
-	if err != nil || v < 1 {
-		return 0, fmt.Errorf("ETag %q does not name a version", h)
-	}
-	return v, nil
+	return scheme + "://" + c.Request.Host
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -25,7 +25,7 @@ func createPatient(t *testing.T, c *client, n int) string {
 func TestLifecycleAllTypes(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, c *client, st store.Store) {
 		patient := createPatient(t, c, 1)
-		for _, typ := range fhir.ServedTypes {
+		for _, typ := range domain.RecordTypes() {
 			t.Run(typ, func(t *testing.T) {
 				body := func(id, note string) []byte {
 					if typ == "Patient" {

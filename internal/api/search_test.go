@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/fhir/search"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -397,7 +397,7 @@ func TestSearchHostileParameters(t *testing.T) {
 		snapshot := func() string {
 			var b strings.Builder
 			for _, p := range []string{f.p1, f.p2} {
-				for _, typ := range fhir.ServedTypes {
+				for _, typ := range domain.RecordTypes() {
 					vs, err := st.Compartment(t.Context(), p, typ)
 					require.NoError(t, err)
 					for _, v := range vs {
@@ -451,7 +451,7 @@ func TestSearchHostileParameters(t *testing.T) {
 // registry's parameters, and the server accepts every one it advertises.
 func TestSearchCapabilityStatement(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, c *client, st store.Store) {
-		reg, err := search.Load()
+		reg, err := search.Load(domain.RecordTypes())
 		require.NoError(t, err)
 		p := createPatient(t, c, 4)
 		var cs struct {
@@ -472,7 +472,7 @@ func TestSearchCapabilityStatement(t *testing.T) {
 		r := c.do("GET", "/metadata", nil)
 		require.Equal(t, http.StatusOK, r.status)
 		require.NoError(t, json.Unmarshal(r.body, &cs))
-		require.Len(t, cs.Rest[0].Resource, len(fhir.ServedTypes))
+		require.Len(t, cs.Rest[0].Resource, len(domain.RecordTypes()))
 		sample := map[string]string{"token": "x", "date": "ge2020", "reference": "Practitioner/x", "string": "a"}
 		for _, res := range cs.Rest[0].Resource {
 			var codes []string

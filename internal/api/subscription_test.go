@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/notify"
 )
 
@@ -35,7 +36,7 @@ func TestChangeNotificationsCarryNoHealthData(t *testing.T) {
 	s := newSecuredWith(t, engines()[0].open(t), func(base string, cfg *api.Config) {
 		state = notify.NewStoreState(cfg.Store)
 		disp = notify.NewDispatcher(state, notify.Options{ServerBase: base})
-		cfg.Notify = &api.Notifications{State: state, Dispatcher: disp, Dev: true}
+		cfg.Notify = &interaction.Notifications{State: state, Dispatcher: disp, Dev: true}
 	})
 	p0 := s.patients[0]
 	// what is served is advertised: Subscription create and read

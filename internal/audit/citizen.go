@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // NameDelay is how long the health professional's name is hidden from the
@@ -137,7 +139,20 @@ func CitizenEvent(event []byte, now time.Time) ([]byte, error) {
 		case ExtChain:
 			continue
 		case ExtAccess:
+			// What a refused token claimed and the raw request line are
+			// for the auditor: they may name someone falsely or carry
+			// anything a caller typed.
+			var keep []any
 			for _, sub := range arr(xm["extension"]) {
+				sm, _ := sub.(obj)
+				switch u := str(sm["url"]); {
+				case u == "request" || strings.HasPrefix(u, "claimed"):
+					continue
+				}
+				keep = append(keep, sub)
+			}
+			xm["extension"] = keep
+			for _, sub := range keep {
 				sm, _ := sub.(obj)
 				switch str(sm["url"]) {
 				case "refused":
@@ -175,7 +190,7 @@ func CitizenEvent(event []byte, now time.Time) ([]byte, error) {
 		who, _ := am["who"].(obj)
 		if who != nil {
 			if id, _ := who["identifier"].(obj); id != nil {
-				if s := str(id["system"]); s == SystemFNR || s == SystemDNR {
+				if s := str(id["system"]); s == domain.SystemFNR || s == domain.SystemDNR {
 					delete(who, "identifier")
 				}
 			}

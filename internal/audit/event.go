@@ -6,11 +6,12 @@ import (
 	"strconv"
 
 	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // URLs this server defines. They are documented in doc.go.
 const (
-	urlBase = "https://kjernejournal.example.no/fhir/"
+	urlBase = domain.Base
 
 	// ExtAccess is the root extension holding the access basis, the
 	// policy's reason code, the HTTP status and the flags the citizen sees.
@@ -23,7 +24,7 @@ const (
 
 	CodeSystemInteraction  = urlBase + "CodeSystem/audit-interaction"
 	CodeSystemAccessBasis  = urlBase + "CodeSystem/access-basis"
-	CodeSystemAccessReason = urlBase + "CodeSystem/access-reason"
+	CodeSystemAccessReason = domain.SystemAccessReason
 	CodeSystemUserRole     = urlBase + "CodeSystem/user-role"
 	CodeSystemMarker       = urlBase + "CodeSystem/usage-log-marker"
 )
@@ -41,13 +42,6 @@ const (
 	sysObjectRole    = "http://terminology.hl7.org/CodeSystem/object-role"
 	sysResourceTypes = "http://hl7.org/fhir/resource-types"
 	sysBALPEntity    = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
-	sysHPCategory    = "urn:oid:2.16.578.1.12.4.1.1.9060"
-	sysPurposeOfUse  = "urn:oid:2.16.840.1.113883.1.11.20448"
-
-	SystemFNR   = "urn:oid:2.16.578.1.12.4.1.4.1"   // fødselsnummer
-	SystemDNR   = "urn:oid:2.16.578.1.12.4.1.4.2"   // D-nummer
-	SystemHPR   = "urn:oid:2.16.578.1.12.4.1.4.4"   // HPR-nummer
-	SystemOrgNr = "urn:oid:2.16.578.1.12.4.1.4.101" // organisasjonsnummer
 
 	balpProfile = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit."
 )
@@ -303,6 +297,32 @@ func accessExtension(e *w, r *Record) {
 		sep()
 		e.raw(`{"url":"emergency","valueBoolean":true}`)
 	}
+	if r.CorrelationID != "" {
+		sep()
+		e.raw(`{"url":"correlationId","valueString":`)
+		e.str(r.CorrelationID)
+		e.b = append(e.b, '}')
+	}
+	if r.Request != "" {
+		sep()
+		e.raw(`{"url":"request","valueString":`)
+		e.str(r.Request)
+		e.b = append(e.b, '}')
+	}
+	if c := r.Claimed; c != nil {
+		// The token was refused: what it claimed is kept apart from the
+		// agents, which name verified identities only.
+		sep()
+		e.raw(`{"url":"identityVerified","valueBoolean":false}`)
+		for _, kv := range [...][2]string{{"claimedSubject", c.Subject}, {"claimedClient", c.ClientID}, {"claimedIssuer", c.Issuer}, {"claimedHPR", c.HPR}} {
+			if kv[1] != "" {
+				e.comma()
+				e.raw(`{"url":"` + kv[0] + `","valueString":`)
+				e.str(kv[1])
+				e.b = append(e.b, '}')
+			}
+		}
+	}
 	if first {
 		// An extension needs a value or sub-extensions; a bare record
 		// still says that it was refused or not.
@@ -337,7 +357,7 @@ func userAgent(e *w, r *Record, sp spec) bool {
 	roles := 0
 	if u.HPCategory != "" {
 		e.raw(`,"role":[`)
-		e.concept(sysHPCategory, u.HPCategory, "")
+		e.concept(domain.SystemHPCategory, u.HPCategory, "")
 		roles++
 	}
 	if validCode(string(u.Role)) {
@@ -378,7 +398,7 @@ func userAgent(e *w, r *Record, sp spec) bool {
 	e.raw(`,"requestor":true`)
 	if r.PurposeOfUse != "" {
 		e.raw(`,"purposeOfUse":[`)
-		e.concept(sysPurposeOfUse, r.PurposeOfUse, "")
+		e.concept(domain.SystemPurposeOfUse, r.PurposeOfUse, "")
 		e.b = append(e.b, ']')
 	}
 	e.b = append(e.b, '}')
@@ -392,12 +412,12 @@ func userAgent(e *w, r *Record, sp spec) bool {
 func personIdentifier(u User) (system, value string) {
 	switch {
 	case u.HPR != "":
-		return SystemHPR, u.HPR
+		return domain.SystemHPR, u.HPR
 	case u.PID != "":
 		if c := u.PID[0]; c >= '4' && c <= '7' {
-			return SystemDNR, u.PID
+			return domain.SystemDNR, u.PID
 		}
-		return SystemFNR, u.PID
+		return domain.SystemFNR, u.PID
 	}
 	return "", ""
 }
@@ -424,7 +444,7 @@ func orgExtension(e *w, o Organisation) {
 		e.raw(part[0])
 		e.raw(`","valueReference":{`)
 		if part[1] != "" {
-			e.raw(`"identifier":{"system":"` + SystemOrgNr + `","value":`)
+			e.raw(`"identifier":{"system":"` + domain.SystemOrgNr + `","value":`)
 			e.str(part[1])
 			e.b = append(e.b, '}')
 			if part[2] != "" {
@@ -468,7 +488,7 @@ func clientAgent(e *w, r *Record, requestor bool) {
 		e.raw(`,"requestor":true`)
 		if r.PurposeOfUse != "" {
 			e.raw(`,"purposeOfUse":[`)
-			e.concept(sysPurposeOfUse, r.PurposeOfUse, "")
+			e.concept(domain.SystemPurposeOfUse, r.PurposeOfUse, "")
 			e.b = append(e.b, ']')
 		}
 	} else {
@@ -560,7 +580,7 @@ func entities(e *w, r *Record, patients []string, resOK bool) {
 				}
 				e.raw(`"assigner":{`)
 				if d.Source != "" {
-					e.raw(`"identifier":{"system":"` + SystemOrgNr + `","value":`)
+					e.raw(`"identifier":{"system":"` + domain.SystemOrgNr + `","value":`)
 					e.str(d.Source)
 					e.b = append(e.b, '}')
 					if d.SourceName != "" {

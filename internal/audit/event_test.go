@@ -16,6 +16,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // Synthetic identities only.
@@ -142,7 +143,7 @@ func TestEventVariants(t *testing.T) {
 			want{"read", "R", "0", "PatientRead", "Flag/f1", "", "IRCP"},
 			func(t *testing.T, m map[string]any) {
 				u := userAgentOf(m)
-				assert.Equal(t, SystemHPR, get(u, "who", "identifier", "system"))
+				assert.Equal(t, domain.SystemHPR, get(u, "who", "identifier", "system"))
 				assert.Equal(t, hprDoctor, get(u, "who", "identifier", "value"))
 				assert.Equal(t, "Lege Testesen", get(u, "name"))
 				assert.Equal(t, "LE", get(u, "role", 0, "coding", 0, "code"))
@@ -269,7 +270,7 @@ func TestEventVariants(t *testing.T) {
 		}, want{"read", "R", "0", "PatientRead", "Patient/pas-1", "", "PAT"},
 			func(t *testing.T, m map[string]any) {
 				u := userAgentOf(m)
-				assert.Equal(t, SystemFNR, get(u, "who", "identifier", "system"))
+				assert.Equal(t, domain.SystemFNR, get(u, "who", "identifier", "system"))
 				assert.Equal(t, pidCitizen, get(u, "who", "identifier", "value"))
 				assert.Nil(t, get(u, "purposeOfUse"))
 				assert.Equal(t, "kjernejournal", get(m, "source", "site"))
@@ -280,7 +281,7 @@ func TestEventVariants(t *testing.T) {
 			Outcome: Outcome{Reason: access.OK, HTTPStatus: 200},
 		}, want{"search", "E", "0", "PatientQuery", "", "patient=pas-1", "PAT"},
 			func(t *testing.T, m map[string]any) {
-				assert.Equal(t, SystemDNR, get(userAgentOf(m), "who", "identifier", "system"))
+				assert.Equal(t, domain.SystemDNR, get(userAgentOf(m), "who", "identifier", "system"))
 				id, _ := get(m, "id").(string)
 				assert.Regexp(t, `^[A-Za-z0-9\-.]{20,64}$`, id, "a random FHIR id when none is given")
 			}},
@@ -309,7 +310,7 @@ func TestEventVariants(t *testing.T) {
 		}, want{"update", "U", "0", "", "Consent/block-1", "", "AGNT"},
 			func(t *testing.T, m map[string]any) {
 				u := userAgentOf(m)
-				assert.Equal(t, SystemFNR, get(u, "who", "identifier", "system"))
+				assert.Equal(t, domain.SystemFNR, get(u, "who", "identifier", "system"))
 				assert.Equal(t, "citizen-support", get(u, "role", 0, "coding", 0, "code"))
 			}},
 		{"auditor searches the log", Record{

@@ -35,9 +35,17 @@ type Record struct {
 	// ID is the AuditEvent id. Empty means a random one; a record about
 	// several patients gives ID, ID-2, ID-3, ... (or random ids when those
 	// would not be valid FHIR ids).
-	ID          string
-	Time        time.Time
-	RequestID   string // X-Request-Id as answered to the client
+	ID   string
+	Time time.Time
+	// RequestID is the server's own id of the request, answered to the
+	// client in X-Request-Id; CorrelationID is the X-Request-Id the
+	// client sent, kept only to find the client's side of it (a caller
+	// chooses it, so it identifies nothing on its own).
+	RequestID     string
+	CorrelationID string
+	// Request is the request line as received ("GET /Flag/1"), so that a
+	// request refused before it was understood is still recognisable.
+	Request     string
 	Interaction Interaction
 	// ResourceType and ResourceID name the resource read or written, or
 	// (ResourceID empty) the type searched.
@@ -58,6 +66,10 @@ type Record struct {
 
 	User User
 	Org  Organisation
+	// Claimed is the identity a refused token claimed, unverified: it
+	// names nobody, it only helps to trace the attempt. nil when the
+	// identity was verified or no token came.
+	Claimed *Claimed
 	// ClientID is the OAuth client; Issuer is the token issuer, used as
 	// the namespace of the client id.
 	ClientID string
@@ -97,6 +109,11 @@ type User struct {
 	PID        string // national identity number, for citizens (and support staff without HPR)
 	Name       string
 	HPCategory string // code system urn:oid:2.16.578.1.12.4.1.1.9060: LE, SP, ...
+}
+
+// Claimed is what an unverified token said about its holder.
+type Claimed struct {
+	Subject, ClientID, Issuer, HPR string
 }
 
 // Organisation is where the user works: the legal entity (orgnr_parent)

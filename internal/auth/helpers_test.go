@@ -26,6 +26,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 const (
@@ -197,14 +199,14 @@ func sampleAttest() map[string]any {
 	return map[string]any{
 		"type": AttestType,
 		"practitioner": map[string]any{
-			"authorization": map[string]any{"code": "LE", "system": SystemHPCategory},
+			"authorization": map[string]any{"code": "LE", "system": domain.SystemHPCategory},
 			"legal_entity":  map[string]any{"id": "983658725", "system": "urn:oid:2.16.578.1.12.4.1.4.101", "name": "Helse Vest HF"},
 			"point_of_care": map[string]any{"id": "974589095", "system": "urn:oid:2.16.578.1.12.4.1.4.101"},
 			"department":    map[string]any{"id": "109765", "system": "urn:oid:2.16.578.1.12.4.1.4.102"},
 		},
 		"care_relationship": map[string]any{
 			"healthcare_service":     map[string]any{"code": "S03", "system": "urn:oid:2.16.578.1.12.4.1.1.8655"},
-			"purpose_of_use":         map[string]any{"code": "TREAT", "system": SystemPurposeOfUse},
+			"purpose_of_use":         map[string]any{"code": "TREAT", "system": domain.SystemPurposeOfUse},
 			"purpose_of_use_details": map[string]any{"code": "15", "system": "urn:oid:2.16.578.1.12.4.1.1.8650"},
 			"decision_ref":           map[string]any{"id": "d-1", "user_selected": true},
 		},

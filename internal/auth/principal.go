@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // HelseID claim names (DOMAIN.md, "Identities and tokens").
@@ -22,13 +24,6 @@ const (
 	// AttestType is the authorization_details type of the trust-framework
 	// attest.
 	AttestType = "nhn:tillitsrammeverk:parameters"
-
-	// SystemHPCategory is the code system of practitioner.authorization
-	// (helsepersonellkategori: LE doctor, SP nurse, …).
-	SystemHPCategory = "urn:oid:2.16.578.1.12.4.1.1.9060"
-	// SystemPurposeOfUse is the code system of care_relationship.purpose_of_use
-	// (TREAT, ETREAT, COC, BTG).
-	SystemPurposeOfUse = "urn:oid:2.16.840.1.113883.1.11.20448"
 )
 
 // Kind is who is behind a token.
@@ -85,10 +80,10 @@ type Principal struct {
 	// Attest is the trust-framework attest, nil when the token has none.
 	Attest *Attest
 	// HPCategory is Attest practitioner.authorization.code when its system is
-	// SystemHPCategory, else "".
+	// domain.SystemHPCategory, else "".
 	HPCategory string
 	// PurposeOfUse is Attest care_relationship.purpose_of_use.code when its
-	// system is SystemPurposeOfUse, else "".
+	// system is domain.SystemPurposeOfUse, else "".
 	PurposeOfUse string
 	// Patients are the identifier ids of the attest's patients[] (national
 	// identity numbers), in order.
@@ -419,10 +414,10 @@ func principalFromClaims(c *claims) (*Principal, error) {
 	}
 	if a != nil {
 		p.Attest = a
-		if a.Practitioner.Authorization.System == SystemHPCategory {
+		if a.Practitioner.Authorization.System == domain.SystemHPCategory {
 			p.HPCategory = a.Practitioner.Authorization.Code
 		}
-		if a.CareRelationship.PurposeOfUse.System == SystemPurposeOfUse {
+		if a.CareRelationship.PurposeOfUse.System == domain.SystemPurposeOfUse {
 			p.PurposeOfUse = a.CareRelationship.PurposeOfUse.Code
 		}
 		for _, pt := range a.Patients {

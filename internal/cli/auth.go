@@ -10,8 +10,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/kjernejournal/kjernejournal/internal/access"
-	"github.com/kjernejournal/kjernejournal/internal/api"
 	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/loopback"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/smart"
@@ -52,7 +52,7 @@ type security struct {
 	validator *auth.Validator
 	builtin   *smart.Server
 	policy    *access.Policy
-	cap       *api.Security
+	cap       *interaction.Security
 }
 
 func (f authFlags) setup(ctx context.Context, addr, base string) (*security, error) {
@@ -86,7 +86,7 @@ func (f authFlags) setup(ctx context.Context, addr, base string) (*security, err
 		issuers = append(issuers, auth.Issuer{URL: srv.Issuer(), JWKSURL: srv.Endpoints().JWKS,
 			KeySource: func(context.Context) (jwk.Set, error) { return srv.PublicKeys(), nil }})
 		ep := srv.Endpoints()
-		sec.cap = &api.Security{Authorize: ep.Authorize, Token: ep.Token, Introspect: ep.Introspect, Revoke: ep.Revoke, Manage: ep.Manage}
+		sec.cap = &interaction.Security{Authorize: ep.Authorize, Token: ep.Token, Introspect: ep.Introspect, Revoke: ep.Revoke, Manage: ep.Manage}
 		if len(sec.policy.Orgs.Hospitals) == 0 {
 			for _, h := range seed.Hospitals() {
 				sec.policy.Orgs.Hospitals = append(sec.policy.Orgs.Hospitals, h.Number)

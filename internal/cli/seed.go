@@ -12,6 +12,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/fhir/search"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/ingest"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/store"
@@ -35,7 +36,7 @@ func Seed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("open %s: %w", sf.describe(), err)
 	}
 	defer st.Close()
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	if err != nil {
 		return err
 	}
@@ -115,7 +116,7 @@ func seedIfEmpty(ctx context.Context, st store.Store, codec *fhir.Codec, rs int6
 // preparer builds writes the way the server does (search index and
 // identifiers from the embedded search-parameter definitions).
 func preparer(codec *fhir.Codec) (*ingest.Preparer, error) {
-	reg, err := search.Load()
+	reg, err := search.Load(domain.RecordTypes())
 	if err != nil {
 		return nil, err
 	}

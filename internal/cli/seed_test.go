@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
@@ -22,7 +23,7 @@ func TestDemoSeedIncludesTheCitizen(t *testing.T) {
 	st, err := embedded.Open(ctx, embedded.Options{Path: filepath.Join(t.TempDir(), "kj.db"), NoSync: true})
 	require.NoError(t, err)
 	defer st.Close()
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	require.NoError(t, err)
 	prep, err := preparer(codec)
 	require.NoError(t, err)

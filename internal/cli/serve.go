@@ -13,10 +13,13 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
+	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/loopback"
 	"github.com/kjernejournal/kjernejournal/internal/notify"
 	"github.com/kjernejournal/kjernejournal/internal/privacy"
@@ -78,7 +81,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("open %s: %w", sf.describe(), err)
 	}
 	defer st.Close()
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	if err != nil {
 		return err
 	}
@@ -108,7 +111,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := api.Config{Store: st, Codec: codec, Logger: log, MaxBodyBytes: *maxBody,
-		BaseURL: base, Version: Version, Policy: sec.policy, Security: sec.cap, Audit: st}
+		BaseURL: base, Version: Version, Policy: sec.policy, Security: sec.cap, Audit: !*noAudit}
 	fed, signer, regionOf, err := df.setup(base)
 	if err != nil {
 		ln.Close()
@@ -119,16 +122,21 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Documents, cfg.DocumentKeys, cfg.RegionOf = fed, signer.PublicKey(), regionOf
 		fmt.Fprintf(stdout, "journal documents from %d source hospitals; assertion key at %s/jwks\n", len(fed.Sources()), base)
 	}
+	// Background jobs run until the server stops, and are waited for
+	// before the store closes (deferred calls run last in, first out).
+	jobsCtx, stopJobs := context.WithCancel(ctx)
+	var jobs sync.WaitGroup
+	defer jobs.Wait()
+	defer stopJobs()
 	notes := notify.NewStoreState(st)
 	dispatcher := notify.NewDispatcher(notes, notify.Options{ServerBase: base, Log: log})
-	cfg.Notify = &api.Notifications{State: notes, Dispatcher: dispatcher, Dev: *af.builtin, Allow: splitList(*subAllow)}
-	go dispatcher.Run(ctx)
+	cfg.Notify = &interaction.Notifications{State: notes, Dispatcher: dispatcher, Dev: *af.builtin, Allow: splitList(*subAllow)}
+	jobs.Go(func() { dispatcher.Run(jobsCtx) })
 	if *noAudit {
 		if !loopback.Addr(ln.Addr().String()) {
 			ln.Close()
 			return errors.New("--insecure-no-audit is allowed on loopback addresses only")
 		}
-		cfg.Audit = nil
 		log.Warn("the usage log is OFF (--insecure-no-audit); never expose this server")
 	}
 	if sec.validator != nil {
@@ -136,20 +144,18 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		log.Warn("authentication and access rules are OFF (--insecure-no-auth); never expose this server")
 	}
+	if sec.builtin != nil {
+		// The authorisation server's endpoints pass the same pipeline as
+		// the FHIR routes: request id, usage log, recovery, metrics.
+		cfg.Mounts = []api.Mount{{Prefix: "/auth/", Handler: sec.builtin}, {Prefix: "/.well-known/", Handler: sec.builtin}}
+		fmt.Fprintf(stdout, "built-in SMART authorisation server: %s/.well-known/smart-configuration (development keys; try: kjernejournal token --as gp --patient <id>)\n", base)
+	}
 	srv, err := api.New(cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	var handler http.Handler = srv
-	if sec.builtin != nil {
-		mux := http.NewServeMux()
-		mux.Handle("/auth/", sec.builtin)
-		mux.Handle("/.well-known/", sec.builtin)
-		mux.Handle("/", srv)
-		handler = mux
-		fmt.Fprintf(stdout, "built-in SMART authorisation server: %s/.well-known/smart-configuration (development keys; try: kjernejournal token --as gp --patient <id>)\n", base)
-	}
 	hs := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -160,7 +166,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	purger := &privacy.Purger{Store: st, Log: log, Types: append(slices.Clone(privacy.PurgedTypes), notify.PurgeTypes...)}
-	go purger.Run(ctx, *purgeEvery)
+	jobs.Go(func() { purger.Run(jobsCtx, *purgeEvery) })
 	log.Info("listening", "addr", ln.Addr().String(), "store", sf.describe(), "version", Version)
 	fmt.Fprintf(stdout, "kjernejournal listening on http://%s (%s)\n", ln.Addr(), sf.describe())
 	errc := make(chan error, 1)
@@ -179,6 +185,8 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	stopJobs()
+	jobs.Wait()
 	log.Info("stopped")
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kjernejournal/kjernejournal/internal/audit"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
 	"github.com/kjernejournal/kjernejournal/internal/store/mongodb"
@@ -35,7 +36,7 @@ func (f storeFlags) describe() string {
 
 func (f storeFlags) open(ctx context.Context) (store.Store, error) {
 	if *f.mongoURI != "" {
-		return mongodb.Open(ctx, mongodb.Options{URI: *f.mongoURI, Database: *f.mongoDB})
+		return mongodb.Open(ctx, mongodb.Options{URI: *f.mongoURI, Database: *f.mongoDB, Link: audit.Link})
 	}
 	if err := os.MkdirAll(*f.dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)

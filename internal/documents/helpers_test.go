@@ -20,6 +20,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 const (
@@ -184,7 +186,7 @@ func (fs *fakeSource) serve(w http.ResponseWriter, r *http.Request) {
 func (fs *fakeSource) search(w http.ResponseWriter, r *http.Request, c map[string]any) {
 	pid := r.URL.Query().Get("patient.identifier")
 	sys, pnr, _ := strings.Cut(pid, "|")
-	if sys != SystemPersonNumber || pnr != c["patient"] {
+	if sys != domain.SystemFNR || pnr != c["patient"] {
 		http.Error(w, "patient.identifier does not match the assertion", http.StatusBadRequest)
 		return
 	}
@@ -209,11 +211,11 @@ func (fs *fakeSource) search(w http.ResponseWriter, r *http.Request, c map[strin
 			"search":  map[string]any{"mode": "match"},
 			"resource": map[string]any{
 				"resourceType": "DocumentReference", "id": d.ID, "status": "current",
-				"type":          map[string]any{"coding": []any{map[string]any{"system": SystemDocumentType, "code": d.Type}}},
-				"category":      []any{map[string]any{"coding": []any{map[string]any{"system": SystemDocumentType, "code": GroupOf(d.Type)}}}},
-				"subject":       map[string]any{"reference": "Patient/src-1", "identifier": map[string]any{"system": SystemPersonNumber, "value": pnr}},
+				"type":          map[string]any{"coding": []any{map[string]any{"system": domain.SystemDocumentType, "code": d.Type}}},
+				"category":      []any{map[string]any{"coding": []any{map[string]any{"system": domain.SystemDocumentType, "code": GroupOf(d.Type)}}}},
+				"subject":       map[string]any{"reference": "Patient/src-1", "identifier": map[string]any{"system": domain.SystemFNR, "value": pnr}},
 				"date":          d.Date.Format(time.RFC3339),
-				"securityLabel": []any{map[string]any{"coding": []any{map[string]any{"system": SystemConfidentiality, "code": conf}}}},
+				"securityLabel": []any{map[string]any{"coding": []any{map[string]any{"system": domain.SystemConfidentiality, "code": conf}}}},
 				"content": []any{map[string]any{"attachment": map[string]any{
 					"contentType": d.ContentType, "size": d.Size, "title": "Dokument " + d.ID, "url": u}}},
 			},

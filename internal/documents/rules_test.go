@@ -12,6 +12,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 func TestLoadSourcesExample(t *testing.T) {
@@ -135,7 +137,7 @@ func TestSearchQueryFilters(t *testing.T) {
 	f := newFederation(t, signer, newClock(testNow), []Source{fs.source(allGroups, nil, []string{"helse-nord"})})
 	ctx := context.Background()
 
-	res, err := f.Search(ctx, requester, patientA, Query{Types: []string{SystemDocumentType + "|C01-1", "E00"}})
+	res, err := f.Search(ctx, requester, patientA, Query{Types: []string{domain.SystemDocumentType + "|C01-1", "E00"}})
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{"src/c-in", "src/e-in"}, entryIDs(res))
 

@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/audit"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // SourceStatusSystem codes the per-source outcome issues (Details).
@@ -128,7 +130,7 @@ type plan struct {
 // this query: a shown group, shared by the source, asked for.
 func (p *plan) allows(code string) bool {
 	g := GroupOf(code)
-	if _, ok := groupWindows[g]; !ok || !p.src.SharesType(code) {
+	if _, shown := access.DocumentWindow(g); !shown || !p.src.SharesType(code) {
 		return false
 	}
 	if p.category != "" && g != p.category {
@@ -142,7 +144,7 @@ func normaliseTypes(in []string) []string {
 	for _, t := range in {
 		t = strings.TrimSpace(t)
 		if sys, code, ok := strings.Cut(t, "|"); ok {
-			if sys != SystemDocumentType && sys != "" {
+			if sys != domain.SystemDocumentType && sys != "" {
 				// Another code system can match nothing; keep a value that
 				// never equals a code so the query stays restrictive.
 				out = append(out, "\x00")
@@ -165,7 +167,8 @@ func (f *Federation) planFor(src *Source, q Query, now time.Time) *plan {
 	sharesIn := func(g string) bool {
 		return slices.ContainsFunc(src.SharedTypes, func(s string) bool { return GroupOf(s) == g })
 	}
-	for g, w := range groupWindows {
+	for _, g := range access.DocumentGroups() {
+		years, _ := access.DocumentWindow(g)
 		possible := false
 		switch {
 		case p.category != "" && p.category != g:
@@ -182,10 +185,10 @@ func (f *Federation) planFor(src *Source, q Query, now time.Time) *plan {
 			continue
 		}
 		anyGroup = true
-		if w.years == 0 {
+		if years == 0 {
 			unlimited = true
 		}
-		maxYears = max(maxYears, w.years)
+		maxYears = max(maxYears, years)
 	}
 	if !anyGroup {
 		return nil
@@ -230,7 +233,7 @@ func (f *Federation) Search(ctx context.Context, req Requester, patientPNR strin
 		return Result{}, errors.New("documents: search without a patient")
 	}
 	if q.Category != "" {
-		if _, ok := groupWindows[q.Category]; !ok && GroupOf(q.Category) != q.Category {
+		if _, shown := access.DocumentWindow(q.Category); !shown && GroupOf(q.Category) != q.Category {
 			return Result{}, fmt.Errorf("documents: category %q is not a 9602 group", q.Category)
 		}
 	}
@@ -327,7 +330,7 @@ type bundleIn struct {
 func (f *Federation) searchSource(ctx context.Context, p *plan, req Requester, pnr string, q Query, now time.Time) ([]Entry, string, error) {
 	src := p.src
 	v := url.Values{}
-	v.Set("patient.identifier", SystemPersonNumber+"|"+pnr)
+	v.Set("patient.identifier", domain.SystemFNR+"|"+pnr)
 	v.Set("_count", strconv.Itoa(f.cfg.PerSourceCount))
 	if p.pushType != "" {
 		v.Set("type", p.pushType)
@@ -402,7 +405,7 @@ func labelledBlocked(list []any) bool {
 		}
 		for _, c := range codings {
 			m := obj(c)
-			if str(m["code"]) == Blocked && (str(m["system"]) == SystemConfidentiality || str(m["system"]) == "") {
+			if str(m["code"]) == Blocked && (str(m["system"]) == domain.SystemConfidentiality || str(m["system"]) == "") {
 				return true
 			}
 		}
@@ -430,12 +433,10 @@ func (f *Federation) filterAndRewrite(raw json.RawMessage, p *plan, pnr string, 
 	if str(m["status"]) == "entered-in-error" || str(m["docStatus"]) == "entered-in-error" {
 		return Entry{}, false, nil
 	}
-	if labelledBlocked(arr(m["securityLabel"])) || labelledBlocked(arr(obj(m["meta"])["security"])) {
-		return Entry{}, false, nil
-	}
+	blocked := labelledBlocked(arr(m["securityLabel"])) || labelledBlocked(arr(obj(m["meta"])["security"]))
 	code := ""
 	for _, c := range arr(obj(m["type"])["coding"]) {
-		if str(obj(c)["system"]) == SystemDocumentType {
+		if str(obj(c)["system"]) == domain.SystemDocumentType {
 			code = str(obj(c)["code"])
 			break
 		}
@@ -451,8 +452,7 @@ func (f *Federation) filterAndRewrite(raw json.RawMessage, p *plan, pnr string, 
 		}
 		date = t
 	}
-	w := groupWindows[GroupOf(code)]
-	if w.years > 0 && (date.IsZero() || date.Before(now.AddDate(-w.years, 0, 0))) {
+	if !access.DocumentShown(GroupOf(code), blocked, date, now) {
 		return Entry{}, false, nil
 	}
 	if !q.DateFrom.IsZero() && (date.IsZero() || date.Before(q.DateFrom)) ||
@@ -486,10 +486,10 @@ func (f *Federation) filterAndRewrite(raw json.RawMessage, p *plan, pnr string, 
 		newID = src.Name + "." + hex.EncodeToString(h[:])[:63-len(src.Name)]
 	}
 	m["id"] = newID
-	m["subject"] = map[string]any{"identifier": map[string]any{"system": SystemPersonNumber, "value": pnr}}
+	m["subject"] = map[string]any{"identifier": map[string]any{"system": domain.SystemFNR, "value": pnr}}
 	if _, ok := m["custodian"]; !ok {
 		m["custodian"] = map[string]any{
-			"identifier": map[string]any{"system": SystemOrgNumber, "value": src.Organisation},
+			"identifier": map[string]any{"system": domain.SystemOrgNr, "value": src.Organisation},
 			"display":    cmp.Or(src.DisplayName, src.Name),
 		}
 	}

@@ -12,15 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/loopback"
 )
 
 // Code systems of the contract.
 const (
-	SystemPersonNumber    = "urn:oid:2.16.578.1.12.4.1.4.1"   // fødselsnummer
-	SystemOrgNumber       = "urn:oid:2.16.578.1.12.4.1.4.101" // organisasjonsnummer
-	SystemDocumentType    = "urn:oid:2.16.578.1.12.4.1.1.9602"
-	SystemConfidentiality = "urn:oid:2.16.578.1.12.4.1.1.9603"
 	// Blocked is the 9603 code of documents that are never shown.
 	Blocked = "NORS"
 )
@@ -40,33 +37,9 @@ func NormaliseRegion(s string) string {
 	return strings.ToLower(regionFold.Replace(strings.TrimSpace(s)))
 }
 
-// window is how far back a document group is shown, counted on
-// DocumentReference.date (forskrift om nasjonal kjernejournal). years == 0
-// means unlimited.
-type window struct{ years int }
-
-// groupWindows are the document groups (code system 9602) kjernejournal
-// shows, with their periods. A group that is not listed here is never
-// shown: the regulation names these five, so any other group from a
-// source is left out of the search, and a source configuration that shares
-// one is refused at start-up (it would be a promise the server never keeps).
-var groupWindows = map[string]window{
-	"A00": {0}, // epikriser og sammenfatninger: unlimited
-	"C00": {1}, // prøvesvar: 1 year
-	"I00": {1}, // korrespondanse: 1 year
-	"D00": {5}, // organfunksjon: 5 years
-	"E00": {5}, // bildediagnostikk: 5 years
-}
-
-// Groups lists the shown document groups in a stable order.
-func Groups() []string {
-	g := make([]string, 0, len(groupWindows))
-	for k := range groupWindows {
-		g = append(g, k)
-	}
-	slices.Sort(g)
-	return g
-}
+// Groups lists the shown document groups in a stable order (the access
+// rules decide which groups are shown, and for how long).
+func Groups() []string { return access.DocumentGroups() }
 
 // typeCodeRe is the shape of 9602 codes as used in production: a letter
 // and two digits (A00 is a group, A01 a type) with an optional "-n" below
@@ -117,18 +90,19 @@ func (s Source) Label() string {
 	return s.Name
 }
 
+// sharing is the source's policy as the access rules read it.
+func (s Source) sharing() access.Sharing {
+	return access.Sharing{Types: s.SharedTypes, Organisations: s.SharesWith.Organisations, Regions: s.SharesWith.Regions}
+}
+
 // SharesWithRequester reports whether the source shares documents with the
 // requester's organisation or region.
 func (s Source) SharesWithRequester(r Requester) bool {
-	return r.Org != "" && slices.Contains(s.SharesWith.Organisations, r.Org) ||
-		r.Region != "" && slices.Contains(s.SharesWith.Regions, NormaliseRegion(r.Region))
+	return s.sharing().SharesWith(r.Org, NormaliseRegion(r.Region))
 }
 
 // SharesType reports whether the source shares documents of the 9602 code.
-func (s Source) SharesType(code string) bool {
-	g := GroupOf(code)
-	return g != "" && (slices.Contains(s.SharedTypes, code) || slices.Contains(s.SharedTypes, g))
-}
+func (s Source) SharesType(code string) bool { return s.sharing().SharesType(code, GroupOf(code)) }
 
 type sourcesFile struct {
 	Sources []Source `json:"sources"`

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/fhir/search"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/ingest"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
@@ -47,9 +48,9 @@ func TestIdentifiers(t *testing.T) {
 // (plus lastUpdated from the version) equal to one extracted from that
 // JSON, and the identifier lookup.
 func TestPreparerStoresSearchableVersions(t *testing.T) {
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	require.NoError(t, err)
-	reg, err := search.Load()
+	reg, err := search.Load(domain.RecordTypes())
 	require.NoError(t, err)
 	p := &ingest.Preparer{Codec: codec, Search: reg}
 	res, err := codec.Parse([]byte(`{"resourceType":"Patient","id":"p1",
@@ -68,7 +69,7 @@ func TestPreparerStoresSearchableVersions(t *testing.T) {
 	st, err := embedded.Open(context.Background(), embedded.Options{Path: filepath.Join(t.TempDir(), "kj.db"), NoSync: true})
 	require.NoError(t, err)
 	defer st.Close()
-	vs, err := st.Commit(context.Background(), []store.Write{w})
+	vs, err := st.Commit(context.Background(), store.Batch{Writes: []store.Write{w}})
 	require.NoError(t, err)
 	v, err := st.Read(context.Background(), "Patient", "p1")
 	require.NoError(t, err)
@@ -94,9 +95,9 @@ func TestPreparerStoresSearchableVersions(t *testing.T) {
 // Critical information declares its kjernejournal profile whoever wrote
 // it (the REST layer, the seed); other types are printed as they are.
 func TestPreparerDeclaresProfiles(t *testing.T) {
-	codec, err := fhir.NewCodec()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	require.NoError(t, err)
-	reg, err := search.Load()
+	reg, err := search.Load(domain.RecordTypes())
 	require.NoError(t, err)
 	p := &ingest.Preparer{Codec: codec, Search: reg}
 	res, err := codec.Parse([]byte(`{"resourceType":"Flag","id":"f1","status":"active",

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // SyntheticTypes are the resource types SyntheticBodies can generate.
@@ -72,7 +74,7 @@ type flagKind struct {
 
 // The categories are kjernejournal's types of critical information, so
 // that created Flags pass the KjFlag profile.
-const criticalInfoTypes = "https://kjernejournal.example.no/fhir/CodeSystem/kritisk-info-type"
+const criticalInfoTypes = domain.SystemCriticalInfoType
 
 var flagKinds = []flagKind{
 	{coding{criticalInfoTypes, "implantat", "Implantat"},

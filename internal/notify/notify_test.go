@@ -125,8 +125,8 @@ func storeAllergy(t *testing.T, s store.Store, id, patient string) {
 	t.Helper()
 	body := fmt.Sprintf(`{"resourceType":"AllergyIntolerance","id":%q,"patient":{"reference":"Patient/%s"},
 "criticality":"high","code":{"text":"Peanøtt"},"reaction":[{"manifestation":[{"text":"Anafylaksi"}]}]}`, id, patient)
-	_, err := s.Commit(context.Background(), []store.Write{{Type: "AllergyIntolerance", ID: id, Op: store.OpPut, Patient: patient,
-		Render: func(int64, time.Time) ([]byte, error) { return []byte(body), nil }}})
+	_, err := s.Commit(context.Background(), store.Batch{Writes: []store.Write{{Type: "AllergyIntolerance", ID: id, Op: store.OpPut, Patient: patient,
+		Render: func(int64, time.Time) ([]byte, error) { return []byte(body), nil }}}})
 	require.NoError(t, err)
 }
 
@@ -615,10 +615,10 @@ func TestValidatorRefusesInvalid(t *testing.T) {
 	}
 }
 
-// A change committed with its outbox record is notified even when the
+// A change committed with its outbox item is notified even when the
 // process dies before queueing the notification: the next dispatcher over
 // the same store queues and delivers it, once, and empties the outbox. A
-// change whose notification was queued right away leaves no outbox record.
+// change whose notification was queued right away leaves no outbox item.
 func TestOutboxSurvivesCrashBeforeQueueing(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "kj.db")
@@ -629,14 +629,16 @@ func TestOutboxSurvivesCrashBeforeQueueing(t *testing.T) {
 	s := openStore(t, path)
 	st := NewStoreState(s)
 	addSubscription(t, st, "s1", "AllergyIntolerance?patient=p1", srv.URL+"/hook", PayloadIDOnly)
-	commitWithOutbox := func(id string) []store.Write {
+	commitWithOutbox := func(id string) []store.QueueOp {
 		body := fmt.Sprintf(`{"resourceType":"AllergyIntolerance","id":%q,"patient":{"reference":"Patient/p1"}}`, id)
-		writes := append([]store.Write{{Type: "AllergyIntolerance", ID: id, Op: store.OpPut, Patient: "p1",
-			Render: func(int64, time.Time) ([]byte, error) { return []byte(body), nil }}},
-			OutboxWrites([]Event{{ResourceType: "AllergyIntolerance", ID: id, Patient: "p1"}})...)
-		_, err := s.Commit(ctx, writes)
+		b := store.Batch{
+			Writes: []store.Write{{Type: "AllergyIntolerance", ID: id, Op: store.OpPut, Patient: "p1",
+				Render: func(int64, time.Time) ([]byte, error) { return []byte(body), nil }}},
+			Queue: OutboxOps([]Event{{ResourceType: "AllergyIntolerance", ID: id, Patient: "p1"}}),
+		}
+		_, err := s.Commit(ctx, b)
 		require.NoError(t, err)
-		return writes
+		return b.Queue
 	}
 	d := NewDispatcher(st, Options{})
 	// queued at once, as the REST layer does after its commit

@@ -6,31 +6,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
 // The outbox closes the gap between a change and its notifications: the
-// REST layer adds an outbox record (OutboxWrites) to the very commit that
+// REST layer adds an outbox item (OutboxOps) to the very commit that
 // changes critical information, queues the notifications after the commit
-// (Dispatcher.Published) and then removes the record. A crash in between
-// leaves the record, and the next dispatcher queues it (Dispatcher.Run,
+// (Dispatcher.Published), which removes the item. A crash in between
+// leaves the item, and the next dispatcher queues it (Dispatcher.Run,
 // Flush): a committed change is notified at least once.
 
-// OutboxType is the private type of an outbox record. Like DeliveryType
-// it is never served, and it sits in the patient's compartment so that a
-// reservation's Purge removes it (PurgeTypes).
-const OutboxType = "KjNotificationOutbox"
-
-// outboxRecord is an outbox record's stored JSON.
+// outboxRecord is an outbox item's body.
 type outboxRecord struct {
 	Events []Event `json:"events"`
 }
 
-// OutboxWrites returns the outbox records for events, one per patient, to
-// commit together with the changes they describe.
-func OutboxWrites(events []Event) []store.Write {
+// OutboxOps returns the outbox items for events, one per patient, to add
+// to the Batch that commits the changes they describe.
+func OutboxOps(events []Event) []store.QueueOp {
 	byPatient := map[string][]Event{}
 	var order []string
 	for _, ev := range events {
@@ -39,33 +33,46 @@ func OutboxWrites(events []Event) []store.Write {
 		}
 		byPatient[ev.Patient] = append(byPatient[ev.Patient], ev)
 	}
-	out := make([]store.Write, 0, len(order))
+	out := make([]store.QueueOp, 0, len(order))
 	for _, p := range order {
-		rec := outboxRecord{Events: byPatient[p]}
-		out = append(out, store.Write{
-			Type: OutboxType, ID: rand.Text(), Op: store.OpPut, Patient: p, Create: true,
-			Render: func(int64, time.Time) ([]byte, error) { return json.Marshal(rec) },
-		})
+		body, err := json.Marshal(outboxRecord{Events: byPatient[p]})
+		if err != nil {
+			// Strings and integers only: cannot fail.
+			panic("notify: marshal outbox item: " + err.Error())
+		}
+		out = append(out, store.QueueOp{Queue: OutboxQueue, ID: rand.Text(), Patient: p, Body: body})
 	}
 	return out
 }
 
-// OutboxEntry is an outbox record whose notifications are not queued yet.
+// OutboxEntry is an outbox item whose notifications are not queued yet.
 type OutboxEntry struct {
 	ID      string
 	Patient string
 	Events  []Event
 }
 
-// Unqueued implements State.
+func outboxEntry(id, patient string, body []byte) (OutboxEntry, error) {
+	var rec outboxRecord
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return OutboxEntry{}, fmt.Errorf("notify: outbox item %s: %w", id, err)
+	}
+	return OutboxEntry{ID: id, Patient: patient, Events: rec.Events}, nil
+}
+
+// Unqueued implements State. It first moves what an earlier version left
+// as resources of private types into the queues.
 func (st *StoreState) Unqueued(ctx context.Context) ([]OutboxEntry, error) {
+	if err := st.migrateLegacy(ctx); err != nil {
+		return nil, err
+	}
 	var out []OutboxEntry
-	err := st.S.ScanType(ctx, OutboxType, func(v store.Version) error {
-		var rec outboxRecord
-		if err := json.Unmarshal(v.Body, &rec); err != nil {
-			return fmt.Errorf("notify: stored outbox record %s: %w", v.ID, err)
+	err := st.S.ScanQueue(ctx, OutboxQueue, func(it store.QueueItem) error {
+		e, err := outboxEntry(it.ID, it.Patient, it.Body)
+		if err != nil {
+			return err
 		}
-		out = append(out, OutboxEntry{ID: v.ID, Patient: v.Patient, Events: rec.Events})
+		out = append(out, e)
 		return nil
 	})
 	return out, err
@@ -73,28 +80,56 @@ func (st *StoreState) Unqueued(ctx context.Context) ([]OutboxEntry, error) {
 
 // Queued implements State.
 func (st *StoreState) Queued(ctx context.Context, entries ...OutboxEntry) error {
-	writes := make([]store.Write, len(entries))
-	for i, e := range entries {
-		writes[i] = store.Write{Type: OutboxType, ID: e.ID, Op: store.OpDelete, Patient: e.Patient}
-	}
-	_, err := st.S.Commit(ctx, writes)
-	if errors.Is(err, store.ErrNotFound) && len(entries) > 1 {
-		// One was removed already (a recovery racing a late Published):
-		// remove the others one by one.
-		var errs []error
-		for _, e := range entries {
-			errs = append(errs, st.Queued(ctx, e))
-		}
-		return errors.Join(errs...)
-	}
-	if errors.Is(err, store.ErrNotFound) {
+	if len(entries) == 0 {
 		return nil
 	}
+	ops := make([]store.QueueOp, len(entries))
+	for i, e := range entries {
+		ops[i] = store.QueueOp{Queue: OutboxQueue, ID: e.ID, Remove: true}
+	}
+	_, err := st.S.Commit(ctx, store.Batch{Queue: ops})
 	return err
 }
 
+// migrateLegacy turns the pending deliveries and outbox records that an
+// earlier version stored as resources of private types into queue items
+// with the same ids, then deletes the resources. Interrupted, it is done
+// again: the items are written again as they were, before anything has
+// been done with them. (Not Purge, which would take the patient's queue
+// items with it; the deleted versions go with a reservation's Purge, as
+// PurgeTypes lists the private types.)
+func (st *StoreState) migrateLegacy(ctx context.Context) error {
+	var ops []store.QueueOp
+	var dels []store.Write
+	for typ, queue := range map[string]string{legacyDeliveryType: DeliveryQueue, legacyOutboxType: OutboxQueue} {
+		err := st.S.ScanType(ctx, typ, func(v store.Version) error {
+			ops = append(ops, store.QueueOp{Queue: queue, ID: v.ID, Patient: v.Patient, Body: v.Body})
+			dels = append(dels, store.Write{Type: typ, ID: v.ID, Op: store.OpDelete, Patient: v.Patient})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("notify: moving stored %s into a queue: %w", typ, err)
+		}
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), 100)
+		if _, err := st.S.Commit(ctx, store.Batch{Queue: ops[:n]}); err != nil {
+			return fmt.Errorf("notify: moving stored deliveries and outbox records into queues: %w", err)
+		}
+		ops = ops[n:]
+	}
+	for _, w := range dels {
+		// One by one: another process migrating at the same time may have
+		// deleted some already, and deleting a deleted one is no error.
+		if _, err := st.S.Commit(ctx, store.Batch{Writes: []store.Write{w}}); err != nil {
+			return fmt.Errorf("notify: removing stored %s/%s after moving it into a queue: %w", w.Type, w.ID, err)
+		}
+	}
+	return nil
+}
+
 // Watched returns the events among events that a subscription watches now:
-// only those need an outbox record, so a change nobody subscribed to costs
+// only those need an outbox item, so a change nobody subscribed to costs
 // no more than a read of the patient's subscriptions.
 func (d *Dispatcher) Watched(ctx context.Context, events []Event) ([]Event, error) {
 	now := d.opt.Now()
@@ -120,23 +155,20 @@ func (d *Dispatcher) Watched(ctx context.Context, events []Event) ([]Event, erro
 }
 
 // Published queues the notifications of a committed change from the
-// outbox records committed with it (the writes OutboxWrites gave; other
-// writes are ignored) and removes the records.
-func (d *Dispatcher) Published(ctx context.Context, writes []store.Write) error {
+// outbox items committed with it (the ops OutboxOps gave; other ops are
+// ignored) and removes the items. Call it after the commit; what it
+// cannot queue stays in the outbox for the next start.
+func (d *Dispatcher) Published(ctx context.Context, ops []store.QueueOp) error {
 	var entries []OutboxEntry
-	for _, w := range writes {
-		if w.Type != OutboxType || w.Render == nil {
+	for _, op := range ops {
+		if op.Queue != OutboxQueue || op.Remove {
 			continue
 		}
-		raw, err := w.Render(0, time.Time{})
-		var rec outboxRecord
-		if err == nil {
-			err = json.Unmarshal(raw, &rec)
-		}
+		e, err := outboxEntry(op.ID, op.Patient, op.Body)
 		if err != nil {
-			return fmt.Errorf("notify: outbox record %s: %w", w.ID, err)
+			return err
 		}
-		entries = append(entries, OutboxEntry{ID: w.ID, Patient: w.Patient, Events: rec.Events})
+		entries = append(entries, e)
 	}
 	return d.queue(ctx, entries)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/internal/store"
@@ -36,9 +37,11 @@ type State interface {
 	// layer's create and update). The server state (Error, Failures,
 	// Events) of an existing subscription is kept, not taken from sub.
 	PutSubscription(ctx context.Context, sub Subscription) error
-	// Subscription returns one subscription; ErrNoSubscription if none.
+	// Subscription returns one subscription with its delivery state;
+	// ErrNoSubscription if none.
 	Subscription(ctx context.Context, id string) (Subscription, error)
-	// Subscriptions returns every subscription on patient, any status.
+	// Subscriptions returns every subscription on patient, any status,
+	// with its delivery state.
 	Subscriptions(ctx context.Context, patient string) ([]Subscription, error)
 	// Enqueue numbers events in the subscription's stream (Event.Seq,
 	// advancing its events-since-subscription-start) and stores a new
@@ -55,37 +58,63 @@ type State interface {
 	// error makes it error, with the error's text and one more failure. A
 	// subscription that is off stays off.
 	Record(ctx context.Context, subID string, attempt error) (Subscription, error)
-	// Unqueued returns the outbox records of committed changes whose
-	// notifications are not queued yet (see OutboxWrites).
+	// Unqueued returns the outbox items of committed changes whose
+	// notifications are not queued yet (see OutboxOps).
 	Unqueued(ctx context.Context) ([]OutboxEntry, error)
-	// Queued removes outbox records once their notifications are queued.
+	// Queued removes outbox items once their notifications are queued.
 	Queued(ctx context.Context, entries ...OutboxEntry) error
 }
 
-// Resource types StoreState uses. "Subscription" is the FHIR type the REST
-// layer serves (GET Subscription/<id> reads the stored JSON as is, after
-// masking channel.header). DeliveryType is private: it is not a FHIR type
-// and the REST layer must never serve it (it serves only the types it
-// knows). Both are written with Patient set to the watched patient, so
-// they are in that patient's compartment and a reservation's Purge removes
-// them when given these types (see PurgeTypes).
+// SubscriptionType is the FHIR type of a subscription: the one thing of
+// this package that is a resource, written when a client creates or
+// changes a subscription, with Patient set to the watched patient.
+const SubscriptionType = "Subscription"
+
+// Queues StoreState keeps its work in (store.QueueOp). Queue items are no
+// resources: they add no versions, are never served, and carry the
+// patient, so a reservation's Purge removes them with the record.
 const (
-	SubscriptionType = "Subscription"
-	DeliveryType     = "KjNotificationDelivery"
+	// OutboxQueue holds the changes committed but not yet notified
+	// (OutboxOps), one item per patient and commit.
+	OutboxQueue = "notify-outbox"
+	// DeliveryQueue holds the pending deliveries, one item each.
+	DeliveryQueue = "notify-delivery"
+	// statusQueuePrefix + a subscription id names the queue that holds
+	// that subscription's delivery state, item statusItem: one queue per
+	// subscription, because ScanQueue is the one way to read an item.
+	statusQueuePrefix = "notify-status-"
+	statusItem        = "status"
 )
 
-// PurgeTypes are the types to add to a reservation's store.Purge so the
-// patient's subscriptions and pending notifications go with the record.
-var PurgeTypes = []string{SubscriptionType, DeliveryType, OutboxType}
+// Earlier versions kept pending deliveries and outbox records as
+// resources of these private types; StoreState moves what it finds of
+// them into the queues (Unqueued).
+const (
+	legacyDeliveryType = "KjNotificationDelivery"
+	legacyOutboxType   = "KjNotificationOutbox"
+)
 
-// StoreState implements State on any store.Store engine: subscriptions as
-// Subscription resources, pending deliveries as resources of the private
-// type DeliveryType, listed with Maintenance.ScanType. A delivered
-// delivery is deleted (a deleted version, as every engine keeps them).
-// Read-modify-writes use IfMatch and retry on conflict, so the REST layer
-// and the dispatcher may change a subscription concurrently.
+// PurgeTypes are the resource types to add to a reservation's store.Purge
+// so the patient's subscriptions go with the record (their queue items go
+// anyway: Purge removes every queue item about the patient). The private
+// types of earlier versions are listed too, for the deleted versions
+// their move into the queues leaves; nothing writes them any more.
+var PurgeTypes = []string{SubscriptionType, legacyDeliveryType, legacyOutboxType}
+
+// StoreState implements State on any store.Store engine: a subscription
+// is a Subscription resource holding what the client sent; its delivery
+// state (events-since-subscription-start, the last error, the failure
+// count), the pending deliveries and the outbox are queue items, so a
+// notification queued, tried, retried or delivered changes no resource
+// and adds no version. Read-modify-writes of a subscription's delivery
+// state are serialised per subscription within the process; two
+// processes queueing for one subscription at the same instant could give
+// two events the same number (one dispatcher per store is the design,
+// as deliveries are not claimed either).
 type StoreState struct {
 	S store.Store
+
+	locks sync.Map // subscription id -> *sync.Mutex
 }
 
 // NewStoreState returns a State on s.
@@ -93,54 +122,132 @@ func NewStoreState(s store.Store) *StoreState { return &StoreState{S: s} }
 
 const maxRetries = 20
 
-func (st *StoreState) update(ctx context.Context, id string, change func(*Subscription) error) (Subscription, error) {
-	for range maxRetries {
-		cur, err := st.S.Read(ctx, SubscriptionType, id)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && cur.Deleted) {
-			return Subscription{}, fmt.Errorf("%w: %s", ErrNoSubscription, id)
-		}
-		if err != nil {
-			return Subscription{}, err
-		}
-		sub, err := decodeStored(cur.Body)
-		if err != nil {
-			return Subscription{}, err
-		}
-		if err := change(&sub); err != nil {
-			return Subscription{}, err
-		}
-		w := st.subWrite(sub)
-		w.IfMatch = cur.VersionID
-		_, err = st.S.Commit(ctx, []store.Write{w})
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return Subscription{}, err
-		}
-		return sub, nil
+// lock serialises the read-modify-writes of one subscription's delivery
+// state.
+func (st *StoreState) lock(id string) func() {
+	m, _ := st.locks.LoadOrStore(id, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// liveStatus is a subscription's delivery state, as its status item
+// stores it.
+type liveStatus struct {
+	Events   int64  `json:"events"`
+	Failures int    `json:"failures,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+func statusQueue(subID string) string { return statusQueuePrefix + subID }
+
+func (st *StoreState) statusOp(sub Subscription) (store.QueueOp, error) {
+	body, err := json.Marshal(liveStatus{Events: sub.Events, Failures: sub.Failures, Error: sub.Error})
+	if err != nil {
+		return store.QueueOp{}, fmt.Errorf("notify: delivery state of subscription %s: %w", sub.ID, err)
 	}
-	return Subscription{}, fmt.Errorf("notify: subscription %s keeps changing; giving up", id)
+	return store.QueueOp{Queue: statusQueue(sub.ID), ID: statusItem, Patient: sub.Patient, Body: body}, nil
+}
+
+// withStatus merges the subscription's status item into sub, read from
+// its stored resource. Without an item (nothing was delivered yet, or the
+// resource was stored by an earlier version with the state in it) the
+// resource's values stand.
+func (st *StoreState) withStatus(ctx context.Context, sub Subscription) (Subscription, error) {
+	var live *liveStatus
+	err := st.S.ScanQueue(ctx, statusQueue(sub.ID), func(it store.QueueItem) error {
+		if it.ID != statusItem {
+			return nil
+		}
+		live = &liveStatus{}
+		if err := json.Unmarshal(it.Body, live); err != nil {
+			return fmt.Errorf("notify: delivery state of subscription %s: %w", sub.ID, err)
+		}
+		return nil
+	})
+	if err != nil || live == nil {
+		return sub, err
+	}
+	sub.Events, sub.Failures, sub.Error = live.Events, live.Failures, live.Error
+	if sub.Status != StatusOff {
+		sub.Status = StatusActive
+		if live.Error != "" {
+			sub.Status = StatusError
+		}
+	}
+	return sub, nil
+}
+
+// read returns the stored version of a subscription and the subscription
+// with its delivery state.
+func (st *StoreState) read(ctx context.Context, id string) (store.Version, Subscription, error) {
+	v, err := st.S.Read(ctx, SubscriptionType, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && v.Deleted) {
+		return store.Version{}, Subscription{}, fmt.Errorf("%w: %s", ErrNoSubscription, id)
+	}
+	if err != nil {
+		return store.Version{}, Subscription{}, err
+	}
+	sub, err := decodeStored(v.Body)
+	if err != nil {
+		return store.Version{}, Subscription{}, err
+	}
+	sub, err = st.withStatus(ctx, sub)
+	return v, sub, err
+}
+
+// Served returns what GET /Subscription/{id} answers: the stored
+// Subscription with its delivery state (status, error, counters) merged
+// in and channel.header left out (it usually holds the receiver's
+// credentials), as the version it is (patient, version id and
+// lastUpdated of the stored resource; the delivery state has none).
+// ErrNoSubscription if there is no such subscription, or it was deleted.
+func (st *StoreState) Served(ctx context.Context, id string) (store.Version, error) {
+	v, sub, err := st.read(ctx, id)
+	if err != nil {
+		return store.Version{}, err
+	}
+	sub.Headers = nil
+	body, err := sub.Resource(v.VersionID, v.LastUpdated)
+	if err != nil {
+		return store.Version{}, fmt.Errorf("notify: render subscription %s: %w", id, err)
+	}
+	v.Body, v.Index = body, nil
+	return v, nil
 }
 
 func (st *StoreState) subWrite(sub Subscription) store.Write {
 	return store.Write{
 		Type: SubscriptionType, ID: sub.ID, Op: store.OpPut, Patient: sub.Patient,
-		Render: func(v int64, at time.Time) ([]byte, error) { return sub.Resource(v, at) },
+		Render: func(v int64, at time.Time) ([]byte, error) { return sub.render(v, at, false) },
 	}
 }
 
-// PutSubscription implements State.
+// CreateWrite returns the write that creates sub, which has a new,
+// server-assigned id, for the caller to commit in its own Batch (with the
+// usage-log record of the request that creates it). The resource holds
+// what the client sent; the delivery state starts empty. A clash with an
+// existing id fails that commit (Create).
+func (st *StoreState) CreateWrite(sub Subscription) store.Write {
+	w := st.subWrite(sub)
+	w.Create = true
+	return w
+}
+
+// PutSubscription implements State. The resource holds what the client
+// sent; the delivery state stays in its queue item. A subscription stored
+// by an earlier version with its state in the resource gets the item
+// here, in the same commit, so that the state outlives the rewrite.
 func (st *StoreState) PutSubscription(ctx context.Context, sub Subscription) error {
 	if sub.ID == "" || sub.Patient == "" {
 		return errors.New("notify: PutSubscription needs an id and a patient")
 	}
 	for range maxRetries {
 		cur, err := st.S.Read(ctx, SubscriptionType, sub.ID)
-		w := st.subWrite(sub)
+		b := store.Batch{Writes: []store.Write{st.subWrite(sub)}}
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			w.Create = true
+			b.Writes[0].Create = true
 		case err != nil:
 			return err
 		default:
@@ -152,15 +259,21 @@ func (st *StoreState) PutSubscription(ctx context.Context, sub Subscription) err
 				if old.Patient != sub.Patient {
 					return fmt.Errorf("notify: subscription %s watches patient %s; it cannot be moved to another patient", sub.ID, old.Patient)
 				}
-				sub.Error, sub.Failures, sub.Events = old.Error, old.Failures, old.Events
-				if sub.Status != StatusOff && old.Status == StatusError {
-					sub.Status = StatusError
+				if old.Events != 0 || old.Failures != 0 || old.Error != "" {
+					merged, err := st.withStatus(ctx, old)
+					if err != nil {
+						return err
+					}
+					op, err := st.statusOp(merged)
+					if err != nil {
+						return err
+					}
+					b.Queue = append(b.Queue, op)
 				}
-				w = st.subWrite(sub)
 			}
-			w.IfMatch = cur.VersionID
+			b.Writes[0].IfMatch = cur.VersionID
 		}
-		_, err = st.S.Commit(ctx, []store.Write{w})
+		_, err = st.S.Commit(ctx, b)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
@@ -171,14 +284,8 @@ func (st *StoreState) PutSubscription(ctx context.Context, sub Subscription) err
 
 // Subscription implements State.
 func (st *StoreState) Subscription(ctx context.Context, id string) (Subscription, error) {
-	v, err := st.S.Read(ctx, SubscriptionType, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && v.Deleted) {
-		return Subscription{}, fmt.Errorf("%w: %s", ErrNoSubscription, id)
-	}
-	if err != nil {
-		return Subscription{}, err
-	}
-	return decodeStored(v.Body)
+	_, sub, err := st.read(ctx, id)
+	return sub, err
 }
 
 // Subscriptions implements State.
@@ -193,79 +300,73 @@ func (st *StoreState) Subscriptions(ctx context.Context, patient string) ([]Subs
 		if err != nil {
 			return nil, err
 		}
+		if s, err = st.withStatus(ctx, s); err != nil {
+			return nil, err
+		}
 		out = append(out, s)
 	}
 	return out, nil
 }
 
-func (st *StoreState) deliveryWrite(d Delivery) store.Write {
-	return store.Write{
-		Type: DeliveryType, ID: d.ID, Op: store.OpPut, Patient: d.Patient,
-		Render: func(int64, time.Time) ([]byte, error) { return json.Marshal(d) },
+func deliveryOp(d Delivery) (store.QueueOp, error) {
+	body, err := json.Marshal(d)
+	if err != nil {
+		return store.QueueOp{}, fmt.Errorf("notify: delivery %s: %w", d.ID, err)
 	}
+	return store.QueueOp{Queue: DeliveryQueue, ID: d.ID, Patient: d.Patient, Body: body}, nil
 }
 
-// Enqueue implements State.
+// Enqueue implements State: the delivery and the subscription's advanced
+// event count are written in one commit.
 func (st *StoreState) Enqueue(ctx context.Context, subID string, events []Event, now time.Time) (Delivery, error) {
-	var d Delivery
-	for range maxRetries {
-		d = Delivery{ID: rand.Text(), Subscription: subID, Created: now.UTC()}
-		cur, err := st.S.Read(ctx, SubscriptionType, subID)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && cur.Deleted) {
-			return Delivery{}, fmt.Errorf("%w: %s", ErrNoSubscription, subID)
-		}
-		if err != nil {
-			return Delivery{}, err
-		}
-		sub, err := decodeStored(cur.Body)
-		if err != nil {
-			return Delivery{}, err
-		}
-		d.Patient = sub.Patient
-		d.Events = make([]Event, len(events))
-		for i, ev := range events {
-			sub.Events++
-			ev.Seq = sub.Events
-			d.Events[i] = ev
-		}
-		sw := st.subWrite(sub)
-		sw.IfMatch = cur.VersionID
-		dw := st.deliveryWrite(d)
-		dw.Create = true
-		_, err = st.S.Commit(ctx, []store.Write{sw, dw})
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return Delivery{}, err
-		}
-		return d, nil
+	defer st.lock(subID)()
+	sub, err := st.Subscription(ctx, subID)
+	if err != nil {
+		return Delivery{}, err
 	}
-	return Delivery{}, fmt.Errorf("notify: subscription %s keeps changing; giving up", subID)
+	d := Delivery{ID: rand.Text(), Subscription: subID, Patient: sub.Patient, Created: now.UTC(), Events: make([]Event, len(events))}
+	for i, ev := range events {
+		sub.Events++
+		ev.Seq = sub.Events
+		d.Events[i] = ev
+	}
+	status, err := st.statusOp(sub)
+	if err != nil {
+		return Delivery{}, err
+	}
+	del, err := deliveryOp(d)
+	if err != nil {
+		return Delivery{}, err
+	}
+	if _, err := st.S.Commit(ctx, store.Batch{Queue: []store.QueueOp{status, del}}); err != nil {
+		return Delivery{}, err
+	}
+	return d, nil
 }
 
 // Save implements State.
 func (st *StoreState) Save(ctx context.Context, d Delivery) error {
-	_, err := st.S.Commit(ctx, []store.Write{st.deliveryWrite(d)})
+	op, err := deliveryOp(d)
+	if err != nil {
+		return err
+	}
+	_, err = st.S.Commit(ctx, store.Batch{Queue: []store.QueueOp{op}})
 	return err
 }
 
 // Done implements State.
 func (st *StoreState) Done(ctx context.Context, d Delivery) error {
-	_, err := st.S.Commit(ctx, []store.Write{{Type: DeliveryType, ID: d.ID, Op: store.OpDelete, Patient: d.Patient}})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
+	_, err := st.S.Commit(ctx, store.Batch{Queue: []store.QueueOp{{Queue: DeliveryQueue, ID: d.ID, Remove: true}}})
 	return err
 }
 
 // Pending implements State.
 func (st *StoreState) Pending(ctx context.Context) ([]Delivery, error) {
 	var out []Delivery
-	err := st.S.ScanType(ctx, DeliveryType, func(v store.Version) error {
+	err := st.S.ScanQueue(ctx, DeliveryQueue, func(it store.QueueItem) error {
 		var d Delivery
-		if err := json.Unmarshal(v.Body, &d); err != nil {
-			return fmt.Errorf("notify: stored delivery %s: %w", v.ID, err)
+		if err := json.Unmarshal(it.Body, &d); err != nil {
+			return fmt.Errorf("notify: stored delivery %s: %w", it.ID, err)
 		}
 		out = append(out, d)
 		return nil
@@ -275,29 +376,34 @@ func (st *StoreState) Pending(ctx context.Context) ([]Delivery, error) {
 
 // Record implements State.
 func (st *StoreState) Record(ctx context.Context, subID string, attempt error) (Subscription, error) {
+	defer st.lock(subID)()
+	sub, err := st.Subscription(ctx, subID)
+	if err != nil {
+		return Subscription{}, err
+	}
 	if attempt == nil {
-		// The common case, success on a healthy subscription, writes nothing.
-		cur, err := st.Subscription(ctx, subID)
-		if err != nil {
-			return Subscription{}, err
+		if sub.Status != StatusError && sub.Error == "" && sub.Failures == 0 {
+			// The common case, success on a healthy subscription, writes
+			// nothing.
+			return sub, nil
 		}
-		if cur.Status != StatusError && cur.Error == "" && cur.Failures == 0 {
-			return cur, nil
+		sub.Error, sub.Failures = "", 0
+		if sub.Status == StatusError {
+			sub.Status = StatusActive
+		}
+	} else {
+		sub.Error = attempt.Error()
+		sub.Failures++
+		if sub.Status != StatusOff {
+			sub.Status = StatusError
 		}
 	}
-	return st.update(ctx, subID, func(s *Subscription) error {
-		if attempt == nil {
-			s.Error, s.Failures = "", 0
-			if s.Status == StatusError {
-				s.Status = StatusActive
-			}
-			return nil
-		}
-		s.Error = attempt.Error()
-		s.Failures++
-		if s.Status != StatusOff {
-			s.Status = StatusError
-		}
-		return nil
-	})
+	op, err := st.statusOp(sub)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if _, err := st.S.Commit(ctx, store.Batch{Queue: []store.QueueOp{op}}); err != nil {
+		return Subscription{}, err
+	}
+	return sub, nil
 }

@@ -45,10 +45,11 @@ const (
 	// Subscription.channel.payload.
 	ExtPayloadContent = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content"
 	// ExtFailureCount is this server's count of consecutive failed
-	// delivery attempts, on the stored Subscription.
+	// delivery attempts, on the Subscription as served (stored
+	// Subscriptions of earlier versions carry it too).
 	ExtFailureCount = "https://kjernejournal.no/fhir/StructureDefinition/subscription-failure-count"
 	// ExtEventCount is this server's events-since-subscription-start, on
-	// the stored Subscription (valueString: R4 has no integer64).
+	// the Subscription as served (valueString: R4 has no integer64).
 	ExtEventCount = "https://kjernejournal.no/fhir/StructureDefinition/subscription-event-count"
 	// statusProfile is the backport's R4 SubscriptionStatus profile.
 	statusProfile = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription-status-r4"
@@ -378,17 +379,23 @@ func (s Subscription) Watches(ev Event, now time.Time) bool {
 }
 
 // Resource renders the Subscription as R4 JSON with the server state
-// (status, error, and this server's counters as extensions). It is what
-// the store keeps and what the REST layer serves; the REST layer should
-// mask channel.header values (they often carry the receiver's credentials).
+// (status, error, and this server's counters as extensions): what GET
+// serves (StoreState.Served renders it without channel.header, which
+// often carries the receiver's credentials).
 func (s Subscription) Resource(versionID int64, lastUpdated time.Time) ([]byte, error) {
+	return s.render(versionID, lastUpdated, true)
+}
+
+// render renders the Subscription; withState adds the delivery state,
+// which the stored resource leaves out (it lives in a queue item, so that
+// a notification adds no version).
+func (s Subscription) render(versionID int64, lastUpdated time.Time, withState bool) ([]byte, error) {
 	fs := fhirSubscription{
 		ResourceType: "Subscription",
 		ID:           s.ID,
 		Status:       s.Status,
 		Reason:       s.Reason,
 		Criteria:     s.Criteria,
-		Error:        s.Error,
 		Channel: &fhirChannel{
 			Type:     "rest-hook",
 			Endpoint: s.Endpoint,
@@ -403,10 +410,16 @@ func (s Subscription) Resource(versionID int64, lastUpdated time.Time) ([]byte, 
 	if !s.End.IsZero() {
 		fs.End = s.End.UTC().Format(time.RFC3339Nano)
 	}
-	failures := s.Failures
-	fs.Extension = []extension{
-		{URL: ExtFailureCount, ValueInteger: &failures},
-		{URL: ExtEventCount, ValueString: strconv.FormatInt(s.Events, 10)},
+	if withState {
+		fs.Error = s.Error
+		failures := s.Failures
+		fs.Extension = []extension{
+			{URL: ExtFailureCount, ValueInteger: &failures},
+			{URL: ExtEventCount, ValueString: strconv.FormatInt(s.Events, 10)},
+		}
+	} else if fs.Status == StatusError {
+		// The stored status is the client's; error is delivery state.
+		fs.Status = StatusActive
 	}
 	return json.Marshal(fs)
 }

@@ -6,78 +6,13 @@ import (
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
-// Reasons CanChange gives beyond those of the access package.
-const (
-	// AutomaticLocked: the automatic reservation of a person with a secret
-	// address is set and lifted by the server alone.
-	AutomaticLocked access.Reason = "automatic-reservation-locked"
-	// KindChanged: an update tried to turn one kind of setting into another.
-	KindChanged access.Reason = "privacy-kind-changed"
-	// StaleDateTime: an update moved Consent.dateTime backwards, or put a
-	// lifted setting in force again under its old dateTime.
-	StaleDateTime access.Reason = "privacy-datetime-stale"
-)
-
-// ChangeError is a refused change of a privacy setting, with the reason
-// code for the OperationOutcome and the usage log.
-type ChangeError struct {
-	Reason  access.Reason
-	Message string
-}
-
-func (e *ChangeError) Error() string { return e.Message }
-
-func refuse(r access.Reason, format string, args ...any) error {
-	return &ChangeError{Reason: r, Message: fmt.Sprintf(format, args...)}
-}
-
-// CanChange says whether role may write s, a new setting (previous nil)
-// or a new version of previous. A DELETE is a lift: pass previous with
-// Active false as s. The patient binding (a citizen changes only their own
-// record) is access.Decide's; this checks what the change itself does.
-//
-//   - Health personnel, systems and every other role never change privacy
-//     settings.
-//   - The citizen creates, updates and lifts reservations, restrictions and
-//     the removal of their portal access.
-//   - Only the citizen-support role creates and lifts blocks.
-//   - Nobody lifts or sets an automatic reservation through the API: it
-//     follows the secret address in the population register.
-//   - A setting keeps its kind, and dateTime never goes backwards; putting
-//     a lifted setting in force again needs a new dateTime, or a
-//     re-reservation would inherit the old deletion deadline.
-func CanChange(role access.Role, s Setting, previous *Setting) error {
-	switch role {
-	case access.Citizen, access.CitizenSupport:
-	case access.Practitioner, access.System:
-		return refuse(access.PrivacyByCitizenOnly, "health personnel and systems never change a patient's privacy settings")
-	default:
-		return refuse(access.RoleNotAllowed, "the role %q cannot change privacy settings", role)
-	}
-	if s.Automatic || previous != nil && previous.Automatic {
-		return refuse(AutomaticLocked, "the reservation of a person with a secret address is set automatically from the population register and cannot be changed or lifted")
-	}
-	if previous != nil && previous.Kind != s.Kind {
-		return refuse(KindChanged, "a %s cannot be turned into a %s; lift it and create a new setting", previous.Kind, s.Kind)
-	}
-	if s.Kind == Block {
-		if role != access.CitizenSupport {
-			return refuse(access.BlocksBySupportOnly, "blocks of named health personnel are set and lifted by the citizen-support service on the citizen's request")
-		}
-	} else if role != access.Citizen {
-		return refuse(access.PrivacyByCitizenOnly, "the citizen manages their own %s", s.Kind)
-	}
-	if previous != nil {
-		if s.Since.Before(previous.Since) {
-			return refuse(StaleDateTime, "Consent.dateTime %s is before the current version's %s", s.Since.Format(time.RFC3339), previous.Since.Format(time.RFC3339))
-		}
-		if s.Active && !previous.Active && !s.Since.After(previous.Since) {
-			return refuse(StaleDateTime, "putting a lifted %s in force again needs a new Consent.dateTime", s.Kind)
-		}
-	}
-	return nil
+// Rule is what the access rules need of the setting to decide who may
+// change it (access.PrivacyChange).
+func (s Setting) Rule() access.PrivacySetting {
+	return access.PrivacySetting{Kind: s.Kind, Active: s.Active, Automatic: s.Automatic, Since: s.Since}
 }
 
 // ParseAll parses a patient's stored Consents. It fails on the first one
@@ -134,7 +69,7 @@ func (s Setting) Consent() []byte {
 	for _, h := range s.BlockedHPR {
 		c.Provision.Actor = append(c.Provision.Actor, actorJSON{
 			Role:      concept(ActorRoleSystem, ActorRoleCode),
-			Reference: referenceJSON{Identifier: &identifierJSON{System: HPRSystem, Value: h}},
+			Reference: referenceJSON{Identifier: &identifierJSON{System: domain.SystemHPR, Value: h}},
 		})
 	}
 	b, err := json.Marshal(c)

@@ -5,10 +5,11 @@
 // health personnel (blokkering, by HPR number) and the removal of the
 // citizen's own portal access (portaltilgang).
 //
-// The package is pure: it parses Consents, says who may change them, and
-// turns the settings in force into what access.PatientState needs. Reading
-// and writing the Consents, and deleting a reserved record when PurgeDue
-// says so, belong to the REST layer and its background job.
+// The package is pure: it parses Consents and turns the settings in force
+// into what access.PatientState needs. Who may change a setting is
+// decided by package access (Setting.Rule feeds it). Reading and writing
+// the Consents, and deleting a reserved record when PurgeDue says so,
+// belong to the server's interactions and its background job.
 package privacy
 
 import (
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // Canonical URLs and codes of the profile; profiles/*.json define the same.
@@ -34,7 +36,6 @@ const (
 	ScopeCode            = "patient-privacy"
 	PolicyRuleSystem     = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 	PolicyRuleCode       = "OPTOUT"
-	HPRSystem            = "urn:oid:2.16.578.1.12.4.1.4.4"
 	ActorRoleSystem      = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 	ActorRoleCode        = "IRCP"
 	WholeRecordCode      = "all"
@@ -42,17 +43,18 @@ const (
 )
 
 // Kind is the kind of privacy setting: its code in the privacy-setting
-// CodeSystem, carried in Consent.category[0].
-type Kind string
+// CodeSystem, carried in Consent.category[0]. The access rules define the
+// kinds, since who may change a setting depends on its kind.
+type Kind = access.PrivacyKind
 
 const (
-	Reservation         Kind = "reservasjon"   // opted out of kjernejournal
-	Restriction         Kind = "sperring"      // sections restricted
-	Block               Kind = "blokkering"    // named health personnel blocked
-	PortalAccessRemoved Kind = "portaltilgang" // own portal access removed
+	Reservation         = access.KindReservation  // opted out of kjernejournal
+	Restriction         = access.KindRestriction  // sections restricted
+	Block               = access.KindBlock        // named health personnel blocked
+	PortalAccessRemoved = access.KindPortalAccess // own portal access removed
 )
 
-func (k Kind) known() bool {
+func known(k Kind) bool {
 	return k == Reservation || k == Restriction || k == Block || k == PortalAccessRemoved
 }
 
@@ -264,7 +266,7 @@ func (p *parser) kind(raw json.RawMessage) Kind {
 				p.fail(fmt.Sprintf("Consent.category[%d]", i), "the privacy-setting code belongs in category[0] only")
 				continue
 			}
-			if !Kind(cd.Code).known() {
+			if !known(Kind(cd.Code)) {
 				p.fail(fmt.Sprintf("Consent.category[0].coding[%d].code", j), "%q is not a privacy-setting code (reservasjon, sperring, blokkering, portaltilgang)", cd.Code)
 				continue
 			}
@@ -372,9 +374,9 @@ func (p *parser) blocked(actors []struct {
 		id := a.Reference.Identifier
 		switch {
 		case id == nil:
-			p.fail(path, "required: the blocked health professional's HPR number (system %s)", HPRSystem)
-		case id.System != HPRSystem:
-			p.fail(path+".system", "must be %s (HPR number), is %q", HPRSystem, id.System)
+			p.fail(path, "required: the blocked health professional's HPR number (system %s)", domain.SystemHPR)
+		case id.System != domain.SystemHPR:
+			p.fail(path+".system", "must be %s (HPR number), is %q", domain.SystemHPR, id.System)
 		case !hprRE.MatchString(id.Value):
 			p.fail(path+".value", "%q is not an HPR number (digits only, at most nine)", id.Value)
 		default:

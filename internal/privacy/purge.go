@@ -25,8 +25,10 @@ type Purger struct {
 	}
 	Now func() time.Time
 	Log *slog.Logger
-	// Types to delete; nil means PurgedTypes. The server adds the types of
-	// its change notifications, which go with the record.
+	// Types to delete; nil means PurgedTypes. The server adds the resource
+	// types of its change notifications (notify.PurgeTypes: the
+	// Subscriptions). Queue items about the patient (pending
+	// notifications) need no type: store.Purge removes them all.
 	Types []string
 }
 

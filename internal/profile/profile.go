@@ -19,21 +19,23 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // Canonical URLs and code systems; profiles/*.json define the same.
 const (
 	// URLPrefix starts the url of every kjernejournal StructureDefinition.
-	URLPrefix = "https://kjernejournal.example.no/fhir/StructureDefinition/"
+	URLPrefix = domain.Base + "StructureDefinition/"
 
 	AllergyIntoleranceURL = URLPrefix + "KjAllergyIntolerance"
 	FlagURL               = URLPrefix + "KjFlag"
 
-	CriticalInfoTypeSystem = "https://kjernejournal.example.no/fhir/CodeSystem/kritisk-info-type"
+	CriticalInfoTypeSystem = domain.SystemCriticalInfoType
 	// SubstanceListSystem is kjernejournal's system for the national
 	// substance list: the active substances (virkestoff) of FEST, the
 	// Norwegian Medicines Agency's register, with the FEST id as code.
-	SubstanceListSystem = "https://kjernejournal.example.no/fhir/CodeSystem/fest-virkestoff"
+	SubstanceListSystem = domain.Base + "CodeSystem/fest-virkestoff"
 	ATCSystem           = "http://www.whocc.no/atc"
 	SNOMEDSystem        = "http://snomed.info/sct"
 

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 )
 
@@ -393,7 +394,7 @@ func TestCriticalInfoTypeCodeSystem(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(CodeSystems()["kritisk-info-type"], &cs))
 	assert.Equal(t, CriticalInfoTypeSystem, cs.URL)
-	assert.Equal(t, seed.CriticalInfoTypeSystem, cs.URL)
+	assert.Equal(t, domain.SystemCriticalInfoType, cs.URL)
 	var codes []string
 	for _, c := range cs.Concept {
 		codes = append(codes, c.Code)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // The demo citizen is the patient the citizen persona of the built-in
@@ -54,7 +56,7 @@ func CitizenRecord() Record {
 	pat := &jPatient{
 		ResourceType: "Patient",
 		ID:           CitizenPatientID,
-		Identifier:   []jIdentifier{{Use: "official", System: SystemPersonNumber, Value: CitizenPersonNumber}},
+		Identifier:   []jIdentifier{{Use: "official", System: domain.SystemFNR, Value: CitizenPersonNumber}},
 		Active:       true,
 		Name:         []jName{{Use: "official", Text: citizenGiven + " " + citizenFamily, Family: citizenFamily, Given: []string{citizenGiven}}},
 		Gender:       "female",
@@ -65,7 +67,7 @@ func CitizenRecord() Record {
 		}},
 		GeneralPractitioner: []jReference{{
 			Type:       "Practitioner",
-			Identifier: &jIdentifier{System: SystemHPR, Value: gp.HPR},
+			Identifier: &jIdentifier{System: domain.SystemHPR, Value: gp.HPR},
 			Display:    gp.Name,
 		}},
 	}
@@ -93,7 +95,7 @@ func CitizenRecord() Record {
 			}},
 			ServiceProvider: jReference{
 				Type:       "Organization",
-				Identifier: &jIdentifier{System: SystemOrgNumber, Value: ous.Number},
+				Identifier: &jIdentifier{System: domain.SystemOrgNr, Value: ous.Number},
 				Display:    ous.Name,
 			},
 		}
@@ -126,7 +128,7 @@ func CitizenRecord() Record {
 			ResourceType: "Flag",
 			ID:           id("fl", 2),
 			Status:       "active",
-			Category:     []jConcept{{Coding: []jCoding{{System: CriticalInfoTypeSystem, Code: adrenal.code, Display: adrenal.display}}}},
+			Category:     []jConcept{{Coding: []jCoding{{System: domain.SystemCriticalInfoType, Code: adrenal.code, Display: adrenal.display}}}},
 			Code:         jConcept{Text: adrenal.texts[0]},
 			Subject:      ref,
 			Period:       jPeriod{Start: dateTime(hydrocortisoneStart.Add(13 * time.Hour))},

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/profile"
 )
 
@@ -56,7 +57,7 @@ func TestCitizenRecordIsValidAndFixed(t *testing.T) {
 	again := CitizenRecord()
 	require.Equal(t, rec, again, "the same bytes every time")
 
-	assert.True(t, ValidPersonNumber(CitizenPersonNumber))
+	assert.True(t, domain.ValidPersonNumber(CitizenPersonNumber))
 	birth, err := time.Parse(time.DateOnly, "1983-09-02")
 	require.NoError(t, err)
 	pnr, err := PersonNumber(birth, 212, true)

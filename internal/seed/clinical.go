@@ -2,17 +2,6 @@ package seed
 
 // Code systems and identifier systems used in the generated resources.
 const (
-	SystemPersonNumber = "urn:oid:2.16.578.1.12.4.1.4.1"
-	SystemHPR          = "urn:oid:2.16.578.1.12.4.1.4.4"
-	SystemOrgNumber    = "urn:oid:2.16.578.1.12.4.1.4.101"
-
-	// CriticalInfoTypeSystem is this project's code system for the kinds of
-	// critical information (Flag.category).
-	CriticalInfoTypeSystem = "https://kjernejournal.example.no/fhir/CodeSystem/kritisk-info-type"
-	// SecretAddressExtension marks a Patient whose address is secret
-	// (strengt fortrolig adresse); such persons are reserved automatically.
-	SecretAddressExtension = "https://kjernejournal.example.no/fhir/StructureDefinition/secret-address"
-
 	systemATC       = "http://www.whocc.no/atc"
 	systemSNOMED    = "http://snomed.info/sct"
 	systemICD10     = "urn:oid:2.16.578.1.12.4.1.1.7110" // ICD-10 as the Norwegian Directorate of eHealth publishes it (volven 7110)

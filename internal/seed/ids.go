@@ -4,43 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // ErrNoCheckDigit reports an identifier base for which mod 11 yields the
 // remainder that has no check digit. Such numbers are never issued, so the
 // caller picks another individual number or serial.
 var ErrNoCheckDigit = errors.New("seed: no valid check digit for this number")
-
-// Month offsets that mark non-production person numbers. The Norwegian test
-// register (Tenor) adds 80 to the month, NAV's older test numbers add 40.
-const (
-	tenorMonthOffset = 80
-	navMonthOffset   = 40
-	dNumberDayOffset = 40
-)
-
-var (
-	fnrWeights1 = [9]int{3, 7, 6, 1, 8, 9, 4, 5, 2}
-	fnrWeights2 = [10]int{5, 4, 3, 2, 7, 6, 5, 4, 3, 2}
-	orgWeights  = [8]int{3, 2, 7, 6, 5, 4, 3, 2}
-)
-
-// mod11 returns the check digit for digits weighted by weights, or -1 when
-// the remainder leaves no digit (11 - 1 = 10).
-func mod11(digits []int, weights []int) int {
-	sum := 0
-	for i, w := range weights {
-		sum += digits[i] * w
-	}
-	c := 11 - sum%11
-	switch c {
-	case 11:
-		return 0
-	case 10:
-		return -1
-	}
-	return c
-}
 
 // individualRangeOK reports whether the individual number (digits 7-9) is one
 // the population register hands out to persons born in year. The ranges are
@@ -55,22 +26,6 @@ func individualRangeOK(year, individual int) bool {
 		return individual >= 500 && individual <= 999
 	}
 	return false
-}
-
-// centuryOf returns the birth year encoded by the two year digits and the
-// individual number, or -1 when the combination is never issued.
-func centuryOf(yy, individual int) int {
-	switch {
-	case individual <= 499:
-		return 1900 + yy
-	case individual <= 749 && yy >= 54:
-		return 1800 + yy
-	case individual <= 999 && yy <= 39:
-		return 2000 + yy
-	case individual >= 900 && yy >= 40:
-		return 1900 + yy
-	}
-	return -1
 }
 
 // PersonNumber returns the synthetic fødselsnummer of a person born on birth
@@ -92,67 +47,23 @@ func PersonNumber(birth time.Time, individual int, female bool) (string, error) 
 	if (individual%2 == 0) != female {
 		return "", fmt.Errorf("seed: individual number %03d does not match the sex (even digit = female)", individual)
 	}
-	m := int(month) + tenorMonthOffset
+	m := int(month) + domain.TenorMonthOffset
 	yy := year % 100
 	var d [11]int
 	d[0], d[1] = day/10, day%10
 	d[2], d[3] = m/10, m%10
 	d[4], d[5] = yy/10, yy%10
 	d[6], d[7], d[8] = individual/100, individual/10%10, individual%10
-	if d[9] = mod11(d[:9], fnrWeights1[:]); d[9] < 0 {
+	c1, c2, ok := domain.PersonNumberCheckDigits([9]int(d[:9]))
+	if !ok {
 		return "", fmt.Errorf("seed: person number for %s/%03d: %w", birth.Format(time.DateOnly), individual, ErrNoCheckDigit)
 	}
-	if d[10] = mod11(d[:10], fnrWeights2[:]); d[10] < 0 {
-		return "", fmt.Errorf("seed: person number for %s/%03d: %w", birth.Format(time.DateOnly), individual, ErrNoCheckDigit)
-	}
+	d[9], d[10] = c1, c2
 	var b [11]byte
 	for i, v := range d {
 		b[i] = byte('0' + v)
 	}
 	return string(b[:]), nil
-}
-
-// ValidPersonNumber reports whether s is a well-formed Norwegian person
-// number: 11 digits, both mod-11 check digits right, an individual number
-// issued for the encoded century and a date that exists. It accepts
-// fødselsnummer, D-numbers (day +40), and the test conventions that shift the
-// month: +40 (NAV) and +80 (Tenor, what this package generates).
-func ValidPersonNumber(s string) bool {
-	if len(s) != 11 {
-		return false
-	}
-	var d [11]int
-	for i := range len(s) {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return false
-		}
-		d[i] = int(c - '0')
-	}
-	if mod11(d[:9], fnrWeights1[:]) != d[9] || mod11(d[:10], fnrWeights2[:]) != d[10] {
-		return false
-	}
-	day := d[0]*10 + d[1]
-	if day > dNumberDayOffset {
-		day -= dNumberDayOffset
-	}
-	month := d[2]*10 + d[3]
-	switch {
-	case month > tenorMonthOffset:
-		month -= tenorMonthOffset
-	case month > navMonthOffset:
-		month -= navMonthOffset
-	}
-	if day < 1 || day > 31 || month < 1 || month > 12 {
-		return false
-	}
-	year := centuryOf(d[4]*10+d[5], d[6]*100+d[7]*10+d[8])
-	if year < 0 {
-		return false
-	}
-	// time.Date normalises 31 February into March; a round trip exposes it.
-	t := time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC)
-	return t.Day() == day && t.Month() == time.Month(month)
 }
 
 // synthetic identifier ranges. Real HPR numbers are at most eight digits
@@ -191,26 +102,9 @@ func OrganisationNumber(serial int) (string, error) {
 		d[i] = base % 10
 		base /= 10
 	}
-	c := mod11(d[:], orgWeights[:])
-	if c < 0 {
+	c, ok := domain.OrgNumberCheckDigit(d)
+	if !ok {
 		return "", fmt.Errorf("seed: organisation serial %d: %w", serial, ErrNoCheckDigit)
 	}
 	return fmt.Sprintf("%08d%d", orgSyntheticBase+serial, c), nil
-}
-
-// ValidOrganisationNumber reports whether s is nine digits with a correct
-// mod-11 check digit.
-func ValidOrganisationNumber(s string) bool {
-	if len(s) != 9 {
-		return false
-	}
-	var d [9]int
-	for i := range len(s) {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return false
-		}
-		d[i] = int(c - '0')
-	}
-	return mod11(d[:8], orgWeights[:]) == d[8]
 }

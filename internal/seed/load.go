@@ -43,7 +43,7 @@ type Preparer interface {
 // concurrent commits. Stored versions are upserts, so loading the same seed
 // twice adds versions instead of duplicates. It returns the number of
 // resources stored.
-func Load(ctx context.Context, st store.Store, codec *fhir.Codec, o LoadOptions) (int, error) {
+func Load(ctx context.Context, st store.Resources, codec *fhir.Codec, o LoadOptions) (int, error) {
 	if o.Preparer == nil {
 		return 0, errors.New("seed: LoadOptions.Preparer is required")
 	}
@@ -93,7 +93,7 @@ func Load(ctx context.Context, st store.Store, codec *fhir.Codec, o LoadOptions)
 	return int(resources.Load()), context.Cause(ctx)
 }
 
-func storeRecord(ctx context.Context, st store.Store, codec *fhir.Codec, prep Preparer, rec Record) ([]store.Write, error) {
+func storeRecord(ctx context.Context, st store.Resources, codec *fhir.Codec, prep Preparer, rec Record) ([]store.Write, error) {
 	bodies := append([][]byte{rec.Patient}, rec.Resources...)
 	writes := make([]store.Write, 0, len(bodies))
 	for _, b := range bodies {
@@ -107,7 +107,7 @@ func storeRecord(ctx context.Context, st store.Store, codec *fhir.Codec, prep Pr
 		}
 		writes = append(writes, w)
 	}
-	if _, err := st.Commit(ctx, writes); err != nil {
+	if _, err := st.Commit(ctx, store.Batch{Writes: writes}); err != nil {
 		return nil, fmt.Errorf("store patient %s: %w", writes[0].ID, err)
 	}
 	return writes, nil

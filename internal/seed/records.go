@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // Kjernejournal opened nationwide in 2013-2014; critical information and
@@ -187,7 +189,7 @@ func (g *generator) flags(p *person, out []any) []any {
 			ResourceType: "Flag",
 			ID:           p.nextID("fl"),
 			Status:       status,
-			Category:     []jConcept{{Coding: []jCoding{{System: CriticalInfoTypeSystem, Code: c.code, Display: c.display}}}},
+			Category:     []jConcept{{Coding: []jCoding{{System: domain.SystemCriticalInfoType, Code: c.code, Display: c.display}}}},
 			Code:         jConcept{Text: pick(r, c.texts)},
 			Subject:      p.ref,
 			Period:       period,
@@ -376,7 +378,7 @@ func (g *generator) encounters(p *person, out []any) []any {
 			}},
 			ServiceProvider: jReference{
 				Type:       "Organization",
-				Identifier: &jIdentifier{System: SystemOrgNumber, Value: h.Number},
+				Identifier: &jIdentifier{System: domain.SystemOrgNr, Value: h.Number},
 				Display:    h.Name,
 			},
 		})

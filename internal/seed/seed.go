@@ -16,6 +16,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // DefaultBase is the "today" of data sets made by Generate: ages and all
@@ -236,21 +238,21 @@ func (g *generator) patient(p *person, pnr string) *jPatient {
 	pat := &jPatient{
 		ResourceType: "Patient",
 		ID:           p.id,
-		Identifier:   []jIdentifier{{Use: "official", System: SystemPersonNumber, Value: pnr}},
+		Identifier:   []jIdentifier{{Use: "official", System: domain.SystemFNR, Value: pnr}},
 		Active:       true,
 		Name:         []jName{{Use: "official", Text: text, Family: family, Given: first}},
 		Gender:       gender,
 		BirthDate:    p.birth.Format(time.DateOnly),
 		GeneralPractitioner: []jReference{{
 			Type:       "Practitioner",
-			Identifier: &jIdentifier{System: SystemHPR, Value: p.gp.HPR},
+			Identifier: &jIdentifier{System: domain.SystemHPR, Value: p.gp.HPR},
 			Display:    p.gp.Name,
 		}},
 	}
 	// About 0.5 % of residents have a secret address (strengt fortrolig
 	// adresse); the population register then gives out no address at all.
 	if r.IntN(1000) < 5 {
-		pat.Extension = []jExtension{{URL: SecretAddressExtension, ValueBoolean: true}}
+		pat.Extension = []jExtension{{URL: domain.SecretAddressExtension, ValueBoolean: true}}
 	} else {
 		line := pick(r, streetNames) + " " + strconv.Itoa(1+r.IntN(120))
 		if r.IntN(5) == 0 {
@@ -335,7 +337,7 @@ func poisson(r *rand.Rand, lambda float64, capAt int) int {
 func practitionerRef(pr Practitioner) jReference {
 	return jReference{
 		Type:       "Practitioner",
-		Identifier: &jIdentifier{System: SystemHPR, Value: pr.HPR},
+		Identifier: &jIdentifier{System: domain.SystemHPR, Value: pr.HPR},
 		Display:    pr.Name,
 	}
 }

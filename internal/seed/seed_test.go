@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/fhir/go/fhirversion"
 	"github.com/google/fhir/go/jsonformat"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
@@ -137,11 +139,11 @@ func TestGeneratePatients(t *testing.T) {
 		}
 		ids[p.ID] = true
 
-		if len(p.Identifier) != 1 || p.Identifier[0].System != SystemPersonNumber {
+		if len(p.Identifier) != 1 || p.Identifier[0].System != domain.SystemFNR {
 			t.Fatalf("patient %s: identifier %+v", p.ID, p.Identifier)
 		}
 		pnr := p.Identifier[0].Value
-		if !ValidPersonNumber(pnr) {
+		if !domain.ValidPersonNumber(pnr) {
 			t.Errorf("patient %s: invalid person number %q", p.ID, pnr)
 		}
 		if pnrs[pnr] {
@@ -170,10 +172,10 @@ func TestGeneratePatients(t *testing.T) {
 			t.Fatalf("patient %s: %d GPs", p.ID, len(p.GeneralPractitioner))
 		}
 		gp := p.GeneralPractitioner[0]
-		if gp.Identifier.System != SystemHPR || gps[gp.Identifier.Value] == "" || gps[gp.Identifier.Value] != gp.Display {
+		if gp.Identifier.System != domain.SystemHPR || gps[gp.Identifier.Value] == "" || gps[gp.Identifier.Value] != gp.Display {
 			t.Errorf("patient %s: GP %+v is not from the GP pool", p.ID, gp)
 		}
-		secret := len(p.Extension) == 1 && p.Extension[0].URL == SecretAddressExtension && p.Extension[0].ValueBoolean
+		secret := len(p.Extension) == 1 && p.Extension[0].URL == domain.SecretAddressExtension && p.Extension[0].ValueBoolean
 		if len(p.Extension) > 0 && !secret {
 			t.Errorf("patient %s: unexpected extension %+v", p.ID, p.Extension)
 		}
@@ -328,7 +330,7 @@ func TestPools(t *testing.T) {
 		}
 	}
 	for _, h := range Hospitals() {
-		if !ValidOrganisationNumber(h.Number) || h.Number[0] != '3' {
+		if !domain.ValidOrgNumber(h.Number) || h.Number[0] != '3' {
 			t.Errorf("hospital %+v: not a synthetic organisation number", h)
 		}
 	}

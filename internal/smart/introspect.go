@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // introspect is the RFC 7662 endpoint. Callers authenticate as a
@@ -243,7 +245,7 @@ var scopesSupported = []string{
 
 // brandIdentifier names the development brand; the organisation number is
 // synthetic (the test range starting with 3).
-var brandIdentifier = map[string]string{"system": SystemOrgNr, "value": "300000008"}
+var brandIdentifier = map[string]string{"system": domain.SystemOrgNr, "value": "300000008"}
 
 // brands serves the User-access Brand Bundle for the discovery document.
 func (s *Server) brands(w http.ResponseWriter, _ *http.Request) {

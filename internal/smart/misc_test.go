@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/smart"
 )
@@ -31,7 +32,7 @@ func TestPersonasAreSyntheticAndMatchTheSeed(t *testing.T) {
 	for _, p := range ps {
 		byID[p.ID] = p
 		if p.PID != "" {
-			assert.True(t, seed.ValidPersonNumber(p.PID), "%s: pid %s", p.ID, p.PID)
+			assert.True(t, domain.ValidPersonNumber(p.PID), "%s: pid %s", p.ID, p.PID)
 			assert.Contains(t, "89", string(p.PID[2]), "%s: synthetic person numbers carry the Tenor month offset", p.ID)
 		}
 		if p.HPR != "" {
@@ -39,7 +40,7 @@ func TestPersonasAreSyntheticAndMatchTheSeed(t *testing.T) {
 		}
 		for _, r := range []*smart.Ref{p.LegalEntity, p.PointOfCare} {
 			if r != nil {
-				assert.True(t, seed.ValidOrganisationNumber(r.ID) && r.ID[0] == '3', "%s: org %s", p.ID, r.ID)
+				assert.True(t, domain.ValidOrgNumber(r.ID) && r.ID[0] == '3', "%s: org %s", p.ID, r.ID)
 			}
 		}
 	}

@@ -38,16 +38,6 @@ const (
 	AuthorizationDetailsType = "nhn:tillitsrammeverk:parameters"
 )
 
-// Code systems used in the attest and the tokens.
-const (
-	SystemHPCategory   = "urn:oid:2.16.578.1.12.4.1.1.9060"
-	SystemPurposeOfUse = "urn:oid:2.16.840.1.113883.1.11.20448"
-	SystemOrgNr        = "urn:oid:2.16.578.1.12.4.1.4.101"
-	SystemRESH         = "urn:oid:2.16.578.1.12.4.1.4.102"
-	SystemFNR          = "urn:oid:2.16.578.1.12.4.1.4.1"
-	SystemDNR          = "urn:oid:2.16.578.1.12.4.1.4.2"
-)
-
 // TypeAccessToken is the typ header of access tokens (RFC 9068).
 const TypeAccessToken = "at+jwt"
 

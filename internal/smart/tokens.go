@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // tokenResponse is the token endpoint's answer, with the SMART launch
@@ -105,15 +107,15 @@ func (s *Server) attest(g *grant) map[string]any {
 		return m
 	}
 	practitioner := map[string]any{
-		"authorization": map[string]any{"code": p.Authorization, "system": SystemHPCategory},
-		"legal_entity":  ref(p.LegalEntity, SystemOrgNr),
-		"point_of_care": ref(p.PointOfCare, SystemOrgNr),
+		"authorization": map[string]any{"code": p.Authorization, "system": domain.SystemHPCategory},
+		"legal_entity":  ref(p.LegalEntity, domain.SystemOrgNr),
+		"point_of_care": ref(p.PointOfCare, domain.SystemOrgNr),
 	}
 	if p.Department != nil {
-		practitioner["department"] = ref(p.Department, SystemRESH)
+		practitioner["department"] = ref(p.Department, domain.SystemRESH)
 	}
 	care := map[string]any{
-		"purpose_of_use": map[string]any{"code": p.PurposeOfUse, "system": SystemPurposeOfUse},
+		"purpose_of_use": map[string]any{"code": p.PurposeOfUse, "system": domain.SystemPurposeOfUse},
 		// Each token stands for one local access decision; its id lets the
 		// source and the audit log point back at it.
 		"decision_ref": map[string]any{"id": randomID()[:22], "user_selected": true},
@@ -126,15 +128,15 @@ func (s *Server) attest(g *grant) map[string]any {
 	}
 	patient := map[string]any{}
 	if g.patientPID != "" {
-		sys := SystemFNR
+		sys := domain.SystemFNR
 		if g.patientPID[0] >= '4' && g.patientPID[0] <= '7' {
-			sys = SystemDNR // D-numbers add 4 to the first digit of the day
+			sys = domain.SystemDNR // D-numbers add 4 to the first digit of the day
 		}
 		patient["identifier"] = map[string]any{"id": g.patientPID, "system": sys}
 	}
-	patient["point_of_care"] = ref(p.PointOfCare, SystemOrgNr)
+	patient["point_of_care"] = ref(p.PointOfCare, domain.SystemOrgNr)
 	if p.Department != nil {
-		patient["department"] = ref(p.Department, SystemRESH)
+		patient["department"] = ref(p.Department, domain.SystemRESH)
 	}
 	patients := []any{}
 	if g.patient != "" {

@@ -1,14 +1,5 @@
 package source
 
-// Identifier and code systems (HL7 Norway no-basis, volven).
-const (
-	SystemPersonNumber    = "urn:oid:2.16.578.1.12.4.1.4.1"
-	SystemDNumber         = "urn:oid:2.16.578.1.12.4.1.4.2"
-	SystemOrgNumber       = "urn:oid:2.16.578.1.12.4.1.4.101"
-	SystemDocumentType    = "urn:oid:2.16.578.1.12.4.1.1.9602"
-	SystemConfidentiality = "urn:oid:2.16.578.1.12.4.1.1.9603"
-)
-
 // Confidentiality codes (volven 9603) the generator uses.
 const (
 	ConfidentialityNormal  = "N"

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // FHIR R4 JSON shapes this source answers with. Structs rather than maps
@@ -105,7 +107,7 @@ var confidentialityDisplay = map[string]string{
 }
 
 func orgReference(o Organisation) fReference {
-	return fReference{Type: "Organization", Identifier: &fIdentifier{System: SystemOrgNumber, Value: o.Number}, Display: o.Name}
+	return fReference{Type: "Organization", Identifier: &fIdentifier{System: domain.SystemOrgNr, Value: o.Number}, Display: o.Name}
 }
 
 // documentReference renders d as a FHIR R4 DocumentReference whose
@@ -115,15 +117,15 @@ func (d Document) documentReference(base string) fDocumentReference {
 		ResourceType: "DocumentReference",
 		ID:           d.ID,
 		Status:       "current",
-		Type:         fConcept{Coding: []fCoding{{System: SystemDocumentType, Code: d.Type.Code, Display: d.Type.Display}}},
-		Category:     []fConcept{{Coding: []fCoding{{System: SystemDocumentType, Code: d.Type.Group, Display: d.Type.GroupDisplay}}}},
-		Subject:      fReference{Type: "Patient", Identifier: &fIdentifier{System: SystemPersonNumber, Value: d.PersonNumber}},
+		Type:         fConcept{Coding: []fCoding{{System: domain.SystemDocumentType, Code: d.Type.Code, Display: d.Type.Display}}},
+		Category:     []fConcept{{Coding: []fCoding{{System: domain.SystemDocumentType, Code: d.Type.Group, Display: d.Type.GroupDisplay}}}},
+		Subject:      fReference{Type: "Patient", Identifier: &fIdentifier{System: domain.SystemFNR, Value: d.PersonNumber}},
 		Date:         d.Date.UTC().Format(time.RFC3339),
 		Author:       []fReference{orgReference(d.Author)},
 		Custodian:    orgReference(d.Author),
 		Description:  d.Title,
 		SecurityLabel: []fConcept{{Coding: []fCoding{{
-			System: SystemConfidentiality, Code: d.Confidentiality, Display: confidentialityDisplay[d.Confidentiality],
+			System: domain.SystemConfidentiality, Code: d.Confidentiality, Display: confidentialityDisplay[d.Confidentiality],
 		}}}},
 		Content: []fContent{{Attachment: fAttachment{
 			ContentType: d.ContentType,

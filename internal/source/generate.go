@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 )
 
@@ -116,7 +117,7 @@ func SeedPatients(seedValue int64, n int) ([]Patient, error) {
 		}
 		p := Patient{ID: pat.ID}
 		for _, id := range pat.Identifier {
-			if id.System == SystemPersonNumber {
+			if id.System == domain.SystemFNR {
 				p.PersonNumber = id.Value
 			}
 		}

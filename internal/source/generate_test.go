@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
+	"github.com/kjernejournal/kjernejournal/internal/seed"
 )
 
 func TestSeedPatientsAreTheDemoPatients(t *testing.T) {
@@ -18,7 +20,7 @@ func TestSeedPatientsAreTheDemoPatients(t *testing.T) {
 	require.Len(t, ps, 5+1, "five generated patients and the demo citizen")
 	for i, p := range ps[:5] {
 		assert.Equal(t, seed.PatientID(7, i), p.ID)
-		assert.True(t, seed.ValidPersonNumber(p.PersonNumber), p.PersonNumber)
+		assert.True(t, domain.ValidPersonNumber(p.PersonNumber), p.PersonNumber)
 	}
 	// serve --demo-patients stores the demo citizen next to them.
 	assert.Equal(t, Patient{ID: seed.CitizenPatientID, PersonNumber: seed.CitizenPersonNumber}, ps[5])

@@ -21,6 +21,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 const testIssuer = "https://kjernejournal.test"
@@ -141,7 +143,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 
 // searchURL is the search for the person number with extra parameters.
 func (e *env) searchURL(pnr string, extra url.Values) string {
-	v := url.Values{"patient.identifier": {SystemPersonNumber + "|" + pnr}}
+	v := url.Values{"patient.identifier": {domain.SystemFNR + "|" + pnr}}
 	for k, vs := range extra {
 		v[k] = vs
 	}

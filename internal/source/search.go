@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 // query is a parsed DocumentReference search.
@@ -39,8 +41,8 @@ func parseSearch(raw string) (*query, error) {
 				return nil, errors.New("give patient.identifier exactly once: a search is for one patient")
 			}
 			sys, val, ok := strings.Cut(vs[0], "|")
-			if !ok || sys != SystemPersonNumber || val == "" || strings.Contains(val, ",") {
-				return nil, fmt.Errorf("patient.identifier must be %s|<person number>", SystemPersonNumber)
+			if !ok || sys != domain.SystemFNR || val == "" || strings.Contains(val, ",") {
+				return nil, fmt.Errorf("patient.identifier must be %s|<person number>", domain.SystemFNR)
 			}
 			q.person = val
 		case "type", "category":
@@ -81,7 +83,7 @@ func parseSearch(raw string) (*query, error) {
 		}
 	}
 	if q.person == "" {
-		return nil, fmt.Errorf("patient.identifier=%s|<person number> is required", SystemPersonNumber)
+		return nil, fmt.Errorf("patient.identifier=%s|<person number> is required", domain.SystemFNR)
 	}
 	return q, nil
 }
@@ -89,8 +91,8 @@ func parseSearch(raw string) (*query, error) {
 func codeToken(param, tok string) (string, error) {
 	code := tok
 	if sys, c, ok := strings.Cut(tok, "|"); ok {
-		if sys != SystemDocumentType {
-			return "", fmt.Errorf("%s: code system must be %s", param, SystemDocumentType)
+		if sys != domain.SystemDocumentType {
+			return "", fmt.Errorf("%s: code system must be %s", param, domain.SystemDocumentType)
 		}
 		code = c
 	}

@@ -28,6 +28,10 @@ type Faults struct {
 	// DisconnectAfterBytes, when > 0, closes the connection after that many
 	// bytes of a document's body (one shorter than Content-Length promised).
 	DisconnectAfterBytes int64
+	// Chunked sends documents without Content-Length (chunked transfer
+	// encoding), as sources that stream from their archive do: a broken
+	// transfer then shows only as a missing final chunk.
+	Chunked bool
 	// Down refuses every request with 503.
 	Down bool
 }
@@ -83,6 +87,9 @@ type Stats struct {
 	InjectedErrors int64         // answered 500 by Faults.ErrorRate
 	RefusedDown    int64         // answered 503 by Faults.Down
 	Disconnects    int64         // bodies cut by Faults.DisconnectAfterBytes
+	// Abandoned are requests whose client went away while the source was
+	// still delaying them (Faults.Latency): the client cancelled its work.
+	Abandoned int64
 }
 
 // Lookup is one entry of the source's own log of who looked up what.
@@ -238,6 +245,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err := s.cfg.Sleep(r.Context(), f.Latency)
 		s.count(func(st *Stats) { st.LatencyApplied++; st.LatencyTotal += f.Latency })
 		if err != nil {
+			s.count(func(st *Stats) { st.Abandoned++ })
 			return // the client gave up waiting
 		}
 	}
@@ -449,7 +457,12 @@ func (s *Server) retrieve(w http.ResponseWriter, r *http.Request, id string) {
 
 	h := w.Header()
 	h.Set("Content-Type", d.ContentType)
-	h.Set("Content-Length", strconv.FormatInt(d.Size, 10))
+	s.mu.Lock()
+	chunked := s.faults.Chunked
+	s.mu.Unlock()
+	if !chunked {
+		h.Set("Content-Length", strconv.FormatInt(d.Size, 10))
+	}
 	ext := ".pdf"
 	if d.ContentType == "application/xml" {
 		ext = ".xml"

@@ -23,6 +23,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
 func TestSearchReturnsThatPatientsDocumentsOnly(t *testing.T) {
@@ -41,14 +43,14 @@ func TestSearchReturnsThatPatientsDocumentsOnly(t *testing.T) {
 		for i, r := range b.refs(t) {
 			got = append(got, r.ID)
 			assert.Equal(t, "current", r.Status)
-			assert.Equal(t, SystemPersonNumber, r.Subject.Identifier.System)
+			assert.Equal(t, domain.SystemFNR, r.Subject.Identifier.System)
 			assert.Equal(t, p.PersonNumber, r.Subject.Identifier.Value)
-			assert.Equal(t, SystemDocumentType, r.Type.Coding[0].System)
+			assert.Equal(t, domain.SystemDocumentType, r.Type.Coding[0].System)
 			assert.Equal(t, r.Type.Coding[0].Code[:1]+"00", r.Category[0].Coding[0].Code)
-			assert.Equal(t, SystemOrgNumber, r.Author[0].Identifier.System)
+			assert.Equal(t, domain.SystemOrgNr, r.Author[0].Identifier.System)
 			assert.Equal(t, testOrg.Number, r.Author[0].Identifier.Value)
 			assert.Equal(t, testOrg.Number, r.Custodian.Identifier.Value)
-			assert.Equal(t, SystemConfidentiality, r.SecurityLabel[0].Coding[0].System)
+			assert.Equal(t, domain.SystemConfidentiality, r.SecurityLabel[0].Coding[0].System)
 			assert.Equal(t, e.ts.URL+"/Binary/"+r.ID, r.Content[0].Attachment.URL)
 			assert.Contains(t, []string{"application/pdf", "application/xml"}, r.Content[0].Attachment.ContentType)
 			assert.Positive(t, r.Content[0].Attachment.Size)
@@ -103,11 +105,11 @@ func TestSearchFilters(t *testing.T) {
 		params url.Values
 		keep   func(Document) bool
 	}{
-		{"type code with system", url.Values{"type": {SystemDocumentType + "|" + some}}, func(d Document) bool { return d.Type.Code == some }},
+		{"type code with system", url.Values{"type": {domain.SystemDocumentType + "|" + some}}, func(d Document) bool { return d.Type.Code == some }},
 		{"type code alone", url.Values{"type": {some}}, func(d Document) bool { return d.Type.Code == some }},
 		{"type group", url.Values{"type": {"E00"}}, func(d Document) bool { return d.Type.Group == "E00" }},
 		{"type list is OR", url.Values{"type": {"A00,I00"}}, func(d Document) bool { return d.Type.Group == "A00" || d.Type.Group == "I00" }},
-		{"category", url.Values{"category": {SystemDocumentType + "|D00"}}, func(d Document) bool { return d.Type.Group == "D00" }},
+		{"category", url.Values{"category": {domain.SystemDocumentType + "|D00"}}, func(d Document) bool { return d.Type.Group == "D00" }},
 		{"date ge", url.Values{"date": {"ge" + from.Format(time.DateOnly)}}, func(d Document) bool {
 			return !d.Date.Before(from.Truncate(24 * time.Hour))
 		}},
@@ -143,17 +145,17 @@ func TestSearchRejectsUnknownAndMalformedParameters(t *testing.T) {
 	pnr := e.patients[0].PersonNumber
 	tok := func() string { return e.kj.sign(t, claims(e.ts.URL, pnr, ""), signOpts{}) }
 	for name, q := range map[string]string{
-		"unknown parameter":       "patient.identifier=" + url.QueryEscape(SystemPersonNumber+"|"+pnr) + "&status=current",
-		"modifier":                "patient.identifier=" + url.QueryEscape(SystemPersonNumber+"|"+pnr) + "&type:not=A00",
+		"unknown parameter":       "patient.identifier=" + url.QueryEscape(domain.SystemFNR+"|"+pnr) + "&status=current",
+		"modifier":                "patient.identifier=" + url.QueryEscape(domain.SystemFNR+"|"+pnr) + "&type:not=A00",
 		"patient reference":       "patient=Patient/123",
 		"no patient":              "type=A00",
 		"identifier w/o system":   "patient.identifier=" + pnr,
 		"other identifier system": "patient.identifier=" + url.QueryEscape("urn:oid:2.16.578.1.12.4.1.4.4|"+pnr),
-		"two patients":            "patient.identifier=" + url.QueryEscape(SystemPersonNumber+"|"+pnr) + "&patient.identifier=" + url.QueryEscape(SystemPersonNumber+"|"+pnr),
-		"date prefix":             "patient.identifier=" + url.QueryEscape(SystemPersonNumber+"|"+pnr) + "&date=sa2020",
-		"date value":              "patient.identifier=" + url.QueryEscape(SystemPersonNumber+"|"+pnr) + "&date=ge20-01",
-		"type system":             "patient.identifier=" + url.QueryEscape(SystemPersonNumber+"|"+pnr) + "&type=" + url.QueryEscape("http://loinc.org|11488-4"),
-		"count":                   "patient.identifier=" + url.QueryEscape(SystemPersonNumber+"|"+pnr) + "&_count=-1",
+		"two patients":            "patient.identifier=" + url.QueryEscape(domain.SystemFNR+"|"+pnr) + "&patient.identifier=" + url.QueryEscape(domain.SystemFNR+"|"+pnr),
+		"date prefix":             "patient.identifier=" + url.QueryEscape(domain.SystemFNR+"|"+pnr) + "&date=sa2020",
+		"date value":              "patient.identifier=" + url.QueryEscape(domain.SystemFNR+"|"+pnr) + "&date=ge20-01",
+		"type system":             "patient.identifier=" + url.QueryEscape(domain.SystemFNR+"|"+pnr) + "&type=" + url.QueryEscape("http://loinc.org|11488-4"),
+		"count":                   "patient.identifier=" + url.QueryEscape(domain.SystemFNR+"|"+pnr) + "&_count=-1",
 	} {
 		t.Run(name, func(t *testing.T) {
 			resp := e.get(t, e.ts.URL+"/DocumentReference?"+q, tok())
@@ -520,7 +522,7 @@ func TestBaseURLWithPath(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.BaseURL = "http://source.test/fhir/" })
 	p := e.patients[0]
 	tok := e.kj.sign(t, claims("http://source.test/fhir", p.PersonNumber, ""), signOpts{})
-	resp := e.get(t, e.ts.URL+"/fhir/DocumentReference?patient.identifier="+url.QueryEscape(SystemPersonNumber+"|"+p.PersonNumber), tok)
+	resp := e.get(t, e.ts.URL+"/fhir/DocumentReference?patient.identifier="+url.QueryEscape(domain.SystemFNR+"|"+p.PersonNumber), tok)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	var b bundle
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&b))

@@ -62,7 +62,8 @@ type Maintenance interface {
 	// resource of typ, in no particular order.
 	ScanType(ctx context.Context, typ string, fn func(Version) error) error
 	// Purge removes every version of every resource of the given types in
-	// patient's compartment, leaving no trace of them (the usage log, which
-	// is not a resource, stays). It returns how many resources it removed.
+	// patient's compartment, and every queue item about the patient,
+	// leaving no trace of them (the usage log, which is not a resource,
+	// stays). It returns how many resources it removed.
 	Purge(ctx context.Context, patient string, types []string) (int, error)
 }

@@ -1,9 +1,13 @@
 // Package store defines the storage contract that every engine implements.
 //
-// The contract is deliberately small: versioned resources addressed by type and
-// id, an all-or-nothing commit of a group of writes, and the few reads the REST
-// layer needs. Everything FHIR-specific (parsing, validation, rendering) happens
-// above it, so an engine only moves bytes and keeps versions consistent.
+// The contract is deliberately small and split by user: versioned resources
+// addressed by type and id (Resources), queues of work items that keep no
+// history (Queues), the append-only usage log (AuditLog) and what background
+// jobs need (Maintenance). One all-or-nothing Commit makes resource
+// versions, queue items and usage-log records durable together, so a write
+// never exists without the record of who made it. Everything FHIR-specific
+// (parsing, validation, rendering) happens above it, so an engine only
+// moves bytes and keeps versions consistent.
 package store
 
 import (
@@ -74,6 +78,49 @@ type Write struct {
 	// current. They must not contain NUL bytes. Ignored for OpDelete: a
 	// deleted resource is found by none.
 	Identifiers []string
+	// Unique are identifiers (each also in Identifiers) that no other
+	// current, not deleted resource of Type may carry once the commit is
+	// applied, counting the other writes of the same commit: a Patient's
+	// person number. A clash fails the commit with a *ConflictError whose
+	// Reason is ConflictUnique and whose Identifier names the value.
+	Unique []string
+}
+
+// QueueOp adds, replaces or removes one item of a named queue. Queue items
+// are work for background jobs (change notifications waiting to be queued
+// or delivered): they are not resources, keep no versions or history, are
+// never served, and cost one record each however often they change.
+type QueueOp struct {
+	Queue string // queue name, e.g. "notify-outbox"; no '/' or NUL
+	ID    string // unique within the queue; no '/' or NUL
+	// Patient is the patient the item concerns ("" if none), so that a
+	// reservation's Purge removes it with the record.
+	Patient string
+	Body    []byte // the item; ignored for a removal
+	// Remove removes the item; removing an item that does not exist is
+	// not an error (a job that finished twice has nothing left to do).
+	Remove bool
+}
+
+// QueueItem is one stored queue item.
+type QueueItem struct {
+	Queue, ID, Patient string
+	Body               []byte
+}
+
+// Batch is what one Commit makes durable, all or nothing: new resource
+// versions, queue items, and the usage-log records of the request that
+// made them.
+type Batch struct {
+	Writes []Write
+	Queue  []QueueOp
+	// Audit are usage-log entries appended, linked with Link, in the same
+	// commit as Writes and Queue: a write and the record of who made it
+	// are durable together or not at all. A commit refused for a
+	// precondition (ConflictError, NotFoundError) appends none of them;
+	// the caller then logs the refusal on its own (AuditLog.AppendAudit).
+	Audit []AuditEntry
+	Link  LinkFunc // required when Audit is not empty
 }
 
 // HistoryQuery narrows an instance history.
@@ -82,13 +129,26 @@ type HistoryQuery struct {
 	Count int       // at most Count versions (0: all)
 }
 
-// Store is the contract between the REST layer and a storage engine.
-// Every method is safe for concurrent use. Every engine also keeps the
-// usage log and does the maintenance background jobs need (audit.go).
+// Store is the contract between the server and a storage engine: all of
+// the small interfaces below. Every method is safe for concurrent use.
+// Users take the smallest interface they need.
 type Store interface {
+	Resources
+	Queues
 	AuditLog
 	Maintenance
 
+	// Ping reports whether the engine can serve requests and take a write
+	// now (for an engine on local disk: the disk has room). An engine
+	// that cannot reports an error wrapping ErrUnavailable.
+	Ping(ctx context.Context) error
+	// Close stops the engine; background jobs using it must be stopped
+	// first.
+	Close() error
+}
+
+// Resources are versioned FHIR resources in patients' records.
+type Resources interface {
 	// Read returns the current version. A deleted resource is returned
 	// with Deleted set; a resource that never existed gives ErrNotFound.
 	Read(ctx context.Context, typ, id string) (Version, error)
@@ -108,15 +168,25 @@ type Store interface {
 	// error. It is maintained in the same commit as the versions, so a
 	// commit that fails leaves no identifier behind.
 	FindByIdentifier(ctx context.Context, typ, identifier string) ([]string, error)
-	// Commit applies all writes or none of them and returns the new
-	// versions in the order of writes. It returns only when the result
-	// is durable. Writes to the same resource within one commit are
-	// refused with an error.
-	Commit(ctx context.Context, writes []Write) ([]Version, error)
-	// Ping reports whether the engine can serve requests.
-	Ping(ctx context.Context) error
-	Close() error
+	// Commit applies the whole batch or nothing of it and returns the new
+	// versions in the order of b.Writes. It returns only when the result
+	// is durable. Writes to the same resource, or queue ops on the same
+	// item, within one batch are refused with an error.
+	Commit(ctx context.Context, b Batch) ([]Version, error)
 }
+
+// Queues lists queue items (QueueOp says how they are written).
+type Queues interface {
+	// ScanQueue calls fn for every item of queue, in no particular order.
+	ScanQueue(ctx context.Context, queue string, fn func(QueueItem) error) error
+}
+
+// ErrUnavailable is matched (errors.Is) by the errors of an engine that
+// cannot serve now: its database does not answer within the operation
+// timeout, or its disk is full. Callers answer 503 and may retry later;
+// a commit that failed so may or may not have been applied only where the
+// engine says so (see each engine's Commit).
+var ErrUnavailable = errors.New("store: unavailable")
 
 // ErrNotFound reports that a resource or version does not exist.
 var ErrNotFound = errors.New("store: not found")
@@ -131,6 +201,7 @@ const (
 	ConflictVersion ConflictReason = iota // IfMatch did not match
 	ConflictExists                        // Create on an existing resource
 	ConflictBusy                          // a concurrent writer holds the resource; retry
+	ConflictUnique                        // another resource carries a Unique identifier
 )
 
 // ConflictError reports a precondition that did not hold. Nothing of the
@@ -141,6 +212,10 @@ type ConflictError struct {
 	ID      string
 	Reason  ConflictReason
 	Current int64 // the current version, 0 if none
+	// Identifier is the Unique identifier that clashed (ConflictUnique),
+	// and Other the id of the resource already carrying it ("" when it is
+	// another write of the same commit).
+	Identifier, Other string
 }
 
 func (e *ConflictError) Error() string {
@@ -149,6 +224,8 @@ func (e *ConflictError) Error() string {
 		return fmt.Sprintf("store: %s/%s is at version %d, not the expected one", e.Type, e.ID, e.Current)
 	case ConflictExists:
 		return fmt.Sprintf("store: %s/%s already exists", e.Type, e.ID)
+	case ConflictUnique:
+		return fmt.Sprintf("store: %s/%s: identifier %s is already carried by another %s", e.Type, e.ID, e.Identifier, e.Type)
 	default:
 		return fmt.Sprintf("store: %s/%s is being changed by another request", e.Type, e.ID)
 	}

@@ -17,22 +17,17 @@ import (
 
 // The usage log and maintenance (store.AuditLog, store.Maintenance).
 //
-// AppendAudit is a committer request like Commit: entries are linked to
-// the chain inside the group transaction, in the order the committer
-// applies the requests, and the head (meta "audithead") moves in the same
-// transaction. So concurrent requests' audit records share one fsync, are
-// durable when AppendAudit returns, and a group whose transaction fails
-// appends nothing and leaves the head where it was.
+// AppendAudit is a Commit of a batch with usage-log entries only: entries
+// are linked to the chain inside the group transaction, in the order the
+// committer applies the requests, and the head (meta "audithead") moves in
+// the same transaction. So concurrent requests' audit records share one
+// fsync, are durable when AppendAudit returns, and a group whose
+// transaction fails appends nothing and leaves the head where it was.
 
 var (
 	_ store.AuditLog    = (*Store)(nil)
 	_ store.Maintenance = (*Store)(nil)
 )
-
-type auditRequest struct {
-	link    store.LinkFunc
-	entries []store.AuditEntry
-}
 
 type purgeRequest struct {
 	patient string
@@ -178,13 +173,14 @@ func openChain(tx *bolt.Tx) (*auditChain, error) {
 	return c, nil
 }
 
-// append links and stores one request's entries after the current head.
-// A link error leaves nothing behind; a storage error fails the group.
-func (c *auditChain) append(r *auditRequest) ([]store.AuditRecord, error) {
-	recs := make([]store.AuditRecord, len(r.entries))
+// link links one request's entries after the current head without
+// storing anything: a link error leaves no trace. store must follow
+// before the next request is linked.
+func (c *auditChain) link(link store.LinkFunc, entries []store.AuditEntry) ([]store.AuditRecord, error) {
+	recs := make([]store.AuditRecord, len(entries))
 	prev := c.hash
-	for i, e := range r.entries {
-		linked, hash, err := safeLink(r.link, prev, e.Body)
+	for i, e := range entries {
+		linked, hash, err := safeLink(link, prev, e.Body)
 		if err != nil {
 			return nil, fmt.Errorf("embedded store: link audit entry %d: %w", i, err)
 		}
@@ -193,10 +189,19 @@ func (c *auditChain) append(r *auditRequest) ([]store.AuditRecord, error) {
 		recs[i] = store.AuditRecord{Seq: c.seq + int64(i) + 1, AuditEntry: e, Hash: hash}
 		prev = hash
 	}
+	return recs, nil
+}
+
+// store writes records that link returned and moves the head past them; a
+// storage error fails the group.
+func (c *auditChain) store(recs []store.AuditRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
 	for i := range recs {
 		r := &recs[i]
 		if err := c.log.Put(seqKey(r.Seq), encodeAudit(r)); err != nil {
-			return nil, storageError{fmt.Errorf("audit record %d: %w", r.Seq, err)}
+			return storageError{fmt.Errorf("audit record %d: %w", r.Seq, err)}
 		}
 		for _, ix := range [...]struct {
 			b     *bolt.Bucket
@@ -206,13 +211,13 @@ func (c *auditChain) append(r *auditRequest) ([]store.AuditRecord, error) {
 				continue
 			}
 			if err := ix.b.Put(auditIndexKey(ix.field, r.Seq), []byte{}); err != nil {
-				return nil, storageError{fmt.Errorf("audit index of record %d: %w", r.Seq, err)}
+				return storageError{fmt.Errorf("audit index of record %d: %w", r.Seq, err)}
 			}
 		}
 	}
-	c.seq += int64(len(recs))
-	c.hash = prev
-	return recs, nil
+	c.seq = recs[len(recs)-1].Seq
+	c.hash = recs[len(recs)-1].Hash
+	return nil
 }
 
 func (c *auditChain) saveHead() error {
@@ -253,15 +258,14 @@ func (s *Store) AppendAudit(ctx context.Context, link store.LinkFunc, entries []
 	if link == nil {
 		return nil, errors.New("embedded store: append audit: no link function")
 	}
-	for i, e := range entries {
-		if !validAuditField(e.Patient) || !validAuditField(e.AgentHPR) || !validAuditField(e.Org) || !validAuditField(e.Outcome) {
-			return nil, fmt.Errorf("embedded store: append audit: entry %d: patient, agent, organisation or outcome too long or with a NUL byte", i)
-		}
+	b := store.Batch{Audit: entries, Link: link}
+	if err := validate(&b); err != nil {
+		return nil, err
 	}
 	if len(entries) == 0 {
 		return []store.AuditRecord{}, nil
 	}
-	res := s.submit(&request{ctx: ctx, audit: &auditRequest{link: link, entries: entries}})
+	res := s.submit(&request{ctx: ctx, batch: &b})
 	return res.records, res.err
 }
 
@@ -468,12 +472,12 @@ func (s *Store) ScanType(ctx context.Context, typ string, fn func(store.Version)
 }
 
 // Purge removes every version of the resources of types whose current
-// version (deleted or not) belongs to patient. The scan of cur that finds
-// them runs in read transactions first, so the committer's transaction
-// only deletes; resources that join the compartment meanwhile are found
-// through the compartment index there. Versions
-// that belonged to patient before the resource moved to another record
-// are kept with the resource.
+// version (deleted or not) belongs to patient, and every queue item about
+// the patient. The scan of cur that finds the resources runs in read
+// transactions first, so the committer's transaction only deletes;
+// resources that join the compartment meanwhile are found through the
+// compartment index there. Versions that belonged to patient before the
+// resource moved to another record are kept with the resource.
 func (s *Store) Purge(ctx context.Context, patient string, types []string) (int, error) {
 	if patient == "" || len(patient) > maxNameLen || strings.IndexByte(patient, 0) >= 0 {
 		return 0, fmt.Errorf("embedded store: purge: invalid patient %q", patient)
@@ -489,9 +493,6 @@ func (s *Store) Purge(ctx context.Context, patient string, types []string) (int,
 			return 0, err
 		}
 		p.candidates[typ] = ids
-	}
-	if len(p.types) == 0 {
-		return 0, ctx.Err()
 	}
 	res := s.submit(&request{ctx: ctx, purge: p})
 	return res.purged, res.err
@@ -553,8 +554,12 @@ func (s *Store) ownedBy(ctx context.Context, patient, typ string) ([]string, err
 }
 
 // purge runs in the committer: it removes the patient's resources of the
-// listed types, re-checking each against its current record.
+// listed types, re-checking each against its current record, and the
+// patient's queue items.
 func (b buckets) purge(p *purgeRequest) (int, error) {
+	if err := b.purgeQueue(p.patient); err != nil {
+		return 0, storageError{fmt.Errorf("purge queue items of %s: %w", p.patient, err)}
+	}
 	n := 0
 	for _, typ := range p.types {
 		ids := slices.Clone(p.candidates[typ])

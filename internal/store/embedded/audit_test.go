@@ -194,7 +194,7 @@ func TestAuditTruncatedLogFailsClosed(t *testing.T) {
 	require.Error(t, err, "no append on a log whose head does not match its last record")
 	assert.ErrorIs(t, err, errCorrupt)
 	// Resource commits in other groups are not affected.
-	_, err = s.Commit(ctx, []store.Write{put("Flag", "f1", "p1", "x")})
+	_, err = s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "f1", "p1", "x")}})
 	require.NoError(t, err)
 }
 
@@ -223,7 +223,7 @@ func TestAuditAndCommitShareGroups(t *testing.T) {
 			errs <- err
 		}()
 		go func() {
-			_, err := s.Commit(ctx, []store.Write{put("Flag", fmt.Sprint("f", i), "p1", "x")})
+			_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", fmt.Sprint("f", i), "p1", "x")}})
 			errs <- err
 		}()
 	}
@@ -265,9 +265,9 @@ func TestScanTypeAcrossChunks(t *testing.T) {
 	for i := range n {
 		ws = append(ws, put("Flag", fmt.Sprintf("f%04d", i), "p1", "x"))
 	}
-	_, err := s.Commit(ctx, ws)
+	_, err := s.Commit(ctx, store.Batch{Writes: ws})
 	require.NoError(t, err)
-	_, err = s.Commit(ctx, []store.Write{{Type: "Flag", ID: "f0511", Op: store.OpDelete}})
+	_, err = s.Commit(ctx, store.Batch{Writes: []store.Write{{Type: "Flag", ID: "f0511", Op: store.OpDelete}}})
 	require.NoError(t, err)
 	seen := map[string]bool{}
 	require.NoError(t, s.ScanType(ctx, "Flag", func(v store.Version) error {

@@ -45,7 +45,7 @@ func loadStore(b *testing.B, path string) {
 			ws = append(ws, store.Write{Type: "AllergyIntolerance", ID: id, Patient: benchPatient(i),
 				Render: func(v int64, at time.Time) ([]byte, error) { return benchBody(id, v, at), nil }})
 		}
-		if _, err := s.Commit(context.Background(), ws); err != nil {
+		if _, err := s.Commit(context.Background(), store.Batch{Writes: ws}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -120,8 +120,9 @@ func BenchmarkCommitParallel(b *testing.B) {
 	update := func() {
 		i := int(next.Add(1)) % benchKeys
 		id := benchID(i)
-		_, err := s.Commit(ctx, []store.Write{{Type: "AllergyIntolerance", ID: id, Patient: benchPatient(i),
-			Render: func(v int64, at time.Time) ([]byte, error) { return benchBody(id, v, at), nil }}})
+		_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{{Type: "AllergyIntolerance", ID: id, Patient: benchPatient(i),
+			Render: func(v int64, at time.Time) ([]byte, error) { return benchBody(id, v, at), nil }}}})
+
 		if err != nil {
 			panic(err)
 		}

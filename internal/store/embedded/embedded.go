@@ -7,6 +7,10 @@
 // when it becomes free and applies them all in one bbolt transaction, so N
 // concurrent writers share one fsync. A lone writer pays one fsync and no
 // timer, unlike bbolt's DB.Batch.
+//
+// A commit request carries a whole store.Batch: resource versions, queue
+// items and usage-log entries are applied in the same bbolt transaction,
+// so they are durable together or not at all.
 package embedded
 
 import (
@@ -20,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,7 +47,19 @@ type Options struct {
 	// file (default 2s), so a second server on the same file fails instead
 	// of hanging.
 	LockTimeout time.Duration
+	// MinFreeBytes is the free space the filesystem holding the file must
+	// have for Ping to report the store ready (default DefaultMinFreeBytes;
+	// negative: no check). Reporting unavailable while some room is left
+	// lets a load balancer drain the server before commits start failing.
+	MinFreeBytes int64
 }
+
+// DefaultMinFreeBytes is the default Options.MinFreeBytes. bbolt extends
+// its file 16 MiB at a time once it is larger than that (its AllocSize),
+// and one group commit of 256 requests with their usage-log records needs
+// a few MiB of new pages; 64 MiB is room for several extensions, so Ping
+// turns unavailable well before a commit would fail for want of space.
+const DefaultMinFreeBytes = 64 << 20
 
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("embedded store: closed")
@@ -62,6 +79,15 @@ type Store struct {
 	done   chan struct{} // closed when the committer has exited
 
 	groups, requests atomic.Uint64
+
+	minFree int64
+	// failMu guards failure: the error of the last group commit if it
+	// failed for a storage reason (nil once one succeeds), which Ping
+	// reports, and failGen, which tells a Ping probe whether it is still
+	// about the same failure.
+	failMu  sync.Mutex
+	failure error
+	failGen uint64
 }
 
 // Stats are counters for monitoring group commit.
@@ -79,14 +105,13 @@ func (s *Store) Stats() Stats {
 
 var _ store.Store = (*Store)(nil)
 
-// request is one unit of work for the committer: a Commit (writes), an
-// AppendAudit (audit) or a Purge (purge); exactly one is set.
+// request is one unit of work for the committer: a Commit or an
+// AppendAudit (batch) or a Purge (purge); exactly one is set.
 type request struct {
-	ctx    context.Context
-	writes []store.Write
-	audit  *auditRequest
-	purge  *purgeRequest
-	resp   chan result
+	ctx   context.Context
+	batch *store.Batch
+	purge *purgeRequest
+	resp  chan result
 }
 
 type result struct {
@@ -109,6 +134,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 2 * time.Second
+	}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = DefaultMinFreeBytes
 	}
 	if dir := filepath.Dir(opts.Path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -135,7 +163,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketCur, bucketHist, bucketComp, bucketIdent, bucketMeta,
-			bucketAudit, bucketAuditPatient, bucketAuditAgent, bucketAuditOrg} {
+			bucketAudit, bucketAuditPatient, bucketAuditAgent, bucketAuditOrg, bucketQueue, bucketQueuePatient} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -161,6 +189,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		now:  time.Now,
 		reqs: make(chan *request, opts.MaxGroup),
 		done: make(chan struct{}),
+
+		minFree: opts.MinFreeBytes,
 	}
 	go s.committer(opts.MaxGroup)
 	return s, nil
@@ -192,17 +222,103 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Ping reports whether the store is open and its file readable.
+// Ping reports whether the store can serve reads and take a write now:
+// the file is open and readable, the filesystem holding it has at least
+// Options.MinFreeBytes free, and the last group commit did not fail for
+// a storage reason (disk full, quota, I/O error). Every such refusal wraps
+// store.ErrUnavailable.
+//
+// After a failed commit, Ping writes and removes a scratch file of
+// probeBytes beside the database to see whether there is room again (a
+// quota is not visible in the free space): a server that its readiness
+// check took out of service comes back by itself once space is freed,
+// without waiting for a commit that would never be sent to it.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketCur) == nil {
 			return errors.New("bucket cur missing")
 		}
 		return nil
 	}, func() string { return "ping" })
+	if err != nil {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	if s.minFree > 0 {
+		free, known, err := freeBytes(filepath.Dir(s.path))
+		if err != nil {
+			return fmt.Errorf("%w: embedded store: free space beside %s: %w", store.ErrUnavailable, s.path, err)
+		}
+		if known && free < uint64(s.minFree) {
+			return fmt.Errorf("%w: embedded store: %d bytes free beside %s, less than the %d it keeps in reserve (Options.MinFreeBytes)",
+				store.ErrUnavailable, free, s.path, s.minFree)
+		}
+	}
+	s.failMu.Lock()
+	failure, gen := s.failure, s.failGen
+	s.failMu.Unlock()
+	if failure == nil {
+		return nil
+	}
+	if err := probe(ctx, filepath.Dir(s.path), filepath.Base(s.path)+".probe-*"); err != nil {
+		return fmt.Errorf("%w: embedded store: the last commit failed (%v) and there is no room yet: %w", store.ErrUnavailable, failure, err)
+	}
+	s.failMu.Lock()
+	if s.failGen == gen {
+		s.failure = nil
+	}
+	s.failMu.Unlock()
+	return nil
+}
+
+// probeBytes is what Ping writes to see whether the filesystem takes new
+// blocks from this process again after a failed commit: more than a small
+// group commit needs, little enough to cost nothing while checks repeat.
+const probeBytes = 1 << 20
+
+// probe writes probeBytes to a new file in dir (named after pattern, so
+// that concurrent Pings do not share one) and removes it.
+func probe(ctx context.Context, dir, pattern string) (err error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		err = errors.Join(err, f.Close(), os.Remove(f.Name()))
+	}()
+	chunk := make([]byte, 64<<10)
+	for n := 0; n < probeBytes; n += len(chunk) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := f.Write(chunk); err != nil {
+			return err
+		}
+	}
+	// Without the sync a filesystem may accept the data into its cache
+	// and find it has no room only when writing it back.
+	return f.Sync()
+}
+
+// noteGroup records how the last group commit ended, for Ping.
+func (s *Store) noteGroup(err error) {
+	s.failMu.Lock()
+	s.failure = err
+	s.failGen++
+	s.failMu.Unlock()
+}
+
+// isNoSpace reports whether err means the filesystem has no room for the
+// file (or the process's quota is used up). bbolt formats some errors
+// with %s (growing the file), so the message is matched as well.
+func isNoSpace(err error) bool {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, syscall.ENOSPC.Error()) || strings.Contains(msg, syscall.EDQUOT.Error())
 }
 
 // view runs fn in a read transaction and gives errors the store's prefix,
@@ -397,9 +513,9 @@ func validName(s string) bool {
 
 // validate refuses what can be refused without the database, so a bad
 // request never occupies the committer.
-func validate(writes []store.Write) error {
-	seen := make(map[string]int, len(writes))
-	for i, w := range writes {
+func validate(b *store.Batch) error {
+	seen := make(map[string]int, len(b.Writes))
+	for i, w := range b.Writes {
 		if !validName(w.Type) || !validName(w.ID) {
 			return fmt.Errorf("embedded store: write %d: invalid type or id %q/%q", i, w.Type, w.ID)
 		}
@@ -419,6 +535,11 @@ func validate(writes []store.Write) error {
 					return fmt.Errorf("embedded store: write %d (%s/%s): invalid identifier %.80q", i, w.Type, w.ID, x)
 				}
 			}
+			for _, u := range w.Unique {
+				if !slices.Contains(w.Identifiers, u) {
+					return fmt.Errorf("embedded store: write %d (%s/%s): unique identifier %.80q is not among its Identifiers", i, w.Type, w.ID, u)
+				}
+			}
 		case store.OpDelete:
 		default:
 			return fmt.Errorf("embedded store: write %d (%s/%s): unknown op %d", i, w.Type, w.ID, w.Op)
@@ -429,18 +550,43 @@ func validate(writes []store.Write) error {
 		}
 		seen[key] = i
 	}
+	items := make(map[string]int, len(b.Queue))
+	for i, q := range b.Queue {
+		if !validName(q.Queue) || !validName(q.ID) {
+			return fmt.Errorf("embedded store: queue op %d: invalid queue or id %q/%q", i, q.Queue, q.ID)
+		}
+		if len(q.Patient) > maxNameLen || strings.IndexByte(q.Patient, 0) >= 0 {
+			return fmt.Errorf("embedded store: queue op %d (%s/%s): invalid patient %q", i, q.Queue, q.ID, q.Patient)
+		}
+		key := q.Queue + "/" + q.ID
+		if j, dup := items[key]; dup {
+			return fmt.Errorf("embedded store: queue ops %d and %d both change item %s in one commit", j, i, key)
+		}
+		items[key] = i
+	}
+	if len(b.Audit) > 0 && b.Link == nil {
+		return errors.New("embedded store: usage-log entries without a link function")
+	}
+	for i, e := range b.Audit {
+		if !validAuditField(e.Patient) || !validAuditField(e.AgentHPR) || !validAuditField(e.Org) || !validAuditField(e.Outcome) {
+			return fmt.Errorf("embedded store: usage-log entry %d: patient, agent, organisation or outcome too long or with a NUL byte", i)
+		}
+	}
 	return nil
 }
 
-// Commit applies writes atomically and durably.
-func (s *Store) Commit(ctx context.Context, writes []store.Write) ([]store.Version, error) {
-	if err := validate(writes); err != nil {
+// Commit applies the batch atomically and durably: its writes, queue ops
+// and usage-log entries go into one group transaction or none. An error
+// caused by a full disk (or a used-up quota) wraps store.ErrUnavailable;
+// such a commit was not applied.
+func (s *Store) Commit(ctx context.Context, b store.Batch) ([]store.Version, error) {
+	if err := validate(&b); err != nil {
 		return nil, err
 	}
-	if len(writes) == 0 {
+	if len(b.Writes) == 0 && len(b.Queue) == 0 && len(b.Audit) == 0 {
 		return []store.Version{}, nil
 	}
-	res := s.submit(&request{ctx: ctx, writes: writes})
+	res := s.submit(&request{ctx: ctx, batch: &b})
 	return res.versions, res.err
 }
 
@@ -500,7 +646,8 @@ func (s *Store) commitGroup(group []*request) {
 	results := make([]result, len(group))
 	now := s.now().UnixNano()
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := buckets{cur: tx.Bucket(bucketCur), hist: tx.Bucket(bucketHist), comp: tx.Bucket(bucketComp), ident: tx.Bucket(bucketIdent)}
+		b := buckets{cur: tx.Bucket(bucketCur), hist: tx.Bucket(bucketHist), comp: tx.Bucket(bucketComp), ident: tx.Bucket(bucketIdent),
+			queue: tx.Bucket(bucketQueue), queuePatient: tx.Bucket(bucketQueuePatient)}
 		var chain *auditChain
 		for i, r := range group {
 			if err := r.ctx.Err(); err != nil {
@@ -508,19 +655,16 @@ func (s *Store) commitGroup(group []*request) {
 				continue
 			}
 			var res result
-			switch {
-			case r.audit != nil:
-				if chain == nil {
+			if r.purge != nil {
+				res.purged, res.err = b.purge(r.purge)
+			} else {
+				if len(r.batch.Audit) > 0 && chain == nil {
 					var err error
 					if chain, err = openChain(tx); err != nil {
 						return err
 					}
 				}
-				res.records, res.err = chain.append(r.audit)
-			case r.purge != nil:
-				res.purged, res.err = b.purge(r.purge)
-			default:
-				res.versions, res.err = b.apply(r.writes, now)
+				res.versions, res.records, res.err = b.commit(r.batch, chain, now)
 			}
 			if res.err != nil && isStorageError(res.err) {
 				// A failed Put may have left part of this request in the
@@ -534,8 +678,13 @@ func (s *Store) commitGroup(group []*request) {
 		}
 		return nil
 	})
+	s.noteGroup(err)
 	if err != nil {
-		err = fmt.Errorf("embedded store: commit to %s: %w", s.path, err)
+		if isNoSpace(err) {
+			err = fmt.Errorf("embedded store: commit to %s: %w: %w", s.path, store.ErrUnavailable, err)
+		} else {
+			err = fmt.Errorf("embedded store: commit to %s: %w", s.path, err)
+		}
 		for i := range results {
 			results[i] = result{err: err}
 		}
@@ -545,7 +694,42 @@ func (s *Store) commitGroup(group []*request) {
 	}
 }
 
-type buckets struct{ cur, hist, comp, ident *bolt.Bucket }
+// commit applies one request's batch: it plans the writes (preconditions,
+// renders, unique identifiers) and links the usage-log entries, all
+// without changing anything, and only then writes. Earlier requests of
+// the group are already in the transaction, so they count for the checks.
+func (b buckets) commit(batch *store.Batch, chain *auditChain, now int64) ([]store.Version, []store.AuditRecord, error) {
+	plans, err := b.plan(batch.Writes, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	var recs []store.AuditRecord
+	if len(batch.Audit) > 0 {
+		if recs, err = chain.link(batch.Link, batch.Audit); err != nil {
+			return nil, nil, err
+		}
+	}
+	out := make([]store.Version, len(plans))
+	for i := range plans {
+		p := &plans[i]
+		out[i] = p.version
+		if p.noop {
+			continue
+		}
+		if err := b.put(p); err != nil {
+			return nil, nil, storageError{fmt.Errorf("%s/%s: %w", p.w.Type, p.w.ID, err)}
+		}
+	}
+	if err := b.applyQueue(batch.Queue); err != nil {
+		return nil, nil, err
+	}
+	if err := chain.store(recs); err != nil {
+		return nil, nil, err
+	}
+	return out, recs, nil
+}
+
+type buckets struct{ cur, hist, comp, ident, queue, queuePatient *bolt.Bucket }
 
 // storageError marks a failure of bbolt itself, as opposed to a refusal
 // of the request.
@@ -573,9 +757,9 @@ type planned struct {
 	record               []byte
 }
 
-// apply checks every write of one request, then mutates. Nothing is
-// written unless every write passed.
-func (b buckets) apply(writes []store.Write, now int64) ([]store.Version, error) {
+// plan checks every write of one request and renders its new versions,
+// writing nothing.
+func (b buckets) plan(writes []store.Write, now int64) ([]planned, error) {
 	plans := make([]planned, len(writes))
 	for i, w := range writes {
 		p := &plans[i]
@@ -636,18 +820,58 @@ func (b buckets) apply(writes []store.Write, now int64) ([]store.Version, error)
 				identifiers: []byte(strings.Join(p.newIdents, "\x00")), index: w.Index}, body)
 		}
 	}
-	out := make([]store.Version, len(plans))
+	if err := b.checkUnique(plans); err != nil {
+		return nil, err
+	}
+	return plans, nil
+}
+
+// checkUnique refuses a write whose Unique identifier another current, not
+// deleted resource of its type would carry after the request: one already
+// stored that this request does not change (or changes keeping the
+// identifier), or another write of the request. Stored entries come from
+// the ident bucket, which the transaction keeps current, so a clash with
+// an earlier request of the same group is seen too.
+func (b buckets) checkUnique(plans []planned) error {
+	var byKey map[string]int
 	for i := range plans {
 		p := &plans[i]
-		out[i] = p.version
-		if p.noop {
+		if p.w.Op != store.OpPut || len(p.w.Unique) == 0 {
 			continue
 		}
-		if err := b.put(p); err != nil {
-			return nil, storageError{fmt.Errorf("%s/%s: %w", p.w.Type, p.w.ID, err)}
+		if byKey == nil {
+			byKey = make(map[string]int, len(plans))
+			for j := range plans {
+				byKey[plans[j].w.Type+"/"+plans[j].w.ID] = j
+			}
+		}
+		clash := func(u, other string) error {
+			return &store.ConflictError{Index: i, Type: p.w.Type, ID: p.w.ID, Reason: store.ConflictUnique,
+				Current: p.old.version, Identifier: u, Other: other}
+		}
+		for _, u := range p.w.Unique {
+			for j := range plans {
+				q := &plans[j]
+				if j != i && q.w.Type == p.w.Type && q.w.Op == store.OpPut && slices.Contains(q.newIdents, u) {
+					return clash(u, "")
+				}
+			}
+			prefix := identKey(p.w.Type, u, "")
+			c := b.ident.Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				other := string(k[len(prefix):])
+				if other == p.w.ID {
+					continue
+				}
+				if _, rewritten := byKey[p.w.Type+"/"+other]; rewritten {
+					// Its new version decides; the loop above saw it.
+					continue
+				}
+				return clash(u, other)
+			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func (b buckets) put(p *planned) error {

@@ -98,7 +98,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 
 	commit := func(ws ...store.Write) {
 		t.Helper()
-		_, err := s.Commit(ctx, ws)
+		_, err := s.Commit(ctx, store.Batch{Writes: ws})
 		require.NoError(t, err)
 	}
 	commit(put("Patient", "p1", "p1", "Kari Nordmann"), put("Patient", "p2", "p2", "Ola Nordmann"))
@@ -118,7 +118,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 
 	_, err = s.Read(ctx, "Flag", "f1")
 	assert.ErrorIs(t, err, ErrClosed)
-	_, err = s.Commit(ctx, []store.Write{put("Flag", "f3", "p1", "after close")})
+	_, err = s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "f3", "p1", "after close")}})
 	assert.ErrorIs(t, err, ErrClosed)
 
 	s, err = Open(ctx, Options{Path: path})
@@ -129,7 +129,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	assert.Contains(t, after, "compartment p1 \"\": AllergyIntolerance/a1/v1 Patient/p1/v1\n")
 
 	// Versions continue where they left off.
-	vs, err := s.Commit(ctx, []store.Write{put("Flag", "f1", "p2", "third")})
+	vs, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "f1", "p2", "third")}})
 	require.NoError(t, err)
 	assert.Equal(t, int64(3), vs[0].VersionID)
 	require.NoError(t, s.Close())
@@ -160,11 +160,12 @@ func TestOpenErrors(t *testing.T) {
 func TestCompartmentAllTypes(t *testing.T) {
 	s := openTemp(t)
 	ctx := context.Background()
-	_, err := s.Commit(ctx, []store.Write{
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{
 		put("Flag", "b", "p1", "flag b"), put("Flag", "a", "p1", "flag a"),
 		put("AllergyIntolerance", "z", "p1", "allergy"), put("Patient", "p1", "p1", "patient"),
 		put("Flag", "c", "p11", "other patient"),
-	})
+	}})
+
 	require.NoError(t, err)
 	cs, err := s.Compartment(ctx, "p1", "")
 	require.NoError(t, err)
@@ -181,9 +182,9 @@ func TestRefusedRequestsInAGroupLeaveNoTrace(t *testing.T) {
 	// must vanish completely while its neighbours commit.
 	s := openTemp(t)
 	ctx := context.Background()
-	_, err := s.Commit(ctx, []store.Write{put("Flag", "anchor", "p1", "v1"), put("Flag", "anchor2", "p1", "v1")})
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "anchor", "p1", "v1"), put("Flag", "anchor2", "p1", "v1")}})
 	require.NoError(t, err)
-	_, err = s.Commit(ctx, []store.Write{put("Flag", "anchor", "p1", "v2")})
+	_, err = s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "anchor", "p1", "v2")}})
 	require.NoError(t, err)
 
 	const n = 64
@@ -198,7 +199,7 @@ func TestRefusedRequestsInAGroupLeaveNoTrace(t *testing.T) {
 			if i%2 == 0 {
 				second = put("AllergyIntolerance", fmt.Sprintf("ok%d", i), "p2", "fine")
 			}
-			_, errs[i] = s.Commit(ctx, []store.Write{put("Flag", fmt.Sprintf("r%d", i), "p2", "x"), second})
+			_, errs[i] = s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", fmt.Sprintf("r%d", i), "p2", "x"), second}})
 		}(i)
 	}
 	wg.Wait()
@@ -225,16 +226,17 @@ func TestRefusedRequestsInAGroupLeaveNoTrace(t *testing.T) {
 func TestRenderPanicFailsOnlyThatCommit(t *testing.T) {
 	s := openTemp(t)
 	ctx := context.Background()
-	_, err := s.Commit(ctx, []store.Write{
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{
 		put("Flag", "ok", "p1", "fine"),
 		{Type: "Flag", ID: "bad", Op: store.OpPut, Render: func(int64, time.Time) ([]byte, error) { panic("boom") }},
-	})
+	}})
+
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "boom")
 	_, err = s.Read(ctx, "Flag", "ok")
 	assert.ErrorIs(t, err, store.ErrNotFound)
 	// The committer survived.
-	_, err = s.Commit(ctx, []store.Write{put("Flag", "ok", "p1", "fine")})
+	_, err = s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "ok", "p1", "fine")}})
 	require.NoError(t, err)
 }
 
@@ -242,7 +244,7 @@ func TestCancelledCommitIsNotApplied(t *testing.T) {
 	s := openTemp(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := s.Commit(ctx, []store.Write{put("Flag", "f1", "p1", "x")})
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "f1", "p1", "x")}})
 	require.ErrorIs(t, err, context.Canceled)
 	_, err = s.Read(context.Background(), "Flag", "f1")
 	assert.ErrorIs(t, err, store.ErrNotFound)
@@ -261,10 +263,10 @@ func TestInvalidWritesRefused(t *testing.T) {
 		{Type: "Flag", ID: "x", Op: store.OpPut, Render: note("Flag", "x", "nul"), Identifiers: []string{"urn:a|b\x00c"}},
 		{Type: "Flag", ID: "x", Op: store.OpPut, Render: note("Flag", "x", "empty"), Identifiers: []string{""}},
 	} {
-		_, err := s.Commit(ctx, []store.Write{w})
+		_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{w}})
 		assert.Error(t, err, "%+v", w)
 	}
-	vs, err := s.Commit(ctx, nil)
+	vs, err := s.Commit(ctx, store.Batch{Writes: nil})
 	require.NoError(t, err)
 	assert.Empty(t, vs)
 }
@@ -293,7 +295,7 @@ func crashChild(path string) {
 					w.Create = true
 				}
 				aid := fmt.Sprintf("%s-%d", id, v)
-				_, err := s.Commit(context.Background(), []store.Write{w, put("AllergyIntolerance", aid, "p1", aid)})
+				_, err := s.Commit(context.Background(), store.Batch{Writes: []store.Write{w, put("AllergyIntolerance", aid, "p1", aid)}})
 				if err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					os.Exit(3)
@@ -414,7 +416,7 @@ func TestReadsFormat1(t *testing.T) {
 
 	w := put("Patient", "p1", "p1", "v2")
 	w.Index, w.Identifiers = []byte{9, 9}, []string{"urn:x|1"}
-	_, err = s.Commit(ctx, []store.Write{w})
+	_, err = s.Commit(ctx, store.Batch{Writes: []store.Write{w}})
 	require.NoError(t, err)
 	ids, err := s.FindByIdentifier(ctx, "Patient", "urn:x|1")
 	require.NoError(t, err)

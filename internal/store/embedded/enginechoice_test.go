@@ -268,10 +268,11 @@ func BenchmarkEngineWrite(b *testing.B) {
 		bench(b, func() {
 			i := int(next.Add(1))
 			id := benchID(i)
-			_, err := s.Commit(context.Background(), []store.Write{{
+			_, err := s.Commit(context.Background(), store.Batch{Writes: []store.Write{{
 				Type: "AllergyIntolerance", ID: id, Patient: benchPatient(i), Create: true,
 				Render: func(v int64, at time.Time) ([]byte, error) { return benchBody(id, v, at), nil },
-			}})
+			}}})
+
 			if err != nil {
 				panic(err)
 			}

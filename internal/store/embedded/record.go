@@ -24,14 +24,18 @@ import (
 //	audit_patient "patient\x00" + 8-byte BE seq -> empty
 //	audit_agent   "hpr\x00" + 8-byte BE seq     -> empty
 //	audit_org     "org\x00" + 8-byte BE seq     -> empty
+//	queue         "queue/id"                   -> patient length(2), patient, body
+//	queue_patient "patient\x00queue\x00id"      -> empty (Purge finds a patient's items)
 //
 // The current record is kept in both cur and hist so that a Read is one
 // B+tree lookup; the price is one extra copy of each live body on disk.
 // comp and ident list only current, not deleted versions, and are changed
 // in the same transaction as cur. The usage log (audit and its three
 // indexes) is append-only and independent of the resources: Purge never
-// touches it. Its buckets are created on Open in files of either format,
-// which needs no format change: older builds ignore them.
+// touches it. Queue items (queue and queue_patient) keep no history: a
+// put replaces the item, a removal deletes it. All these buckets are
+// created on Open in files of either format, which needs no format
+// change: older builds ignore them.
 var (
 	bucketCur   = []byte("cur")
 	bucketHist  = []byte("hist")
@@ -45,6 +49,9 @@ var (
 	bucketAuditAgent   = []byte("audit_agent")
 	bucketAuditOrg     = []byte("audit_org")
 	keyAuditHead       = []byte("audithead")
+
+	bucketQueue        = []byte("queue")
+	bucketQueuePatient = []byte("queue_patient")
 )
 
 // formatVersion is the data format of the file. 2 added the search index
@@ -110,6 +117,44 @@ func identKey(typ, identifier, id string) []byte {
 	k = append(k, identifier...)
 	k = append(k, 0)
 	return append(k, id...)
+}
+
+// queueKey is queue/id: the name has no '/', so "queue/" prefixes exactly
+// that queue's items.
+func queueKey(queue, id string) []byte {
+	k := make([]byte, 0, len(queue)+1+len(id))
+	k = append(k, queue...)
+	k = append(k, '/')
+	return append(k, id...)
+}
+
+func queuePatientKey(patient, queue, id string) []byte {
+	k := make([]byte, 0, len(patient)+len(queue)+len(id)+2)
+	k = append(k, patient...)
+	k = append(k, 0)
+	k = append(k, queue...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+func encodeQueueItem(patient string, body []byte) []byte {
+	b := make([]byte, 2+len(patient)+len(body))
+	binary.BigEndian.PutUint16(b, uint16(len(patient)))
+	copy(b[2:], patient)
+	copy(b[2+len(patient):], body)
+	return b
+}
+
+// decodeQueueItem returns the patient (copied) and the body (aliasing b).
+func decodeQueueItem(b []byte) (string, []byte, error) {
+	if len(b) < 2 {
+		return "", nil, errCorrupt
+	}
+	pl := int(binary.BigEndian.Uint16(b))
+	if len(b) < 2+pl {
+		return "", nil, errCorrupt
+	}
+	return string(b[2 : 2+pl]), b[2+pl:], nil
 }
 
 type header struct {

@@ -22,6 +22,16 @@ import (
 // single insert is the all-or-nothing commit point; the records are then
 // copied ("materialised") into audit, one document per record, _id = Seq,
 // which is what readers and indexes use.
+//
+// The usage-log entries of a committed transaction (Commit of a batch with
+// writes or queue ops) are appended the same way, after its commit point,
+// by whoever applies it: the writer, or a recoverer after the writer died.
+// The batch document lists the ids of the transactions whose entries it
+// holds (txns), and the committer looks them up before appending: since
+// every append inserts at the head it read, and the unique _id refuses it
+// if another append got there first, "not found at or below the head, and
+// inserted right after it" means nobody else appended them, so each
+// transaction's entries are in the chain exactly once.
 
 // auditDoc is one usage-log record in the audit collection.
 type auditDoc struct {
@@ -56,11 +66,13 @@ func (d *auditDoc) record() store.AuditRecord {
 // the hashes at both ends) is a compact second copy of the chain's shape,
 // which is how a truncated tail of audit is detected (AuditHead).
 type auditBatch struct {
-	Start   int64      `bson:"_id"` // Seq of the first record
-	N       int64      `bson:"n"`
-	Prev    string     `bson:"prev"` // hash of record Start-1, "" for the first
-	Head    string     `bson:"head"` // hash of record Start+N-1
-	Created time.Time  `bson:"created"`
+	Start   int64     `bson:"_id"` // Seq of the first record
+	N       int64     `bson:"n"`
+	Prev    string    `bson:"prev"` // hash of record Start-1, "" for the first
+	Head    string    `bson:"head"` // hash of record Start+N-1
+	Created time.Time `bson:"created"`
+	// Txns are the transactions whose usage-log entries the batch holds.
+	Txns    []string   `bson:"txns,omitempty"`
 	Records []auditDoc `bson:"records,omitempty"` // until materialised
 }
 
@@ -84,6 +96,7 @@ type auditReq struct {
 	ctx     context.Context
 	link    store.LinkFunc
 	entries []store.AuditEntry
+	txn     string // the transaction whose entries these are, if any
 	size    int
 	done    chan auditResult // buffered: the committer never blocks on it
 }
@@ -138,6 +151,13 @@ func (s *Store) stopCommitter() {
 // is unknown (the entries may still appear), as with any write whose
 // acknowledgement is lost.
 func (s *Store) AppendAudit(ctx context.Context, link store.LinkFunc, entries []store.AuditEntry) ([]store.AuditRecord, error) {
+	return s.appendAudit(ctx, link, entries, "")
+}
+
+// appendAudit is AppendAudit for the entries of transaction txn ("" for
+// none): entries the chain already holds for txn are not appended again,
+// and nil records are returned for them.
+func (s *Store) appendAudit(ctx context.Context, link store.LinkFunc, entries []store.AuditEntry, txn string) ([]store.AuditRecord, error) {
 	if len(entries) == 0 {
 		return []store.AuditRecord{}, nil
 	}
@@ -155,7 +175,7 @@ func (s *Store) AppendAudit(ctx context.Context, link store.LinkFunc, entries []
 		return nil, err
 	}
 	c := s.audit
-	r := &auditReq{ctx: ctx, link: link, entries: entries, size: size, done: make(chan auditResult, 1)}
+	r := &auditReq{ctx: ctx, link: link, entries: entries, txn: txn, size: size, done: make(chan auditResult, 1)}
 	select {
 	case c.reqs <- r:
 	case <-c.quit:
@@ -257,17 +277,24 @@ func (c *committer) commit(batch []*auditReq) {
 		if !c.known {
 			seq, head, err := s.settleAudit(ctx)
 			if err != nil {
-				fail(batch, fmt.Errorf("mongodb: append audit: reading the head: %w", err))
+				fail(batch, fmt.Errorf("mongodb: append audit: reading the head: %w", classify(err)))
 				return
 			}
 			c.next, c.head, c.known = seq+1, head, true
+		}
+		var err error
+		if batch, err = c.skipAppended(ctx, batch); err != nil {
+			fail(batch, fmt.Errorf("mongodb: append audit: looking for transactions already appended: %w", classify(err)))
+			return
 		}
 		b, reqs, recs := c.link(batch)
 		batch = reqs
 		if len(batch) == 0 {
 			return
 		}
-		_, err := s.auditBatches.InsertOne(ctx, b)
+		oc, cancel := s.op(ctx)
+		_, err = s.auditBatches.InsertOne(oc, b)
+		cancel()
 		if err != nil && mongo.IsDuplicateKeyError(err) {
 			// Another process appended first: read its head and relink.
 			c.known = false
@@ -280,13 +307,15 @@ func (c *committer) commit(batch []*auditReq) {
 		if err != nil {
 			// Unknown outcome: the batch may have been written. Look.
 			var got auditBatch
-			ferr := s.auditBatches.FindOne(ctx, bson.D{{Key: "_id", Value: b.Start}}).Decode(&got)
+			oc, cancel := s.op(ctx)
+			ferr := s.auditBatches.FindOne(oc, bson.D{{Key: "_id", Value: b.Start}}).Decode(&got)
+			cancel()
 			c.known = false
 			if ferr != nil || got.Head != b.Head {
 				if ferr != nil && !errors.Is(ferr, mongo.ErrNoDocuments) {
 					err = fmt.Errorf("%w (and reading it back: %v; the entries may still be appended)", err, ferr)
 				}
-				fail(batch, fmt.Errorf("mongodb: append audit: %w", err))
+				fail(batch, fmt.Errorf("mongodb: append audit: %w", classify(err)))
 				return
 			}
 			// It was written after all.
@@ -301,7 +330,7 @@ func (c *committer) commit(batch []*auditReq) {
 			// are told, so no data is served on the strength of a record
 			// nobody can read yet.
 			c.known = false
-			fail(batch, fmt.Errorf("mongodb: append audit: committed as records %d-%d but not yet readable: %w", b.Start, b.Start+b.N-1, err))
+			fail(batch, fmt.Errorf("mongodb: append audit: committed as records %d-%d but not yet readable: %w", b.Start, b.Start+b.N-1, classify(err)))
 			return
 		}
 		c.next, c.head = b.Start+b.N, b.Head
@@ -310,10 +339,71 @@ func (c *committer) commit(batch []*auditReq) {
 		}
 		// The records are in audit; the copy in the batch is no longer
 		// needed. Failing here only leaves work for the next settle.
-		_, _ = s.auditBatches.UpdateOne(ctx, bson.D{{Key: "_id", Value: b.Start}},
+		oc, cancel = s.op(ctx)
+		_, _ = s.auditBatches.UpdateOne(oc, bson.D{{Key: "_id", Value: b.Start}},
 			bson.D{{Key: "$unset", Value: bson.D{{Key: "records", Value: ""}}}})
+		cancel()
 		return
 	}
+}
+
+// skipAppended answers and drops the requests of transactions whose
+// entries a batch document already holds (materialising that batch if it
+// is not yet), and refuses a second request for the same transaction in
+// one group. It runs before every insert attempt: a batch inserted by
+// someone else after it looked takes the _id this attempt wants, so the
+// attempt fails and looks again.
+func (c *committer) skipAppended(ctx context.Context, batch []*auditReq) ([]*auditReq, error) {
+	var ids []string
+	for _, r := range batch {
+		if r.txn != "" {
+			ids = append(ids, r.txn)
+		}
+	}
+	if len(ids) == 0 {
+		return batch, nil
+	}
+	s := c.s
+	oc, cancel := s.op(ctx)
+	cur, err := s.auditBatches.Find(oc, bson.D{{Key: "txns", Value: bson.D{{Key: "$in", Value: ids}}}})
+	var found []auditBatch
+	if err == nil {
+		err = cur.All(oc, &found)
+	}
+	cancel()
+	if err != nil {
+		return batch, err
+	}
+	appended := map[string]bool{}
+	for _, b := range found {
+		if len(b.Records) > 0 {
+			if err := s.materialise(ctx, b.Records); err != nil {
+				return batch, err
+			}
+		}
+		for _, t := range b.Txns {
+			appended[t] = true
+		}
+	}
+	kept := batch[:0]
+	seen := map[string]bool{}
+	for _, r := range batch {
+		switch {
+		case r.txn == "":
+		case appended[r.txn]:
+			r.done <- auditResult{}
+			continue
+		case seen[r.txn]:
+			// Two appliers of one transaction met in one group (its
+			// writer and a recoverer): one appends, the other retries
+			// later and then finds it appended.
+			r.done <- auditResult{err: fmt.Errorf("mongodb: append audit: transaction %s is being appended by another request", r.txn)}
+			continue
+		}
+		seen[r.txn] = true
+		kept = append(kept, r)
+	}
+	return kept, nil
 }
 
 // link links the batch after the committer's head. A request whose entries
@@ -330,7 +420,7 @@ func (c *committer) link(batch []*auditReq) (auditBatch, []*auditReq, [][]store.
 		p := prev
 		var err error
 		for i, e := range r.entries {
-			linked, hash, lerr := r.link(p, e.Body)
+			linked, hash, lerr := safeLink(r.link, p, e.Body)
 			if lerr != nil {
 				err = fmt.Errorf("mongodb: append audit: linking entry %d: %w", i, lerr)
 				break
@@ -355,6 +445,9 @@ func (c *committer) link(batch []*auditReq) (auditBatch, []*auditReq, [][]store.
 			continue
 		}
 		b.Records = append(b.Records, docs...)
+		if r.txn != "" {
+			b.Txns = append(b.Txns, r.txn)
+		}
 		kept = append(kept, r)
 		out = append(out, recs)
 		seq += int64(len(docs))
@@ -362,6 +455,17 @@ func (c *committer) link(batch []*auditReq) (auditBatch, []*auditReq, [][]store.
 	}
 	b.N, b.Head = int64(len(b.Records)), prev
 	return b, kept, out
+}
+
+// safeLink runs a caller's link function on the committer goroutine,
+// where a panic would take every later append down with it.
+func safeLink(link store.LinkFunc, prev string, body []byte) (linked []byte, hash string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("link panicked: %v", p)
+		}
+	}()
+	return link(prev, body)
 }
 
 // materialise inserts the records of a committed batch into audit. It is
@@ -375,7 +479,9 @@ func (s *Store) materialise(ctx context.Context, recs []auditDoc) error {
 	// Ordered and resumed after a duplicate, as in replaceCurrent: FerretDB
 	// stops at the first error even when unordered.
 	for len(docs) > 0 {
-		_, err := s.auditColl.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+		c, cancel := s.op(ctx)
+		_, err := s.auditColl.InsertMany(c, docs, options.InsertMany().SetOrdered(true))
+		cancel()
 		if err == nil {
 			return nil
 		}
@@ -393,29 +499,33 @@ func (s *Store) materialise(ctx context.Context, recs []auditDoc) error {
 // returns the head of the chain. Safe to run beside live appenders: it only
 // inserts records that a committed batch fixed, and does so idempotently.
 func (s *Store) settleAudit(ctx context.Context) (int64, string, error) {
-	cur, err := s.auditBatches.Find(ctx, bson.D{{Key: "records", Value: bson.D{{Key: "$exists", Value: true}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return 0, "", err
-	}
 	var pending []auditBatch
-	if err := cur.All(ctx, &pending); err != nil {
+	c, cancel := s.op(ctx)
+	cur, err := s.auditBatches.Find(c, bson.D{{Key: "records", Value: bson.D{{Key: "$exists", Value: true}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err == nil {
+		err = cur.All(c, &pending)
+	}
+	cancel()
+	if err != nil {
 		return 0, "", err
 	}
 	for _, b := range pending {
 		// Insert only what is missing, so settling a batch that was fully
 		// materialised (only its clean-up was lost) costs one query.
 		have := map[int64]bool{}
-		cur, err := s.auditColl.Find(ctx, bson.D{{Key: "_id", Value: bson.D{
-			{Key: "$gte", Value: b.Start}, {Key: "$lt", Value: b.Start + b.N}}}},
-			options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-		if err != nil {
-			return 0, "", err
-		}
 		var ids []struct {
 			Seq int64 `bson:"_id"`
 		}
-		if err := cur.All(ctx, &ids); err != nil {
+		c, cancel := s.op(ctx)
+		cur, err := s.auditColl.Find(c, bson.D{{Key: "_id", Value: bson.D{
+			{Key: "$gte", Value: b.Start}, {Key: "$lt", Value: b.Start + b.N}}}},
+			options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+		if err == nil {
+			err = cur.All(c, &ids)
+		}
+		cancel()
+		if err != nil {
 			return 0, "", err
 		}
 		for _, id := range ids {
@@ -430,8 +540,11 @@ func (s *Store) settleAudit(ctx context.Context) (int64, string, error) {
 		if err := s.materialise(ctx, missing); err != nil {
 			return 0, "", err
 		}
-		if _, err := s.auditBatches.UpdateOne(ctx, bson.D{{Key: "_id", Value: b.Start}},
-			bson.D{{Key: "$unset", Value: bson.D{{Key: "records", Value: ""}}}}); err != nil {
+		c, cancel = s.op(ctx)
+		_, err = s.auditBatches.UpdateOne(c, bson.D{{Key: "_id", Value: b.Start}},
+			bson.D{{Key: "$unset", Value: bson.D{{Key: "records", Value: ""}}}})
+		cancel()
+		if err != nil {
 			return 0, "", err
 		}
 	}
@@ -441,7 +554,9 @@ func (s *Store) settleAudit(ctx context.Context) (int64, string, error) {
 // auditHead reads the head from the last batch document.
 func (s *Store) auditHead(ctx context.Context) (int64, string, error) {
 	var b auditBatch
-	err := s.auditBatches.FindOne(ctx, bson.D{},
+	c, cancel := s.op(ctx)
+	defer cancel()
+	err := s.auditBatches.FindOne(c, bson.D{},
 		options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}}).SetProjection(bson.D{{Key: "records", Value: 0}})).Decode(&b)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return 0, "", nil
@@ -458,32 +573,21 @@ func (s *Store) auditHead(ctx context.Context) (int64, string, error) {
 func (s *Store) AuditHead(ctx context.Context) (int64, string, error) {
 	seq, hash, err := s.auditHead(ctx)
 	if err != nil {
-		return 0, "", fmt.Errorf("mongodb: audit head: %w", err)
+		return 0, "", fmt.Errorf("mongodb: audit head: %w", classify(err))
 	}
 	return seq, hash, nil
 }
 
 // ScanAudit implements store.AuditLog.
 func (s *Store) ScanAudit(ctx context.Context, from int64, fn func(store.AuditRecord) error) error {
-	cur, err := s.auditColl.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: from}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(500))
-	if err != nil {
-		return fmt.Errorf("mongodb: scan audit: %w", err)
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
-	for cur.Next(ctx) {
-		var d auditDoc
-		if err := cur.Decode(&d); err != nil {
-			return fmt.Errorf("mongodb: scan audit: %w", err)
-		}
-		if err := fn(d.record()); err != nil {
-			return err
-		}
-	}
-	if err := cur.Err(); err != nil {
-		return fmt.Errorf("mongodb: scan audit: %w", err)
-	}
-	return nil
+	return s.stream(ctx, s.auditColl, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: from}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(500), func(raw bson.Raw) error {
+			var d auditDoc
+			if err := bson.Unmarshal(raw, &d); err != nil {
+				return fmt.Errorf("mongodb: scan audit: %w", err)
+			}
+			return fn(d.record())
+		}, "scan audit")
 }
 
 // auditFilter builds the SearchAudit filter. Every value is a plain BSON
@@ -522,13 +626,15 @@ func (s *Store) SearchAudit(ctx context.Context, q store.AuditQuery) ([]store.Au
 	if q.Count > 0 {
 		opts.SetLimit(int64(q.Count))
 	}
-	cur, err := s.auditColl.Find(ctx, auditFilter(q), opts)
+	c, cancel := s.op(ctx)
+	defer cancel()
+	cur, err := s.auditColl.Find(c, auditFilter(q), opts)
 	if err != nil {
-		return nil, fmt.Errorf("mongodb: search audit: %w", err)
+		return nil, fmt.Errorf("mongodb: search audit: %w", classify(err))
 	}
 	var docs []auditDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("mongodb: search audit: %w", err)
+	if err := cur.All(c, &docs); err != nil {
+		return nil, fmt.Errorf("mongodb: search audit: %w", classify(err))
 	}
 	// Sorted again, as in History: the order must not depend on the
 	// server honouring the sort.
@@ -543,7 +649,8 @@ func (s *Store) SearchAudit(ctx context.Context, q store.AuditQuery) ([]store.Au
 // closeGuard is embedded in Store so that Close stops the committer and
 // disconnects once, however often it is called.
 type closeGuard struct {
-	closeOnce  sync.Once
-	disconnect sync.Once
-	closeErr   error
+	recovererOnce sync.Once
+	closeOnce     sync.Once
+	disconnect    sync.Once
+	closeErr      error
 }

@@ -314,7 +314,7 @@ func TestPurgeLeftoverTransaction(t *testing.T) {
 	s := openDB(t, Options{LockTTL: time.Minute})
 	mustCommit(t, s, put("Observation", "o1", "p1", "v1"), put("Observation", "o2", "p2", "v1"))
 	s.crashAt = crashAfterCommitPoint
-	_, err := s.Commit(ctx, []store.Write{put("Observation", "o1", "p1", "v2"), put("Observation", "o2", "p2", "v2"), put("Flag", "f1", "p1", "new")})
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Observation", "o1", "p1", "v2"), put("Observation", "o2", "p2", "v2"), put("Flag", "f1", "p1", "new")}})
 	require.ErrorIs(t, err, errCrashed)
 	s.crashAt = crashNone
 

@@ -19,7 +19,7 @@ func BenchmarkRead(b *testing.B) {
 	s := openDB(b, Options{})
 	const n = 100
 	for i := 0; i < n; i++ {
-		if _, err := s.Commit(ctx, []store.Write{put("Flag", fmt.Sprintf("f%03d", i), "p1", "x")}); err != nil {
+		if _, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", fmt.Sprintf("f%03d", i), "p1", "x")}}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -50,14 +50,14 @@ func BenchmarkCommit(b *testing.B) {
 	s := openDB(b, Options{})
 	b.Run("Create", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
-			if _, err := s.Commit(ctx, []store.Write{put("Flag", fmt.Sprintf("c%d", i), "p1", "x")}); err != nil {
+			if _, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", fmt.Sprintf("c%d", i), "p1", "x")}}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("Update", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := s.Commit(ctx, []store.Write{put("Flag", "u", "p1", "x")}); err != nil {
+			if _, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "u", "p1", "x")}}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -68,7 +68,7 @@ func BenchmarkCommit(b *testing.B) {
 			for j := range ws {
 				ws[j] = put("Flag", fmt.Sprintf("b%d-%d", i%20, j), "p2", "x")
 			}
-			if _, err := s.Commit(ctx, ws); err != nil {
+			if _, err := s.Commit(ctx, store.Batch{Writes: ws}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -13,62 +13,60 @@ import (
 
 // ScanType implements store.Maintenance.
 func (s *Store) ScanType(ctx context.Context, typ string, fn func(store.Version) error) error {
-	cur, err := s.resources.Find(ctx, bson.D{{Key: "type", Value: typ}, {Key: "deleted", Value: false}},
-		options.Find().SetBatchSize(200))
-	if err != nil {
-		return fmt.Errorf("mongodb: scan %s: %w", typ, err)
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
-	for cur.Next(ctx) {
-		var d doc
-		if err := cur.Decode(&d); err != nil {
-			return fmt.Errorf("mongodb: scan %s: %w", typ, err)
-		}
-		if err := fn(d.version()); err != nil {
-			return err
-		}
-	}
-	if err := cur.Err(); err != nil {
-		return fmt.Errorf("mongodb: scan %s: %w", typ, err)
-	}
-	return nil
+	return s.stream(ctx, s.resources, bson.D{{Key: "type", Value: typ}, {Key: "deleted", Value: false}},
+		options.Find().SetBatchSize(200), func(raw bson.Raw) error {
+			var d doc
+			if err := bson.Unmarshal(raw, &d); err != nil {
+				return fmt.Errorf("mongodb: scan %s: %w", typ, err)
+			}
+			return fn(d.version())
+		}, "scan "+typ)
 }
 
 // Purge implements store.Maintenance. The patient's resources of the given
 // types (deleted ones included: their history still holds data) lose
 // their current document, every history version and every mention in a
-// leftover transaction record. The resources documents go last, so a
-// Purge interrupted part way finds the same resources when run again; a
-// second run removes nothing more and returns 0.
+// leftover transaction record; the patient's queue items go, in the queue
+// collection and in leftover transaction records. The resources documents
+// go last, so a Purge interrupted part way finds the same resources when
+// run again; a second run removes nothing more and returns 0.
 //
 // It assumes nobody writes to the patient meanwhile (a reservation refuses
 // new data for the patient before its record is purged): a commit racing
 // it may leave its own write behind.
 func (s *Store) Purge(ctx context.Context, patient string, types []string) (int, error) {
-	if patient == "" || len(types) == 0 {
-		return 0, nil
+	if patient == "" {
+		return 0, fmt.Errorf("mongodb: purge: no patient")
 	}
-	inTypes := bson.D{{Key: "$in", Value: types}}
-	cur, err := s.resources.Find(ctx, bson.D{{Key: "patient", Value: patient}, {Key: "type", Value: inTypes}},
-		options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}}))
-	if err != nil {
-		return 0, fmt.Errorf("mongodb: purge %s: %w", patient, err)
+	fail := func(what string, err error) (int, error) {
+		return 0, fmt.Errorf("mongodb: purge %s: %s: %w", patient, what, classify(err))
 	}
-	var found []doc
-	if err := cur.All(ctx, &found); err != nil {
-		return 0, fmt.Errorf("mongodb: purge %s: %w", patient, err)
-	}
-	// Claims of creates that never committed (a writer died) are the
-	// patient's data too, with no resources document to find them by.
-	cur, err = s.history.Find(ctx, bson.D{{Key: "patient", Value: patient}, {Key: "type", Value: inTypes},
-		{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}},
-		options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}}))
-	if err != nil {
-		return 0, fmt.Errorf("mongodb: purge %s: %w", patient, err)
-	}
-	var claims []doc
-	if err := cur.All(ctx, &claims); err != nil {
-		return 0, fmt.Errorf("mongodb: purge %s: %w", patient, err)
+	var found, claims []doc
+	if len(types) > 0 {
+		inTypes := bson.D{{Key: "$in", Value: types}}
+		c, cancel := s.op(ctx)
+		cur, err := s.resources.Find(c, bson.D{{Key: "patient", Value: patient}, {Key: "type", Value: inTypes}},
+			options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}}))
+		if err == nil {
+			err = cur.All(c, &found)
+		}
+		cancel()
+		if err != nil {
+			return fail("resources", err)
+		}
+		// Claims of creates that never committed (a writer died) are the
+		// patient's data too, with no resources document to find them by.
+		c, cancel = s.op(ctx)
+		cur, err = s.history.Find(c, bson.D{{Key: "patient", Value: patient}, {Key: "type", Value: inTypes},
+			{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}},
+			options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}}))
+		if err == nil {
+			err = cur.All(c, &claims)
+		}
+		cancel()
+		if err != nil {
+			return fail("claims", err)
+		}
 	}
 
 	keys := []string{}
@@ -83,56 +81,81 @@ func (s *Store) Purge(ctx context.Context, patient string, types []string) (int,
 		keys = append(keys, k)
 		byType[d.Type] = append(byType[d.Type], d.ID)
 	}
-	if len(keys) == 0 {
-		return 0, nil
-	}
 	sort.Strings(keys)
 
-	// Transaction records that name these resources lose those writes, so
-	// that a later roll-forward neither misses the history documents
-	// removed below nor brings a purged resource back; a record left with
-	// no writes is removed.
+	// Transaction records that name these resources lose those writes,
+	// and the patient's queue ops, so that a later roll-forward neither
+	// misses the history documents removed below nor brings a purged
+	// resource or queue item back; a record left with nothing to apply is
+	// removed. Usage-log entries stay: the log outlives the record.
 	// (Rewritten in Go and set by _id rather than with $pull and a
 	// condition, which FerretDB does not apply.)
-	cur, err = s.txns.Find(ctx, bson.D{{Key: "writes.key", Value: bson.D{{Key: "$in", Value: keys}}}})
-	if err != nil {
-		return 0, fmt.Errorf("mongodb: purge %s: transaction records: %w", patient, err)
-	}
 	var recs []txnRecord
-	if err := cur.All(ctx, &recs); err != nil {
-		return 0, fmt.Errorf("mongodb: purge %s: transaction records: %w", patient, err)
+	c, cancel := s.op(ctx)
+	cur, err := s.txns.Find(c, bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "writes.key", Value: bson.D{{Key: "$in", Value: keys}}}},
+		bson.D{{Key: "queue.patient", Value: patient}},
+	}}})
+	if err == nil {
+		err = cur.All(c, &recs)
+	}
+	cancel()
+	if err != nil {
+		return fail("transaction records", err)
 	}
 	for _, rec := range recs {
-		rest := make([]txnWrite, 0, len(rec.Writes))
+		writes := make([]txnWrite, 0, len(rec.Writes))
 		for _, w := range rec.Writes {
 			if !seen[w.Key] {
-				rest = append(rest, w)
+				writes = append(writes, w)
+			}
+		}
+		queue := make([]txnQueueOp, 0, len(rec.Queue))
+		for _, q := range rec.Queue {
+			if q.Patient != patient {
+				queue = append(queue, q)
 			}
 		}
 		id := bson.D{{Key: "_id", Value: rec.ID}}
-		if len(rest) == 0 {
-			_, err = s.txns.DeleteOne(ctx, id)
+		c, cancel := s.op(ctx)
+		if len(writes) == 0 && len(queue) == 0 && len(rec.Audit) == 0 {
+			_, err = s.txns.DeleteOne(c, id)
 		} else {
-			_, err = s.txns.UpdateOne(ctx, id, bson.D{{Key: "$set", Value: bson.D{{Key: "writes", Value: rest}}}})
+			_, err = s.txns.UpdateOne(c, id, bson.D{{Key: "$set", Value: bson.D{{Key: "writes", Value: writes}, {Key: "queue", Value: queue}}}})
 		}
+		cancel()
 		if err != nil {
-			return 0, fmt.Errorf("mongodb: purge %s: transaction record %s: %w", patient, rec.ID, err)
+			return fail("transaction record "+rec.ID, err)
 		}
 	}
 
+	c, cancel = s.op(ctx)
+	_, err = s.queue.DeleteMany(c, bson.D{{Key: "patient", Value: patient}})
+	cancel()
+	if err != nil {
+		return fail("queue items", err)
+	}
+	if len(keys) == 0 {
+		return 0, nil
+	}
 	typs := make([]string, 0, len(byType))
 	for t := range byType {
 		typs = append(typs, t)
 	}
 	sort.Strings(typs)
 	for _, t := range typs {
-		if _, err := s.history.DeleteMany(ctx, bson.D{{Key: "type", Value: t}, {Key: "id", Value: bson.D{{Key: "$in", Value: byType[t]}}}}); err != nil {
-			return 0, fmt.Errorf("mongodb: purge %s: history: %w", patient, err)
+		c, cancel := s.op(ctx)
+		_, err := s.history.DeleteMany(c, bson.D{{Key: "type", Value: t}, {Key: "id", Value: bson.D{{Key: "$in", Value: byType[t]}}}})
+		cancel()
+		if err != nil {
+			return fail("history", err)
 		}
 	}
-	res, err := s.resources.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
+	c, cancel = s.op(ctx)
+	res, err := s.resources.DeleteMany(c, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
+	cancel()
 	if err != nil {
-		return 0, fmt.Errorf("mongodb: purge %s: %w", patient, err)
+		return fail("resources", err)
 	}
 	return int(res.DeletedCount), nil
 }

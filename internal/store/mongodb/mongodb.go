@@ -2,12 +2,17 @@
 // single-document atomicity and unique keys, never on multi-document
 // transactions, $lookup or change streams, so it runs on MongoDB (replica set
 // or sharded cluster) and on FerretDB alike. DESIGN.md explains the protocol.
+//
+// Every call to the database is bounded by Options.OpTimeout; an error that
+// means the database did not answer in time or could not be reached wraps
+// store.ErrUnavailable.
 package mongodb
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -16,6 +21,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
@@ -28,11 +34,29 @@ type Options struct {
 	// that another writer or Open may resolve the claimant's transaction.
 	// It must comfortably exceed the longest commit. Default 30s.
 	LockTTL time.Duration
-	// SkipRecovery leaves unfinished transactions alone at Open (they are
-	// still resolved lazily when a writer meets an expired claim). Useful for
-	// read-only tools; the server should leave it false.
+	// SkipRecovery leaves unfinished transactions alone at Open and
+	// afterwards (they are still resolved lazily when a writer meets an
+	// expired claim). Useful for read-only tools; the server should leave
+	// it false.
 	SkipRecovery bool
+	// OpTimeout bounds every call to the database (default 5s): with the
+	// database down or unreachable, a call returns within it with an
+	// error wrapping store.ErrUnavailable instead of hanging the request.
+	// Finding a server and connecting to it get at most
+	// min(OpTimeout, 3s) of it, so that a stopped server is reported
+	// before the operation's own time is up.
+	OpTimeout time.Duration
+	// Link is the usage log's link function (audit.Link), needed to
+	// append the usage-log entries of a transaction that another process
+	// committed and did not finish (recovery). Transactions of this
+	// process are finished with the link function they were committed
+	// with. Without it, such a transaction stays pending and recovery
+	// reports it.
+	Link store.LinkFunc
 }
+
+// DefaultOpTimeout is the default Options.OpTimeout.
+const DefaultOpTimeout = 5 * time.Second
 
 // Collection and index names are part of the on-disk format.
 const (
@@ -41,6 +65,7 @@ const (
 	collTxns      = "txns"
 	collAudit     = "audit"
 	collBatches   = "auditbatches"
+	collQueue     = "queue"
 
 	idxCompartment = "patient_type_id"
 	idxIdentifiers = "type_identifiers"
@@ -51,6 +76,8 @@ const (
 	idxAuditAgent  = "agent_seq"
 	idxAuditOrg    = "org_seq"
 	idxAuditTime   = "recorded"
+	idxBatchTxns   = "txns"
+	idxQueuePat    = "patient"
 )
 
 // Store implements store.Store on MongoDB.
@@ -60,7 +87,23 @@ type Store struct {
 	resources *mongo.Collection
 	history   *mongo.Collection
 	txns      *mongo.Collection
+	queue     *mongo.Collection
 	ttl       time.Duration
+	opTimeout time.Duration
+
+	// link is Options.Link; links holds the link function of each
+	// transaction of this process whose usage-log entries are not
+	// appended yet (txn id -> store.LinkFunc), so that finishing it here
+	// never depends on Options.Link.
+	link  store.LinkFunc
+	links sync.Map
+
+	// recoverer runs Recover every LockTTL until Close (unless
+	// SkipRecovery), so that a transaction committed by a process that
+	// died is finished even if no writer meets its claims and nobody
+	// restarts: a batch of queue items or usage-log entries has none.
+	stopRecoverer chan struct{}
+	recovererDone chan struct{}
 
 	// The usage log: records, and the batch documents that commit them.
 	auditColl    *mongo.Collection
@@ -80,6 +123,7 @@ var (
 	_ store.Store       = (*Store)(nil)
 	_ store.AuditLog    = (*Store)(nil)
 	_ store.Maintenance = (*Store)(nil)
+	_ store.Queues      = (*Store)(nil)
 )
 
 // Open connects, creates the indexes and finishes or undoes transactions
@@ -91,17 +135,26 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.LockTTL <= 0 {
 		opts.LockTTL = 30 * time.Second
 	}
+	if opts.OpTimeout <= 0 {
+		opts.OpTimeout = DefaultOpTimeout
+	}
 	journal := true
 	// Majority + journal so that an acknowledged commit survives a primary
 	// failover; majority reads so a reader never sees a write that a
-	// failover could roll back.
+	// failover could roll back. The driver's defaults would let a call
+	// wait 30 s for a server that is gone; a request waiting that long
+	// is worse than a quick 503.
+	connect := min(opts.OpTimeout, 3*time.Second)
 	copts := options.Client().ApplyURI(opts.URI).
 		SetWriteConcern(&writeconcern.WriteConcern{W: "majority", Journal: &journal}).
 		SetReadConcern(readconcern.Majority()).
-		SetReadPreference(readpref.Primary())
+		SetReadPreference(readpref.Primary()).
+		SetTimeout(opts.OpTimeout).
+		SetServerSelectionTimeout(connect).
+		SetConnectTimeout(connect)
 	client, err := mongo.Connect(copts)
 	if err != nil {
-		return nil, fmt.Errorf("mongodb: connect: %w", err)
+		return nil, fmt.Errorf("mongodb: connect: %w", classify(err))
 	}
 	db := client.Database(opts.Database)
 	s := &Store{
@@ -110,29 +163,91 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		resources: db.Collection(collResources),
 		history:   db.Collection(collHistory),
 		txns:      db.Collection(collTxns),
+		queue:     db.Collection(collQueue),
 		ttl:       opts.LockTTL,
+		opTimeout: opts.OpTimeout,
+		link:      opts.Link,
 
 		auditColl:    db.Collection(collAudit),
 		auditBatches: db.Collection(collBatches),
 	}
 	if err := s.ensureIndexes(ctx); err != nil {
-		_ = client.Disconnect(context.Background())
+		disconnect(client, opts.OpTimeout)
 		return nil, err
 	}
+	// The committer runs before recovery: rolling a transaction forward
+	// appends its usage-log entries through it.
+	s.startCommitter()
 	if !opts.SkipRecovery {
 		if err := s.Recover(ctx); err != nil {
-			_ = client.Disconnect(context.Background())
+			s.stopCommitter()
+			disconnect(client, opts.OpTimeout)
 			return nil, err
 		}
 		// Usage-log batches committed by a process that died before
 		// copying their records into audit.
 		if _, _, err := s.settleAudit(ctx); err != nil {
-			_ = client.Disconnect(context.Background())
-			return nil, fmt.Errorf("mongodb: recovering the usage log: %w", err)
+			s.stopCommitter()
+			disconnect(client, opts.OpTimeout)
+			return nil, fmt.Errorf("mongodb: recovering the usage log: %w", classify(err))
+		}
+		s.stopRecoverer, s.recovererDone = make(chan struct{}), make(chan struct{})
+		go s.recoverLoop()
+	}
+	return s, nil
+}
+
+// disconnect closes a client that Open gave up on.
+func disconnect(client *mongo.Client, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = client.Disconnect(ctx)
+}
+
+// recoverLoop runs Recover every LockTTL. Failures are left for the next
+// round: what it settles stays recorded in the database until then.
+func (s *Store) recoverLoop() {
+	defer close(s.recovererDone)
+	t := time.NewTicker(s.ttl)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-s.stopRecoverer
+		cancel()
+	}()
+	for {
+		select {
+		case <-s.stopRecoverer:
+			return
+		case <-t.C:
+			_ = s.Recover(ctx)
 		}
 	}
-	s.startCommitter()
-	return s, nil
+}
+
+// op bounds one call to the database by the operation timeout (and by
+// ctx). The client's own timeout covers only contexts without a deadline;
+// this also covers the longer ones of multi-step protocols.
+func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opTimeout)
+}
+
+// classify marks err with store.ErrUnavailable when it means that the
+// database could not be reached or did not answer in time (a server
+// that cannot be selected, a network error, a timeout), as opposed to an
+// answer (a duplicate key, a refused command) or a caller that went away.
+func classify(err error) error {
+	if err == nil || errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var sse topology.ServerSelectionError
+	var ce topology.ConnectionError
+	if mongo.IsTimeout(err) || mongo.IsNetworkError(err) || errors.As(err, &sse) || errors.As(err, &ce) ||
+		errors.Is(err, mongo.ErrClientDisconnected) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
 }
 
 func (s *Store) ensureIndexes(ctx context.Context) error {
@@ -187,22 +302,50 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			Keys:    bson.D{{Key: "recorded", Value: 1}},
 			Options: options.Index().SetName(idxAuditTime),
 		}},
+		{s.auditBatches, idxBatchTxns, mongo.IndexModel{
+			// Sparse: only batches holding the usage-log entries of
+			// transactions list them; roll-forward looks a transaction
+			// up here before appending its entries.
+			Keys:    bson.D{{Key: "txns", Value: 1}},
+			Options: options.Index().SetName(idxBatchTxns).SetSparse(true),
+		}},
+		{s.queue, idxQueuePat, mongo.IndexModel{
+			Keys:    bson.D{{Key: "patient", Value: 1}},
+			Options: options.Index().SetName(idxQueuePat),
+		}},
 	} {
-		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
-			return fmt.Errorf("mongodb: create index %s.%s: %w", ix.coll.Name(), ix.name, err)
+		c, cancel := s.op(ctx)
+		_, err := ix.coll.Indexes().CreateOne(c, ix.model)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("mongodb: create index %s.%s: %w", ix.coll.Name(), ix.name, classify(err))
 		}
 	}
 	return nil
 }
 
-// Ping implements store.Store.
+// Ping implements store.Store: the primary answers within the operation
+// timeout, or the error wraps store.ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
-	return s.client.Ping(ctx, readpref.Primary())
+	c, cancel := s.op(ctx)
+	defer cancel()
+	err := s.client.Ping(c, readpref.Primary())
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	return fmt.Errorf("%w: mongodb: ping: %w", store.ErrUnavailable, err)
 }
 
-// Close implements store.Store. It lets the usage-log committer finish the
-// batch it is writing; appends still queued fail.
+// Close implements store.Store. It stops background recovery, lets the
+// usage-log committer finish the batch it is writing (appends still
+// queued fail) and disconnects.
 func (s *Store) Close() error {
+	s.recovererOnce.Do(func() {
+		if s.stopRecoverer != nil {
+			close(s.stopRecoverer)
+			<-s.recovererDone
+		}
+	})
 	s.stopCommitter()
 	s.disconnect.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -24,9 +24,17 @@ var ctx = context.Background()
 
 func TestMain(m *testing.M) { os.Exit(mongotest.Main(m)) }
 
+// testOpTimeout replaces the default operation timeout in tests that are
+// not about it: FerretDB's pure-Go SQLite under the race detector takes
+// seconds for a bulk write of a hundred documents.
+const testOpTimeout = 60 * time.Second
+
 // openDB opens a store on a fresh database that is dropped after the test.
 func openDB(t testing.TB, opts Options) *Store {
 	t.Helper()
+	if opts.OpTimeout == 0 {
+		opts.OpTimeout = testOpTimeout
+	}
 	if opts.URI == "" {
 		opts.URI = mongotest.URI(t)
 	}
@@ -48,6 +56,9 @@ func reopen(t testing.TB, s *Store, opts Options) *Store {
 	t.Helper()
 	opts.URI = mongotest.URI(t)
 	opts.Database = s.db.Name()
+	if opts.OpTimeout == 0 {
+		opts.OpTimeout = testOpTimeout
+	}
 	s2, err := Open(ctx, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s2.Close() })
@@ -67,7 +78,7 @@ func put(typ, id, patient, note string) store.Write {
 
 func mustCommit(t *testing.T, s *Store, ws ...store.Write) []store.Version {
 	t.Helper()
-	vs, err := s.Commit(ctx, ws)
+	vs, err := s.Commit(ctx, store.Batch{Writes: ws})
 	require.NoError(t, err)
 	return vs
 }
@@ -104,7 +115,7 @@ func TestCrashBeforeCommitPointRollsBack(t *testing.T) {
 	mustCommit(t, s, put("Flag", "a", "p1", "a1"))
 
 	s.crashAt = crashAfterClaims
-	_, err := s.Commit(ctx, []store.Write{put("Flag", "a", "p1", "a2"), put("Flag", "b", "p1", "b1")})
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "a", "p1", "a2"), put("Flag", "b", "p1", "b1")}})
 	require.ErrorIs(t, err, errCrashed)
 	require.Equal(t, int64(2), count(t, s.history, bson.D{{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}}))
 
@@ -117,7 +128,7 @@ func TestCrashBeforeCommitPointRollsBack(t *testing.T) {
 
 	// While the dead writer's lock has not expired, others are told to retry.
 	s.crashAt = crashNone
-	_, err = s.Commit(ctx, []store.Write{put("Flag", "a", "p1", "other")})
+	_, err = s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "a", "p1", "other")}})
 	var ce *store.ConflictError
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, store.ConflictBusy, ce.Reason)
@@ -144,7 +155,7 @@ func TestCrashAfterCommitPointRollsForward(t *testing.T) {
 			s := openDB(t, Options{LockTTL: time.Minute})
 			mustCommit(t, s, put("Flag", "a", "p1", "a1"))
 			s.crashAt = point
-			_, err := s.Commit(ctx, []store.Write{put("Flag", "a", "p1", "a2"), put("Flag", "b", "p1", "b1"), put("Flag", "c", "p2", "c1")})
+			_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "a", "p1", "a2"), put("Flag", "b", "p1", "b1"), put("Flag", "c", "p2", "c1")}})
 			require.ErrorIs(t, err, errCrashed)
 
 			expireClaims(t, s)
@@ -171,10 +182,10 @@ func TestExpiredLockIsTakenOver(t *testing.T) {
 	mustCommit(t, s, put("Flag", "a", "p1", "a1"))
 
 	s.crashAt = crashAfterClaims
-	_, err := s.Commit(ctx, []store.Write{put("Flag", "a", "p1", "lost")})
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "a", "p1", "lost")}})
 	require.ErrorIs(t, err, errCrashed)
 	s.crashAt = crashAfterCommitPoint
-	_, err = s.Commit(ctx, []store.Write{put("Flag", "b", "p1", "kept")})
+	_, err = s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "b", "p1", "kept")}})
 	require.ErrorIs(t, err, errCrashed)
 	s.crashAt = crashNone
 	expireClaims(t, s)
@@ -218,7 +229,7 @@ func TestLeftoverMarkersOfCommittedVersionsAreKept(t *testing.T) {
 func TestAbortedWriterCannotCommit(t *testing.T) {
 	s := openDB(t, Options{LockTTL: time.Minute})
 	s.crashAt = crashAfterClaims
-	_, err := s.Commit(ctx, []store.Write{put("Flag", "a", "p1", "a1")})
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "a", "p1", "a1")}})
 	require.ErrorIs(t, err, errCrashed)
 	var claim doc
 	require.NoError(t, s.history.FindOne(ctx, bson.D{}).Decode(&claim))
@@ -246,7 +257,7 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				_, err := s.Commit(ctx, []store.Write{put("Flag", "hot", "p1", fmt.Sprintf("%d-%d", w, i))})
+				_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "hot", "p1", fmt.Sprintf("%d-%d", w, i))}})
 				mu.Lock()
 				if err == nil {
 					ok++
@@ -281,10 +292,11 @@ func TestOverlappingBundlesAllOrNothing(t *testing.T) {
 			for i := 0; i < each; i++ {
 				note := fmt.Sprintf("w%d-%d", w, i)
 				a, b := (w+i)%ring, (w+i+1)%ring
-				_, err := s.Commit(ctx, []store.Write{
+				_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{
 					put("Flag", fmt.Sprint("r", a), "p1", note),
 					put("Flag", fmt.Sprint("r", b), "p1", note),
-				})
+				}})
+
 				var ce *store.ConflictError
 				if err != nil && !(errors.As(err, &ce) && ce.Reason == store.ConflictBusy) {
 					t.Error(err)

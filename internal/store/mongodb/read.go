@@ -18,12 +18,14 @@ import (
 // last committed version without looking at locks.
 func (s *Store) Read(ctx context.Context, typ, id string) (store.Version, error) {
 	var d doc
-	err := s.resources.FindOne(ctx, bson.D{{Key: "_id", Value: resourceKey(typ, id)}}).Decode(&d)
+	c, cancel := s.op(ctx)
+	defer cancel()
+	err := s.resources.FindOne(c, bson.D{{Key: "_id", Value: resourceKey(typ, id)}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return store.Version{}, store.ErrNotFound
 	}
 	if err != nil {
-		return store.Version{}, fmt.Errorf("mongodb: read %s/%s: %w", typ, id, err)
+		return store.Version{}, fmt.Errorf("mongodb: read %s/%s: %w", typ, id, classify(err))
 	}
 	return d.version(), nil
 }
@@ -31,12 +33,14 @@ func (s *Store) Read(ctx context.Context, typ, id string) (store.Version, error)
 // VRead implements store.Store.
 func (s *Store) VRead(ctx context.Context, typ, id string, versionID int64) (store.Version, error) {
 	var d doc
-	err := s.history.FindOne(ctx, bson.D{{Key: "_id", Value: historyKey(typ, id, versionID)}}).Decode(&d)
+	c, cancel := s.op(ctx)
+	err := s.history.FindOne(c, bson.D{{Key: "_id", Value: historyKey(typ, id, versionID)}}).Decode(&d)
+	cancel()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return store.Version{}, store.ErrNotFound
 	}
 	if err != nil {
-		return store.Version{}, fmt.Errorf("mongodb: vread %s/%s/%d: %w", typ, id, versionID, err)
+		return store.Version{}, fmt.Errorf("mongodb: vread %s/%s/%d: %w", typ, id, versionID, classify(err))
 	}
 	if d.Txn != "" {
 		cur, err := s.currentVersion(ctx, typ, id)
@@ -57,13 +61,15 @@ func (s *Store) currentVersion(ctx context.Context, typ, id string) (int64, erro
 	var d struct {
 		Version int64 `bson:"version"`
 	}
-	err := s.resources.FindOne(ctx, bson.D{{Key: "_id", Value: resourceKey(typ, id)}},
+	c, cancel := s.op(ctx)
+	defer cancel()
+	err := s.resources.FindOne(c, bson.D{{Key: "_id", Value: resourceKey(typ, id)}},
 		options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}})).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("mongodb: read %s/%s: %w", typ, id, err)
+		return 0, fmt.Errorf("mongodb: read %s/%s: %w", typ, id, classify(err))
 	}
 	return d.Version, nil
 }
@@ -76,13 +82,15 @@ func (s *Store) History(ctx context.Context, typ, id string, q store.HistoryQuer
 	}
 	// No server-side limit: claims of unfinished transactions are filtered
 	// out below, and a limit applied before that could return too few.
-	cur, err := s.history.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "version", Value: -1}}))
-	if err != nil {
-		return nil, fmt.Errorf("mongodb: history %s/%s: %w", typ, id, err)
-	}
 	var docs []doc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("mongodb: history %s/%s: %w", typ, id, err)
+	c, cancel := s.op(ctx)
+	cur, err := s.history.Find(c, filter, options.Find().SetSort(bson.D{{Key: "version", Value: -1}}))
+	if err == nil {
+		err = cur.All(c, &docs)
+	}
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: history %s/%s: %w", typ, id, classify(err))
 	}
 	// Sorted again because a server is not obliged to honour a sort on a
 	// field it cannot serve from an index (FerretDB sorts in memory anyway).
@@ -122,13 +130,15 @@ func (s *Store) History(ctx context.Context, typ, id string, q store.HistoryQuer
 // Compartment implements store.Store. An empty typ lists every type.
 func (s *Store) Compartment(ctx context.Context, patient, typ string) ([]store.Version, error) {
 	filter := s.compartmentFilter(patient, typ)
-	cur, err := s.resources.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("mongodb: compartment %s %s: %w", patient, typ, err)
-	}
 	var docs []doc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("mongodb: compartment %s %s: %w", patient, typ, err)
+	c, cancel := s.op(ctx)
+	cur, err := s.resources.Find(c, filter, options.Find().SetSort(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}}))
+	if err == nil {
+		err = cur.All(c, &docs)
+	}
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: compartment %s %s: %w", patient, typ, classify(err))
 	}
 	out := make([]store.Version, len(docs))
 	for i := range docs {
@@ -153,15 +163,17 @@ func (s *Store) FindByIdentifier(ctx context.Context, typ, identifier string) ([
 		{Key: "identifiers", Value: identifier},
 		{Key: "deleted", Value: false},
 	}
-	cur, err := s.resources.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "id", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("mongodb: find %s by identifier: %w", typ, err)
-	}
 	var docs []struct {
 		ID string `bson:"id"`
 	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("mongodb: find %s by identifier: %w", typ, err)
+	c, cancel := s.op(ctx)
+	cur, err := s.resources.Find(c, filter, options.Find().SetProjection(bson.D{{Key: "id", Value: 1}}))
+	if err == nil {
+		err = cur.All(c, &docs)
+	}
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: find %s by identifier: %w", typ, classify(err))
 	}
 	out := make([]string, len(docs))
 	for i, d := range docs {

@@ -13,62 +13,74 @@ import (
 
 // Recover settles every transaction whose writer is presumed dead: its
 // claims have expired, or its committed record is older than the lock TTL.
-// Open runs it; running it at any other time is safe, because it only
-// touches transactions whose writers can no longer commit.
+// Open runs it, and then a background loop every LockTTL; running it at
+// any other time is safe, because it only touches transactions whose
+// writers can no longer commit, and finishing a committed one again
+// changes nothing. It settles what it can and reports every transaction
+// it could not.
 func (s *Store) Recover(ctx context.Context) error {
 	now := time.Now()
-	cur, err := s.history.Find(ctx,
-		bson.D{{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}, {Key: "exp", Value: bson.D{{Key: "$lt", Value: now}}}},
-		options.Find().SetProjection(bson.D{{Key: "txn", Value: 1}}))
-	if err != nil {
-		return fmt.Errorf("mongodb: recovery: %w", err)
-	}
 	var claims []struct {
 		Txn string `bson:"txn"`
 	}
-	if err := cur.All(ctx, &claims); err != nil {
-		return fmt.Errorf("mongodb: recovery: %w", err)
+	c, cancel := s.op(ctx)
+	cur, err := s.history.Find(c,
+		bson.D{{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}, {Key: "exp", Value: bson.D{{Key: "$lt", Value: now}}}},
+		options.Find().SetProjection(bson.D{{Key: "txn", Value: 1}}))
+	if err == nil {
+		err = cur.All(c, &claims)
 	}
+	cancel()
+	if err != nil {
+		return fmt.Errorf("mongodb: recovery: %w", classify(err))
+	}
+	var errs []error
 	done := map[string]bool{}
-	for _, c := range claims {
-		if done[c.Txn] {
+	for _, cl := range claims {
+		if done[cl.Txn] {
 			continue
 		}
-		done[c.Txn] = true
-		if _, err := s.resolve(ctx, c.Txn); err != nil {
-			return fmt.Errorf("mongodb: recovering transaction %s: %w", c.Txn, err)
+		done[cl.Txn] = true
+		if _, err := s.resolve(ctx, cl.Txn); err != nil {
+			errs = append(errs, fmt.Errorf("mongodb: recovering transaction %s: %w", cl.Txn, classify(err)))
 		}
 	}
 
-	// Committed records whose claims were already unmarked: the writer died
-	// between clearing markers and deleting the record, or while applying.
-	cur, err = s.txns.Find(ctx, bson.D{
+	// Committed records whose claims were already unmarked (the writer
+	// died between clearing markers and deleting the record, or while
+	// applying), and those of batches without resource writes, which
+	// have no claims at all.
+	var recs []txnRecord
+	c, cancel = s.op(ctx)
+	cur, err = s.txns.Find(c, bson.D{
 		{Key: "state", Value: stateCommitted},
 		{Key: "created", Value: bson.D{{Key: "$lt", Value: now.Add(-s.ttl)}}},
 	})
-	if err != nil {
-		return fmt.Errorf("mongodb: recovery: %w", err)
+	if err == nil {
+		err = cur.All(c, &recs)
 	}
-	var recs []txnRecord
-	if err := cur.All(ctx, &recs); err != nil {
-		return fmt.Errorf("mongodb: recovery: %w", err)
+	cancel()
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("mongodb: recovery: %w", classify(err)))...)
 	}
 	for i := range recs {
 		if err := s.rollForward(ctx, &recs[i]); err != nil {
-			return fmt.Errorf("mongodb: recovering transaction %s: %w", recs[i].ID, err)
+			errs = append(errs, fmt.Errorf("mongodb: recovering transaction %s: %w", recs[i].ID, classify(err)))
 		}
 	}
 
 	// An aborted record fences its writer off the commit point for as long
 	// as that writer's lease could last; after that it is garbage.
-	_, err = s.txns.DeleteMany(ctx, bson.D{
+	c, cancel = s.op(ctx)
+	_, err = s.txns.DeleteMany(c, bson.D{
 		{Key: "state", Value: stateAborted},
 		{Key: "created", Value: bson.D{{Key: "$lt", Value: now.Add(-2 * s.ttl)}}},
 	})
+	cancel()
 	if err != nil {
-		return fmt.Errorf("mongodb: recovery: %w", err)
+		errs = append(errs, fmt.Errorf("mongodb: recovery: %w", classify(err)))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // resolve decides a transaction whose writer is gone (or whose own commit
@@ -77,7 +89,9 @@ func (s *Store) Recover(ctx context.Context) error {
 func (s *Store) resolve(ctx context.Context, txn string) (bool, error) {
 	var rec txnRecord
 	for attempt := 0; ; attempt++ {
-		_, err := s.txns.InsertOne(ctx, txnRecord{ID: txn, State: stateAborted, Created: time.Now().UTC()})
+		c, cancel := s.op(ctx)
+		_, err := s.txns.InsertOne(c, txnRecord{ID: txn, State: stateAborted, Created: time.Now().UTC()})
+		cancel()
 		if err == nil {
 			rec = txnRecord{ID: txn, State: stateAborted}
 			break
@@ -85,7 +99,9 @@ func (s *Store) resolve(ctx context.Context, txn string) (bool, error) {
 		if !mongo.IsDuplicateKeyError(err) {
 			return false, err
 		}
-		err = s.txns.FindOne(ctx, bson.D{{Key: "_id", Value: txn}}).Decode(&rec)
+		c, cancel = s.op(ctx)
+		err = s.txns.FindOne(c, bson.D{{Key: "_id", Value: txn}}).Decode(&rec)
+		cancel()
 		if err == nil {
 			break
 		}
@@ -99,16 +115,19 @@ func (s *Store) resolve(ctx context.Context, txn string) (bool, error) {
 	if rec.State == stateCommitted {
 		return true, s.rollForward(ctx, &rec)
 	}
+	s.links.Delete(txn)
 
 	// Aborted. Claims at or below the current version nonetheless belong to
 	// a commit that completed and deleted its record before the markers
 	// were cleared: keep those, drop the rest.
-	cur, err := s.history.Find(ctx, bson.D{{Key: "txn", Value: txn}})
-	if err != nil {
-		return false, err
-	}
 	var claims []doc
-	if err := cur.All(ctx, &claims); err != nil {
+	c, cancel := s.op(ctx)
+	cur, err := s.history.Find(c, bson.D{{Key: "txn", Value: txn}})
+	if err == nil {
+		err = cur.All(c, &claims)
+	}
+	cancel()
+	if err != nil {
 		return false, err
 	}
 	if len(claims) == 0 {
@@ -134,34 +153,42 @@ func (s *Store) resolve(ctx context.Context, txn string) (bool, error) {
 		return false, err
 	}
 	if len(drop) > 0 {
-		if _, err := s.history.DeleteMany(ctx, bson.D{
+		c, cancel := s.op(ctx)
+		_, err := s.history.DeleteMany(c, bson.D{
 			{Key: "_id", Value: bson.D{{Key: "$in", Value: drop}}},
 			{Key: "txn", Value: txn},
-		}); err != nil {
+		})
+		cancel()
+		if err != nil {
 			return false, err
 		}
 	}
 	return len(keep) > 0, nil
 }
 
-// rollForward finishes a committed transaction from its history documents.
+// rollForward finishes a committed transaction from its record and its
+// history documents.
 func (s *Store) rollForward(ctx context.Context, rec *txnRecord) error {
-	hists := make([]string, len(rec.Writes))
-	for i, w := range rec.Writes {
-		hists[i] = w.Hist
-	}
-	cur, err := s.history.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: hists}}}})
-	if err != nil {
-		return err
-	}
 	var docs []*doc
-	if err := cur.All(ctx, &docs); err != nil {
-		return err
+	if len(rec.Writes) > 0 {
+		hists := make([]string, len(rec.Writes))
+		for i, w := range rec.Writes {
+			hists[i] = w.Hist
+		}
+		c, cancel := s.op(ctx)
+		cur, err := s.history.Find(c, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: hists}}}})
+		if err == nil {
+			err = cur.All(c, &docs)
+		}
+		cancel()
+		if err != nil {
+			return err
+		}
+		if len(docs) != len(hists) {
+			// Claims of a committed transaction are never deleted, so this
+			// is damage from outside; applying part of it would be worse.
+			return fmt.Errorf("mongodb: transaction %s: %d of %d history documents missing", rec.ID, len(hists)-len(docs), len(hists))
+		}
 	}
-	if len(docs) != len(hists) {
-		// Claims of a committed transaction are never deleted, so this is
-		// damage from outside; applying part of it would be worse.
-		return fmt.Errorf("mongodb: transaction %s: %d of %d history documents missing", rec.ID, len(hists)-len(docs), len(hists))
-	}
-	return s.apply(ctx, rec.ID, docs, false)
+	return s.apply(ctx, rec, docs, crashNone)
 }

@@ -1,8 +1,9 @@
 // Package storetest is the behavioural test suite every storage engine must
 // pass. An engine's tests call Run with a function that opens a fresh, empty
 // store; the suite then exercises the whole store.Store contract the way the
-// REST layer relies on it, the usage log and maintenance included (audit.go;
-// RunAudit runs that part alone).
+// REST layer relies on it: batches of writes, queue items and usage-log
+// records, unique identifiers and queues (batch.go), the usage log and
+// maintenance (audit.go; RunAudit runs that part alone).
 package storetest
 
 import (
@@ -60,7 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FindByIdentifierFollowsVersions", testFindByIdentifierFollowsVersions},
 		{"FindByIdentifierAllOrNothing", testFindByIdentifierAllOrNothing},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, batchTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
 			require.NotNil(t, s, "open returned a nil store")
@@ -105,7 +106,7 @@ func delW(typ, id string) store.Write {
 
 func commit1(t *testing.T, s store.Store, w store.Write) store.Version {
 	t.Helper()
-	vs, err := s.Commit(context.Background(), []store.Write{w})
+	vs, err := s.Commit(context.Background(), store.Batch{Writes: []store.Write{w}})
 	require.NoError(t, err, "commit %s/%s", w.Type, w.ID)
 	require.Len(t, vs, 1)
 	return vs[0]
@@ -265,7 +266,7 @@ func testIfMatch(t *testing.T, s store.Store) {
 
 	w := putW("Flag", "f1", "p1", "stale")
 	w.IfMatch = 1
-	_, err := s.Commit(ctx, []store.Write{w})
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{w}})
 	requireConflict(t, err, store.ConflictVersion, 0, "Flag", "f1", 2)
 
 	got, err := s.Read(ctx, "Flag", "f1")
@@ -283,7 +284,7 @@ func testIfMatch(t *testing.T, s store.Store) {
 	// IfMatch against a resource that does not exist: the current version is 0.
 	w = putW("Flag", "ghost", "p1", "x")
 	w.IfMatch = 1
-	_, err = s.Commit(ctx, []store.Write{w})
+	_, err = s.Commit(ctx, store.Batch{Writes: []store.Write{w}})
 	requireConflict(t, err, store.ConflictVersion, 0, "Flag", "ghost", 0)
 	_, err = s.Read(ctx, "Flag", "ghost")
 	requireNotFound(t, err, "Read after failed IfMatch on unknown")
@@ -293,7 +294,7 @@ func testCreateOnExisting(t *testing.T, s store.Store) {
 	v1 := put(t, s, "Flag", "f1", "p1", "original")
 	w := putW("Flag", "f1", "p1", "clash")
 	w.Create = true
-	_, err := s.Commit(ctx, []store.Write{w})
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{w}})
 	requireConflict(t, err, store.ConflictExists, 0, "Flag", "f1", 1)
 	got, err := s.Read(ctx, "Flag", "f1")
 	require.NoError(t, err)
@@ -302,7 +303,7 @@ func testCreateOnExisting(t *testing.T, s store.Store) {
 	// A deleted resource still "has a version": a server-assigned id must
 	// never be reused.
 	commit1(t, s, delW("Flag", "f1"))
-	_, err = s.Commit(ctx, []store.Write{w})
+	_, err = s.Commit(ctx, store.Batch{Writes: []store.Write{w}})
 	requireConflict(t, err, store.ConflictExists, 0, "Flag", "f1", 2)
 	got, err = s.Read(ctx, "Flag", "f1")
 	require.NoError(t, err)
@@ -350,7 +351,7 @@ func testDelete(t *testing.T, s store.Store) {
 }
 
 func testDeleteUnknown(t *testing.T, s store.Store) {
-	_, err := s.Commit(ctx, []store.Write{delW("Flag", "nope")})
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{delW("Flag", "nope")}})
 	requireNotFound(t, err, "delete of unknown")
 	var nf *store.NotFoundError
 	require.True(t, errors.As(err, &nf), "expected *store.NotFoundError, got %T", err)
@@ -364,7 +365,7 @@ func testDeleteUnknown(t *testing.T, s store.Store) {
 func testDeleteAlreadyDeleted(t *testing.T, s store.Store) {
 	put(t, s, "Flag", "f1", "p1", "v1")
 	d := commit1(t, s, delW("Flag", "f1"))
-	again, err := s.Commit(ctx, []store.Write{delW("Flag", "f1")})
+	again, err := s.Commit(ctx, store.Batch{Writes: []store.Write{delW("Flag", "f1")}})
 	require.NoError(t, err, "deleting a deleted resource is not an error")
 	require.Len(t, again, 1)
 	assert.True(t, again[0].Deleted)
@@ -385,7 +386,7 @@ func testDeleteIfMatch(t *testing.T, s store.Store) {
 	put(t, s, "Flag", "f1", "p1", "v2")
 	w := delW("Flag", "f1")
 	w.IfMatch = 1
-	_, err := s.Commit(ctx, []store.Write{w})
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{w}})
 	requireConflict(t, err, store.ConflictVersion, 0, "Flag", "f1", 2)
 	got, err := s.Read(ctx, "Flag", "f1")
 	require.NoError(t, err)
@@ -558,12 +559,13 @@ func testCompartmentPatientMoves(t *testing.T, s store.Store) {
 func testCommitReturnsVersionsInOrder(t *testing.T, s store.Store) {
 	put(t, s, "Flag", "old", "p1", "old v1")
 	put(t, s, "Flag", "gone", "p1", "to be deleted")
-	vs, err := s.Commit(ctx, []store.Write{
+	vs, err := s.Commit(ctx, store.Batch{Writes: []store.Write{
 		putW("Patient", "p1", "p1", "patient"),
 		putW("Flag", "old", "p1", "old v2"),
 		delW("Flag", "gone"),
 		putW("AllergyIntolerance", "a1", "p1", "allergy"),
-	})
+	}})
+
 	require.NoError(t, err)
 	require.Len(t, vs, 4)
 	checkVersion(t, vs[0], "Patient", "p1", "p1", "patient", 1)
@@ -640,14 +642,15 @@ func testCommitAllOrNothingStaleIfMatch(t *testing.T, s store.Store) {
 
 	stale := putW("Flag", "stale", "p1", "stale v3")
 	stale.IfMatch = 1
-	_, err := s.Commit(ctx, []store.Write{
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{
 		putW("Flag", "new1", "p1", "new1"),
 		putW("Flag", "existing", "p2", "existing moved to p2"),
 		putW("AllergyIntolerance", "deleted", "p1", "recreated"),
 		putW("Patient", "p3", "p3", "new patient"),
 		stale,
 		putW("Flag", "new2", "p3", "new2"),
-	})
+	}})
+
 	requireConflict(t, err, store.ConflictVersion, 4, "Flag", "stale", 2)
 
 	after := takeSnapshot(t, s, resources, patients, types)
@@ -658,12 +661,13 @@ func testCommitAllOrNothingDeleteUnknown(t *testing.T, s store.Store) {
 	resources, patients, types := allOrNothingFixture(t, s)
 	before := takeSnapshot(t, s, resources, patients, types)
 
-	_, err := s.Commit(ctx, []store.Write{
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{
 		putW("Flag", "new1", "p1", "new1"),
 		delW("Flag", "existing"),
 		delW("Flag", "nope"),
 		putW("Patient", "p3", "p3", "new patient"),
-	})
+	}})
+
 	requireNotFound(t, err, "commit with a delete of unknown")
 	var nf *store.NotFoundError
 	require.True(t, errors.As(err, &nf), "expected *store.NotFoundError, got %T", err)
@@ -675,7 +679,7 @@ func testCommitAllOrNothingDeleteUnknown(t *testing.T, s store.Store) {
 
 	w := putW("Flag", "existing", "p1", "clash")
 	w.Create = true
-	_, err = s.Commit(ctx, []store.Write{putW("Flag", "new1", "p1", "new1"), w})
+	_, err = s.Commit(ctx, store.Batch{Writes: []store.Write{putW("Flag", "new1", "p1", "new1"), w}})
 	requireConflict(t, err, store.ConflictExists, 1, "Flag", "existing", 1)
 	after = takeSnapshot(t, s, resources, patients, types)
 	assert.Equal(t, before, after, "a commit with a clashing Create must leave nothing behind")
@@ -689,13 +693,14 @@ func testRenderErrorAbortsCommit(t *testing.T, s store.Store) {
 
 	bad := store.Write{Type: "Flag", ID: "new2", Op: store.OpPut, Patient: "p1",
 		Render: func(int64, time.Time) ([]byte, error) { return nil, errRender }}
-	_, err := s.Commit(ctx, []store.Write{
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{
 		putW("Flag", "new1", "p1", "new1"),
 		putW("Flag", "existing", "p1", "existing v2"),
 		delW("Flag", "stale"),
 		bad,
 		putW("Patient", "p3", "p3", "new patient"),
-	})
+	}})
+
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, errRender), "the Render error must be wrapped, got %v", err)
 	assert.False(t, errors.Is(err, store.ErrConflict), "a render error is not a conflict")
@@ -705,10 +710,11 @@ func testRenderErrorAbortsCommit(t *testing.T, s store.Store) {
 }
 
 func testPutWithoutRenderRefused(t *testing.T, s store.Store) {
-	_, err := s.Commit(ctx, []store.Write{
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{
 		putW("Flag", "ok", "p1", "fine"),
 		{Type: "Flag", ID: "norender", Op: store.OpPut, Patient: "p1"},
-	})
+	}})
+
 	require.Error(t, err, "OpPut without Render must be refused")
 	_, err = s.Read(ctx, "Flag", "ok")
 	requireNotFound(t, err, "Read after refused commit")
@@ -721,7 +727,7 @@ func testSameResourceTwiceRefused(t *testing.T, s store.Store) {
 		{putW("Flag", "f1", "p1", "a"), delW("Flag", "f1")},
 		{putW("Flag", "new", "p1", "a"), putW("Flag", "other", "p1", "b"), putW("Flag", "new", "p1", "c")},
 	} {
-		_, err := s.Commit(ctx, writes)
+		_, err := s.Commit(ctx, store.Batch{Writes: writes})
 		require.Error(t, err, "two writes to the same resource in one commit must be refused")
 		got, err := s.Read(ctx, "Flag", "f1")
 		require.NoError(t, err)
@@ -789,7 +795,7 @@ func testConcurrentDistinctCommits(t *testing.T, s store.Store) {
 				if i%2 == 1 {
 					writes = append(writes, putW("AllergyIntolerance", id, patient, "allergy "+id))
 				}
-				vs, err := s.Commit(ctx, writes)
+				vs, err := s.Commit(ctx, store.Batch{Writes: writes})
 				if err != nil {
 					errs <- fmt.Errorf("worker %d commit %d: %w", w, i, err)
 					continue
@@ -847,7 +853,7 @@ func testConcurrentIfMatchOneWinner(t *testing.T, s store.Store) {
 				wr := putW("Flag", "hot", "p1", fmt.Sprintf("round %d worker %d", r, w))
 				wr.IfMatch = expect
 				<-start
-				vs, err := s.Commit(ctx, []store.Write{wr})
+				vs, err := s.Commit(ctx, store.Batch{Writes: []store.Write{wr}})
 				o := outcome{worker: w, err: err}
 				if err == nil {
 					o.v = vs[0]
@@ -1014,7 +1020,7 @@ func testFindByIdentifierFollowsVersions(t *testing.T, s store.Store) {
 	// A deleted resource is found by none.
 	commit1(t, s, delW("Patient", "p1"))
 	assert.Empty(t, find(t, s, "Patient", b))
-	_, err := s.Commit(ctx, []store.Write{delW("Patient", "p1")})
+	_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{delW("Patient", "p1")}})
 	require.NoError(t, err)
 	assert.Empty(t, find(t, s, "Patient", b))
 
@@ -1041,13 +1047,14 @@ func testFindByIdentifierAllOrNothing(t *testing.T, s store.Store) {
 	bad := store.Write{Type: "Flag", ID: "bad", Op: store.OpPut, Patient: "p1",
 		Render: func(int64, time.Time) ([]byte, error) { return nil, errRender }}
 	for name, last := range map[string]store.Write{"stale IfMatch": stale, "render error": bad, "delete of unknown": delW("Flag", "nope")} {
-		_, err := s.Commit(ctx, []store.Write{
+		_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{
 			indexed("Patient", "p1", "p1", "v2", nil, changed),
 			indexed("Patient", "p9", "p9", "new", nil, fresh),
 			delW("Patient", "gone"),
 			indexed("Flag", "f9", "p9", "new", nil, fresh),
 			last,
-		})
+		}})
+
 		require.Error(t, err, name)
 		assert.Equal(t, []string{"p1"}, find(t, s, "Patient", old), "%s: the failed commit's update left the old identifier", name)
 		assert.Empty(t, find(t, s, "Patient", changed), "%s: no entry for the failed update's identifier", name)

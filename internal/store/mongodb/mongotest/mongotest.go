@@ -32,9 +32,7 @@ var (
 	startErr  error
 	dbSeq     atomic.Int64
 
-	stop    context.CancelFunc
-	stopped chan struct{}
-	dataDir string
+	stop func() // stops the shared server
 )
 
 // URI returns the URI of the test server, starting the embedded FerretDB
@@ -65,9 +63,40 @@ func Database(t testing.TB) string {
 }
 
 func start() (string, error) {
-	dir, err := os.MkdirTemp("", "kj-ferretdb-")
+	uri, stopFn, err := startFerretDB()
 	if err != nil {
 		return "", err
+	}
+	stop = stopFn
+	return uri, nil
+}
+
+// Start starts a FerretDB instance of the test's own, on its own port and
+// files, and returns its URI and a function that stops it: the listener
+// closes, open connections are cut (FerretDB gives them up to 3 s) and
+// the function returns once it has. Tests use it to see what the engine
+// does when its database goes away; KJ_TEST_MONGO_URI does not apply (a
+// shared server cannot be stopped). Stopping twice is harmless; the
+// instance is stopped and its files removed when the test ends.
+func Start(t testing.TB) (uri string, stop func()) {
+	t.Helper()
+	uri, stopFn, err := startFerretDB()
+	if err != nil {
+		t.Fatalf("mongotest: starting a dedicated FerretDB: %v", err)
+	}
+	var once sync.Once
+	stop = func() { once.Do(stopFn) }
+	t.Cleanup(stop)
+	return uri, stop
+}
+
+// startFerretDB starts an embedded FerretDB on a free loopback port with
+// its SQLite files in a new temporary directory; stop shuts it down, waits
+// for it and removes the files.
+func startFerretDB() (uri string, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "kj-ferretdb-")
+	if err != nil {
+		return "", nil, err
 	}
 	// FerretDB logs every connection and many commands at info level; only
 	// its errors help when a test fails.
@@ -85,16 +114,21 @@ func start() (string, error) {
 	})
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", err
+		return "", nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	stop, stopped, dataDir = cancel, make(chan struct{}), dir
+	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
 		_ = f.Run(runCtx)
 	}()
+	stop = func() {
+		cancel()
+		<-stopped
+		os.RemoveAll(dir)
+	}
 	// MongoDBURI waits for the listener to be bound.
-	return f.MongoDBURI(), nil
+	return f.MongoDBURI(), stop, nil
 }
 
 // Main runs the tests of a package and then shuts the embedded FerretDB down
@@ -104,8 +138,6 @@ func Main(m *testing.M) int {
 	code := m.Run()
 	if stop != nil {
 		stop()
-		<-stopped
-		os.RemoveAll(dataDir)
 	}
 	return code
 }

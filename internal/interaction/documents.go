@@ -1,0 +1,148 @@
+package interaction
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/audit"
+	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/documents"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
+)
+
+// requester is what a source hospital is told about who asks.
+func (s *Service) requester(req *Request, p *auth.Principal) documents.Requester {
+	r := documents.Requester{HPR: p.HPR, HPCategory: p.HPCategory, Org: p.OrgParent,
+		PurposeOfUse: p.PurposeOfUse, AccessBasis: req.Basis}
+	if s.cfg.RegionOf != nil {
+		r.Region = s.cfg.RegionOf(p.OrgParent)
+	}
+	return r
+}
+
+// documentSearch serves GET /DocumentReference: a federated search of the
+// source hospitals that share with the requester. Nothing is stored.
+func (s *Service) documentSearch(ctx context.Context, req *Request, c *Call) (*Result, error) {
+	var q documents.Query
+	patient := ""
+	for name, vals := range c.Query {
+		ok := true
+		switch name {
+		case "patient":
+			if len(vals) == 1 {
+				patient = strings.TrimPrefix(vals[0], "Patient/")
+			}
+			ok = len(vals) == 1 && ValidID(patient)
+		case "type":
+			for _, v := range vals {
+				q.Types = append(q.Types, strings.Split(v, ",")...)
+			}
+		case "category":
+			// A token: the 9602 system (or none) and a document group. Any
+			// other value is the client's error, not the federation's.
+			v := vals[0]
+			if sys, code, found := strings.Cut(v, "|"); found && (sys == "" || sys == domain.SystemDocumentType) {
+				v = code
+			}
+			if len(vals) != 1 || documents.GroupOf(v) != v {
+				e := fail(http.StatusBadRequest, "code-invalid", "category must be one document group (A00, C00, ...) of %s, not %q",
+					domain.SystemDocumentType, strings.Join(vals, ","))
+				e.Issues[0].Expression = []string{"category"}
+				return nil, e
+			}
+			q.Category = v
+		case "date":
+			for _, v := range vals {
+				if ok = documentDate(&q, v); !ok {
+					break
+				}
+			}
+		case "_count":
+			var err error
+			q.Count, err = strconv.Atoi(vals[0])
+			ok = err == nil && q.Count >= 0 && q.Count <= 1000
+		case "_format", "_pretty":
+		default:
+			e := fail(http.StatusBadRequest, "not-supported", "DocumentReference search supports patient, type, category, date and _count; not %q", name)
+			e.Issues[0].Expression = []string{name}
+			return nil, e
+		}
+		if !ok {
+			return nil, invalid(name, "invalid value for %s", name)
+		}
+	}
+	if patient == "" {
+		// Rule 1, as for every search: exactly one patient.
+		_, d := access.BindSearch("DocumentReference", access.Binding{})
+		req.Facts.note("", "DocumentReference", d)
+		e := refusal(d, nil)
+		e.Issues[0].Expression = []string{"patient"}
+		return nil, e
+	}
+	p := req.Principal
+	if p == nil {
+		return nil, fail(http.StatusUnauthorized, "login", "documents are searched with a health personnel's token")
+	}
+	_, st, err := s.require(ctx, req, ask{in: access.Search, typ: "DocumentReference", patient: patient}, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.cfg.Documents.Search(ctx, s.requester(req, p), st.PersonNumber, q)
+	if err != nil {
+		return nil, err
+	}
+	req.Facts.Documents = res.Documents
+	total := res.Total
+	links := []fhir.Link{{Relation: "self", URL: selfURL(req, c)}}
+	return &Result{Status: http.StatusOK, Body: fhir.Bundle(fhir.BundleOptions{Type: "searchset", Total: &total, Links: links, ID: rand.Text()}, res.BundleEntries())}, nil
+}
+
+func documentDate(q *documents.Query, v string) bool {
+	prefix, t, _, err := datePrefix(v)
+	if err != nil {
+		return false
+	}
+	switch prefix {
+	case "ge", "gt", "sa":
+		q.DateFrom = t
+	case "le", "lt", "eb":
+		q.DateTo = t
+	case "eq":
+		q.DateFrom, q.DateTo = t, dayEnd(t)
+	default:
+		return false
+	}
+	return true
+}
+
+// documentRead serves GET /documents/{token}: the document opened at its
+// source, for the caller to stream with constant memory after writing the
+// usage log. The token is signed and bound to the patient; the rules are
+// asked again now.
+func (s *Service) documentRead(ctx context.Context, req *Request, c *Call) (*Result, error) {
+	if c.Entry {
+		return nil, fail(http.StatusBadRequest, "not-supported", "documents are streamed, not answered inside a Bundle; open the attachment URL")
+	}
+	p := req.Principal
+	if p == nil {
+		return nil, fail(http.StatusUnauthorized, "login", "documents are opened with a health personnel's token")
+	}
+	// The document belongs to the patient in the token's context (the
+	// SMART launch patient); a token without one names no patient, which
+	// the rules refuse like any request for health data without one.
+	_, st, err := s.require(ctx, req, ask{in: access.Read, typ: "DocumentReference", patient: p.Patient}, nil)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := s.cfg.Documents.Open(ctx, s.requester(req, p), c.Token, st.PersonNumber)
+	if err != nil {
+		return nil, &Error{Status: documents.HTTPStatus(err), Issues: []fhir.Issue{documents.Issue(err)}, cause: err}
+	}
+	req.Facts.Documents = []audit.Document{stream.Document()}
+	return &Result{Status: http.StatusOK, Stream: stream}, nil
+}

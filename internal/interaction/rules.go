@@ -1,0 +1,128 @@
+package interaction
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/auth"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
+	"github.com/kjernejournal/kjernejournal/internal/profile"
+)
+
+// stampRecorder makes the server, not the body, say who recorded critical
+// information: the HP of the token, and when. A body that is not a JSON
+// object is left to the parser, which says what is wrong with it.
+func stampRecorder(body []byte, typ string, p *auth.Principal, now time.Time) ([]byte, error) {
+	if p == nil || p.Kind() != auth.KindPractitioner || p.HPR == "" || typ != "AllergyIntolerance" && typ != "Flag" {
+		return body, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return body, nil
+	}
+	who, err := json.Marshal(map[string]any{
+		"identifier": map[string]string{"system": domain.SystemHPR, "value": p.HPR},
+		"display":    p.Name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch typ {
+	case "AllergyIntolerance":
+		m["recorder"] = who
+		m["recordedDate"], _ = json.Marshal(fhir.FormatInstant(now))
+	case "Flag":
+		m["author"] = who
+	}
+	return json.Marshal(m)
+}
+
+// checkRules applies kjernejournal's rules beyond base R4: every clinical
+// resource belongs to exactly one patient held here (the record is per
+// patient, and the patient is the shard key), and every Patient is
+// identified by a valid Norwegian person number.
+func checkRules(res *fhir.Resource, body []byte) error {
+	if res.Type != "Patient" {
+		if res.Patient == "" {
+			el := domain.PatientElement(res.Type)
+			return invalid(el, "%s must refer to the patient as a relative reference Patient/<id>", el)
+		}
+		return nil
+	}
+	var p struct {
+		Identifier []struct {
+			System string `json:"system"`
+			Value  string `json:"value"`
+		} `json:"identifier"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return invalid("Patient", "cannot read the Patient: %v", err)
+	}
+	found := false
+	for i, id := range p.Identifier {
+		if id.System != domain.SystemFNR && id.System != domain.SystemDNR {
+			continue
+		}
+		if !domain.ValidPersonNumber(id.Value) {
+			return invalid("Patient.identifier["+strconv.Itoa(i)+"].value",
+				"%q is not a valid Norwegian person number (11 digits with correct check digits)", id.Value)
+		}
+		found = true
+	}
+	if !found {
+		return invalid("Patient.identifier",
+			"a Patient needs an identifier with system %s (fødselsnummer) or %s (D-nummer)", domain.SystemFNR, domain.SystemDNR)
+	}
+	return nil
+}
+
+// checkProfile checks a resource base R4 has accepted against its
+// kjernejournal profile (KjAllergyIntolerance, KjFlag): plain FHIR errors
+// stay 400 and name their element, profile violations are 422 naming
+// every violated rule. Declaring the profile in meta.profile is ingest's,
+// which prints every stored resource.
+func checkProfile(typ string, body []byte) error {
+	if _, ok := profile.URL(typ); !ok {
+		return nil
+	}
+	issues := profile.Check(typ, body)
+	if len(issues) == 0 {
+		return nil
+	}
+	out := make([]fhir.Issue, len(issues))
+	for i, is := range issues {
+		out[i] = fhir.Issue{Severity: "error", Code: "processing", Diagnostics: is.Message, Expression: []string{is.Path}}
+	}
+	return &Error{Status: http.StatusUnprocessableEntity, Issues: out}
+}
+
+// validate serves POST /{type}/$validate: the checks of step 1 of the
+// write pipeline, without writing; the answer is an OperationOutcome.
+func (s *Service) validate(c *Call) (*Result, error) {
+	if len(c.Body) == 0 {
+		return nil, invalid("", "the request has no body; a FHIR resource in JSON is expected")
+	}
+	res, err := s.codec.Parse(c.Body)
+	if err == nil && res.Type != c.Type {
+		err = invalid(res.Type+".resourceType", "the body is a %s, but the URL is for %s", res.Type, c.Type)
+	}
+	if err == nil {
+		err = checkRules(res, c.Body)
+	}
+	if err == nil {
+		err = checkProfile(c.Type, c.Body)
+	}
+	issues := []fhir.Issue{{Severity: "information", Code: "informational", Diagnostics: fmt.Sprintf("%s is valid", c.Type)}}
+	if err != nil {
+		e := errorOf(err)
+		if e.Status >= 500 {
+			return nil, e
+		}
+		issues = e.Issues
+	}
+	return &Result{Status: http.StatusOK, Body: fhir.Outcome(issues...)}, nil
+}

@@ -1,0 +1,335 @@
+package interaction
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/fhir/search"
+	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
+	"github.com/kjernejournal/kjernejournal/internal/ingest"
+	"github.com/kjernejournal/kjernejournal/internal/store"
+)
+
+// FHIR search, always bound to one patient.
+//
+// A search runs as: merge the parameters (URL query, and for POST _search
+// the form body); parse them with the registry (fhir/search); resolve
+// chains (patient.identifier=...); bind the search to exactly one patient
+// (access.BindSearch: searching across patients is not allowed by law);
+// pass the decision point for that patient; read the patient's
+// compartment for the type and match, sort and page in Go. Nothing from
+// the query string reaches the store except the patient id and the type,
+// and both are checked first.
+//
+// Results: Bundle.total is given unless _total=none (every match is
+// counted anyway, so it costs nothing). _summary=count gives only the
+// total. _include and _revinclude stay inside the bound patient's record,
+// and every included resource passes the decision point on its own: one
+// that the scopes or the rules refuse is left out, the search itself
+// still answers.
+
+// search serves GET /{type}, POST /{type}/_search and the compartment
+// search GET /Patient/{id}/{type}.
+func (s *Service) search(ctx context.Context, req *Request, c *Call) (*Result, error) {
+	params, err := searchParams(c)
+	if err != nil {
+		return nil, err
+	}
+	q, warnings, err := s.reg.ParseQuery(c.Type, params, c.Lenient)
+	if err != nil {
+		return nil, err
+	}
+	sh, e := shapeOf(q.Values())
+	if e != nil {
+		return nil, e
+	}
+	unknown, err := s.resolveChains(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	ids, bound := q.PatientBinding()
+	b := access.Binding{Patients: ids, Bound: bound, Unknown: unknown}
+	if c.Compartment != "" {
+		// The path binds the patient; parameters can only narrow it.
+		b.Unknown = nil
+		if bound {
+			b.Patients = slices.DeleteFunc(ids, func(id string) bool { return id != c.Compartment })
+		} else {
+			b.Patients, b.Bound = []string{c.Compartment}, true
+		}
+	}
+	patient, bd := access.BindSearch(c.Type, b)
+	if !bd.Allowed() {
+		req.Facts.note("", c.Type, bd)
+		return nil, refusal(bd, nil)
+	}
+	// A search bound to no patient at all (an identifier nobody has, or
+	// contradicting patient parameters) still passes the decision point,
+	// for no patient, and then finds nothing.
+	d, _, err := s.require(ctx, req, ask{in: access.Search, typ: c.Type, patient: patient}, nil)
+	if err != nil {
+		return nil, err
+	}
+	var matches []search.Candidate
+	if patient != "" && !d.Hides(c.Type) {
+		all, err := s.store.Compartment(ctx, patient, c.Type)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range all {
+			if v.Patient != patient || !s.admits(d, v) {
+				continue
+			}
+			idx, err := s.indexOf(v)
+			if err != nil {
+				return nil, fmt.Errorf("search %s/%s: %w", v.Type, v.ID, err)
+			}
+			if q.Match(idx) {
+				matches = append(matches, search.Candidate{Index: &idx, Body: v.Body})
+			}
+		}
+	}
+	total := len(matches)
+	page, next, prev := q.Page(matches)
+
+	path := "/" + c.Type
+	if c.Compartment != "" {
+		path = "/Patient/" + c.Compartment + "/" + c.Type
+	}
+	link := func(rel, cursor string) fhir.Link {
+		v := q.Values()
+		if cursor != "" {
+			v.Set("_cursor", cursor)
+		}
+		u := req.Base + path
+		if enc := v.Encode(); enc != "" {
+			u += "?" + enc
+		}
+		return fhir.Link{Relation: rel, URL: u}
+	}
+	links := []fhir.Link{link("self", q.Cursor)}
+	if next != "" && sh.Summary != "count" {
+		links = append(links, link("next", next))
+	}
+	if prev != "" && sh.Summary != "count" {
+		links = append(links, link("previous", prev))
+	}
+
+	var entries []fhir.BundleEntry
+	if sh.Summary != "count" {
+		add := func(typ, id string, body []byte, mode string) error {
+			b, err := sh.apply(body)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, fhir.BundleEntry{FullURL: req.Base + "/" + typ + "/" + id, Resource: b, SearchMode: mode})
+			return nil
+		}
+		seen := map[string]bool{}
+		for _, m := range page {
+			seen[c.Type+"/"+m.Index.ID] = true
+			if err := add(c.Type, m.Index.ID, m.Body, "match"); err != nil {
+				return nil, err
+			}
+		}
+		incl, err := s.included(ctx, req, q, patient, page, seen)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range incl {
+			if err := add(v.Type, v.ID, v.Body, "include"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	notes := append([]fhir.Issue(nil), warnings...)
+	if len(d.Hidden) > 0 {
+		// Say that restricted information exists, without showing it.
+		notes = append(notes, fhir.Issue{Severity: "warning", Code: "suppressed", Diagnostics: d.Message,
+			Details: fhir.Coding{System: domain.SystemAccessReason, Code: string(d.Reason)}})
+	}
+	if len(notes) > 0 {
+		entries = append(entries, fhir.BundleEntry{SearchMode: "outcome", Resource: fhir.Outcome(notes...)})
+	}
+	opts := fhir.BundleOptions{Type: "searchset", Links: links, ID: rand.Text()}
+	if len(d.Hidden) > 0 {
+		// The v3 "REDACTED" label says the Bundle is not the whole record:
+		// restricted sections were left out.
+		opts.Security = []fhir.Coding{{System: "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", Code: "REDACTED",
+			Display: "restricted parts of the record are left out"}}
+	}
+	if q.Total != "none" || sh.Summary == "count" {
+		opts.Total = &total
+	}
+	return &Result{Status: http.StatusOK, Body: fhir.Bundle(opts, entries)}, nil
+}
+
+// searchParams merges the URL query and, for POST _search, the
+// form-encoded body: as the spec says, parameters in the URL and in the
+// body are one search, and repeated names add up (AND).
+func searchParams(c *Call) (url.Values, error) {
+	params := url.Values{}
+	for k, vs := range c.Query {
+		params[k] = slices.Clone(vs)
+	}
+	if len(c.Form) == 0 {
+		return params, nil
+	}
+	form, err := url.ParseQuery(string(c.Form))
+	if err != nil {
+		return nil, invalid("", "the form body cannot be read: %v", err)
+	}
+	for k, vs := range form {
+		params[k] = append(params[k], vs...)
+	}
+	return params, nil
+}
+
+// included reads the resources _include and _revinclude ask for, inside
+// the patient's record only. Each passes the decision point (scopes,
+// rules, granular constraints) for its own type; what is refused is left
+// out without failing the search.
+func (s *Service) included(ctx context.Context, req *Request, q *search.Query, patient string, page []search.Candidate, seen map[string]bool) ([]store.Version, error) {
+	if patient == "" || len(page) == 0 || len(q.Include) == 0 && len(q.RevInclude) == 0 {
+		return nil, nil
+	}
+	decisions := map[string]*access.Decision{} // per type; nil: refused
+	permitted := func(typ string) (*access.Decision, error) {
+		d, done := decisions[typ]
+		if !done {
+			dd, _, err := s.decide(ctx, req, ask{in: access.Read, typ: typ, patient: patient})
+			if err != nil {
+				return nil, err
+			}
+			if dd.Allowed() && !dd.Hides(typ) {
+				d = &dd
+			}
+			decisions[typ] = d
+		}
+		return d, nil
+	}
+	var out []store.Version
+	keep := func(v store.Version) error {
+		key := v.Type + "/" + v.ID
+		if seen[key] || v.Deleted || v.Patient != patient {
+			return nil
+		}
+		d, err := permitted(v.Type)
+		if err != nil {
+			return err
+		}
+		if d != nil && s.admits(*d, v) {
+			seen[key] = true
+			out = append(out, v)
+		}
+		return nil
+	}
+	for _, m := range page {
+		for _, ref := range q.IncludeRefs(*m.Index) {
+			typ, id, _ := strings.Cut(ref, "/")
+			if seen[ref] || !s.recordType(typ) || !ValidID(id) {
+				continue
+			}
+			v, err := s.store.Read(ctx, typ, id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if err := keep(v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, inc := range q.RevInclude {
+		if !s.recordType(inc.Source) {
+			continue
+		}
+		vs, err := s.store.Compartment(ctx, patient, inc.Source)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			if seen[v.Type+"/"+v.ID] {
+				continue
+			}
+			idx, err := s.indexOf(v)
+			if err != nil {
+				return nil, fmt.Errorf("revinclude %s/%s: %w", v.Type, v.ID, err)
+			}
+			for _, m := range page {
+				if inc.RefersTo(idx, q.Type+"/"+m.Index.ID) {
+					if err := keep(v); err != nil {
+						return nil, err
+					}
+					break
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// indexOf is the search index of a stored version: the one written with
+// it (package ingest), completed with the version's lastUpdated, which is
+// decided in the commit after the index was extracted; or, for a version
+// stored without one or with one that does not decode, the index
+// extracted from the stored JSON.
+func (s *Service) indexOf(v store.Version) (search.Index, error) {
+	if len(v.Index) > 0 {
+		var idx search.Index
+		if err := idx.UnmarshalBinary(v.Index); err == nil && idx.Type == v.Type && idx.ID == v.ID {
+			idx.SetLastUpdated(v.LastUpdated)
+			return idx, nil
+		}
+	}
+	return s.reg.Extract(v.Type, v.Body)
+}
+
+// resolveChains resolves patient.identifier=system|value (and
+// Patient?identifier=system|value) to the ids of the current resources
+// carrying the identifier (store.FindByIdentifier). A chain is resolved
+// only when every value names an exact identifier (system|value, or
+// |value for one without a system) of a type this server stores; any other
+// chain is left to match logical references (Reference.identifier) and
+// binds no patient. unknown lists the values of patient/subject chains
+// that found no patient.
+func (s *Service) resolveChains(ctx context.Context, q *search.Query) (unknown []string, err error) {
+	for _, ch := range q.Chains() {
+		if !s.recordType(ch.TargetType) {
+			continue
+		}
+		exact := len(ch.Identifiers) > 0
+		for _, tok := range ch.Identifiers {
+			exact = exact && tok.HasSystem && tok.Code != ""
+		}
+		if !exact {
+			continue
+		}
+		var ids []string
+		for _, tok := range ch.Identifiers {
+			found, err := s.store.FindByIdentifier(ctx, ch.TargetType, ingest.IdentifierKey(tok.System, tok.Code))
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, found...)
+		}
+		slices.Sort(ids)
+		ch.Resolve(slices.Compact(ids))
+		if len(ids) == 0 && !ch.Self && ch.TargetType == "Patient" && (ch.Param == "patient" || ch.Param == "subject") {
+			for _, tok := range ch.Identifiers {
+				unknown = append(unknown, ingest.IdentifierKey(tok.System, tok.Code))
+			}
+		}
+	}
+	return unknown, nil
+}
