@@ -75,10 +75,6 @@ type Config struct {
 	// SMART authorisation server), through the same request pipeline:
 	// request id, usage log, recovery, metrics.
 	Mounts []Mount
-	// RequestTimeout bounds the work of one request (store calls
-	// included); a document stream is bounded by its source's timeouts
-	// instead. Default 30 s.
-	RequestTimeout time.Duration
 }
 
 // Mount is a handler served under a path prefix ending in "/".
@@ -118,9 +114,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 30 * time.Second
 	}
 	if cfg.Auth != nil && cfg.Policy == nil {
 		return nil, errors.New("api: Config.Policy is required when Config.Auth is set")
@@ -170,7 +163,10 @@ func (s *Server) router() *gin.Engine {
 	e := gin.New()
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
-	e.HandleMethodNotAllowed = true
+	// Every FHIR path is a NoRoute to gin, which would look for the path
+	// under every other method first to answer 405 itself; the few
+	// paths gin routes answer their 405 in fhir (httpRoutes).
+	e.HandleMethodNotAllowed = false
 	ops := e.Group("", s.begin)
 	ops.GET("/healthz", s.healthz)
 	ops.GET("/readyz", s.readyz)
@@ -185,17 +181,20 @@ func (s *Server) router() *gin.Engine {
 		})
 	}
 	e.NoRoute(s.begin, s.audited, s.fhir)
-	e.NoMethod(s.begin, s.audited, func(c *gin.Context) {
-		s.fail(c, &interaction.Error{Status: http.StatusMethodNotAllowed, Issues: []fhir.Issue{{Severity: "error", Code: "not-supported",
-			Diagnostics: c.Request.Method + " is not supported on " + c.Request.URL.Path}}})
-	})
 	return e
 }
+
+// httpRoutes are the paths gin routes itself (for GET), so that another
+// method on them is a 405, not a FHIR path.
+var httpRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/jwks": true}
 
 // exchange is the state of one request in the adapter.
 type exchange struct {
 	id        string
-	facts     *interaction.Facts
+	facts     *interaction.Facts // points at f
+	f         interaction.Facts
+	req       interaction.Request
+	c         interaction.Call
 	principal *auth.Principal
 	call      *interaction.Call
 	route     string // metrics label for requests that are no FHIR call
@@ -221,8 +220,10 @@ func (s *Server) begin(c *gin.Context) {
 	if !validCorrelationID(corr) {
 		corr = ""
 	}
-	x := &exchange{id: id, facts: interaction.NewFacts(id, corr, c.Request.Method, strings.TrimPrefix(c.Request.URL.Path, "/"), c.Request.URL.RawQuery, s.cfg.Now())}
-	x.facts.BasisHeader = c.GetHeader(basisHeader)
+	x := &exchange{id: id}
+	x.facts = &x.f
+	x.f.Start(id, corr, c.Request.Method, strings.TrimPrefix(c.Request.URL.Path, "/"), c.Request.URL.RawQuery, s.cfg.Now())
+	x.f.BasisHeader = c.GetHeader(basisHeader)
 	c.Set(exchangeKey, x)
 	c.Header("X-Request-Id", id)
 	defer func() {

@@ -27,12 +27,19 @@ import (
 // them.
 func withSources(t *testing.T) (*secured, map[string]*source.Server) {
 	t.Helper()
-	return withSourcesConfig(t, nil)
+	return withSourcesConfig(t, sourceOptions{})
 }
 
-// withSourcesConfig is withSources with the federation's configuration
-// adjusted by tune.
-func withSourcesConfig(t *testing.T, tune func(*documents.Config)) (*secured, map[string]*source.Server) {
+// sourceOptions adjust withSources.
+type sourceOptions struct {
+	// tune adjusts the federation's configuration.
+	tune func(*documents.Config)
+	// large, when > 0, adds a document of that many bytes to each source.
+	large int64
+}
+
+// withSourcesConfig is withSources with options.
+func withSourcesConfig(t *testing.T, opts sourceOptions) (*secured, map[string]*source.Server) {
 	t.Helper()
 	srcs := map[string]*source.Server{}
 	var registry []documents.Source
@@ -45,7 +52,13 @@ func withSourcesConfig(t *testing.T, tune func(*documents.Config)) (*secured, ma
 		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { srv.ServeHTTP(w, r) }))
 		t.Cleanup(ts.Close)
 		org := source.Organisation{Number: h.org, Name: h.display, Region: h.region}
-		docs := source.GenerateAt(time.Now().UTC(), 7, []source.Patient{{ID: citizenPatient, PersonNumber: citizenPID}}, org, 14)
+		citizen := source.Patient{ID: citizenPatient, PersonNumber: citizenPID}
+		docs := source.GenerateAt(time.Now().UTC(), 7, []source.Patient{citizen}, org, 14)
+		if opts.large > 0 {
+			big, err := source.LargeDocument(time.Now(), org, citizen, opts.large)
+			require.NoError(t, err)
+			docs = append(docs, big)
+		}
 		registry = append(registry, documents.Source{Name: h.name, DisplayName: h.display, Organisation: h.org,
 			Region: documents.NormaliseRegion(h.region), BaseURL: ts.URL, SharedTypes: []string{"A00", "C00", "D00", "E00", "I00"},
 			SharesWith: documents.SharesWith{Regions: []string{"helse-sor-ost", "helse-nord"}}})
@@ -63,8 +76,8 @@ func withSourcesConfig(t *testing.T, tune func(*documents.Config)) (*secured, ma
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)
 		dc := documents.Config{Sources: registry, Signer: signer, BaseURL: base, TokenKey: key}
-		if tune != nil {
-			tune(&dc)
+		if opts.tune != nil {
+			opts.tune(&dc)
 		}
 		fed, err := documents.New(dc)
 		require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -176,7 +177,7 @@ func TestDocumentStreamBroken(t *testing.T) {
 func TestCancelledRequestCancelsSourceWork(t *testing.T) {
 	// The sources' own timeouts are far away: only the client's going away
 	// can end their requests within the test.
-	s, srcs := withSourcesConfig(t, func(c *documents.Config) { c.SourceTimeout, c.SearchTimeout = time.Minute, time.Minute })
+	s, srcs := withSourcesConfig(t, sourceOptions{tune: func(c *documents.Config) { c.SourceTimeout, c.SearchTimeout = time.Minute, time.Minute }})
 	doc := s.token("hospital-doctor", citizenPatient)
 	for _, src := range srcs {
 		require.NoError(t, src.SetFaults(source.Faults{Latency: time.Minute}))
@@ -203,4 +204,54 @@ func TestCancelledRequestCancelsSourceWork(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return srcs["ous"].Stats().Abandoned == 1 && srcs["nlsh"].Stats().Abandoned == 1
 	}, 10*time.Second, 10*time.Millisecond, "the source requests were cancelled with the client's")
+}
+
+// TestLongDocumentStreamOutlivesTheWriteTimeout: a document that takes
+// longer to reach a slow client than the server's write timeout still
+// arrives whole; the timeout bounds each chunk, not the stream.
+func TestLongDocumentStreamOutlivesTheWriteTimeout(t *testing.T) {
+	const size = 2 << 20
+	s, _ := withSourcesConfig(t, sourceOptions{large: size})
+	doc := s.token("hospital-doctor", citizenPatient)
+	var large string
+	for _, u := range documentURLs(t, s, doc, "ous") {
+		large = u // the large document is listed like the others
+	}
+	// The same server behind a listener with a short write timeout, as
+	// serve runs it (serve's is minutes; the client here is just slower).
+	hs := httptest.NewUnstartedServer(s.srv)
+	hs.Config.WriteTimeout = 300 * time.Millisecond
+	hs.Start()
+	t.Cleanup(hs.Close)
+	found := false
+	for _, u := range documentURLs(t, s, doc, "ous") {
+		req, err := http.NewRequest(http.MethodGet, hs.URL+strings.TrimPrefix(u, s.base), nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+doc)
+		req.Header.Set("nhn-access-basis", "UNNTAK")
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		if res.ContentLength != size {
+			res.Body.Close()
+			continue
+		}
+		found = true
+		// A slow reader: the whole transfer takes well over the timeout.
+		start := time.Now()
+		n := int64(0)
+		buf := make([]byte, 64<<10)
+		for {
+			k, err := res.Body.Read(buf)
+			n += int64(k)
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err, "after %d bytes and %s", n, time.Since(start))
+			time.Sleep(20 * time.Millisecond)
+		}
+		res.Body.Close()
+		assert.Equal(t, int64(size), n)
+		assert.Greater(t, time.Since(start), 2*hs.Config.WriteTimeout, "the transfer outlived the write timeout")
+	}
+	require.True(t, found, "the large document %s was not served", large)
 }

@@ -1,12 +1,12 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,8 +23,9 @@ const (
 	ctJSON     = "application/json"
 	ctForm     = "application/x-www-form-urlencoded"
 	// basisHeader carries the access basis per request, as the national
-	// APIs send it.
-	basisHeader = "nhn-access-basis"
+	// APIs send it (nhn-access-basis), in Go's canonical form so that
+	// reading it costs no allocation.
+	basisHeader = "Nhn-Access-Basis"
 )
 
 // fhir serves every FHIR request: route it (interaction.ParseCall),
@@ -33,19 +34,26 @@ const (
 func (s *Server) fhir(c *gin.Context) {
 	x := exchangeOf(c)
 	r := c.Request
-	call, err := s.svc.ParseCall(r.Method, r.URL.Path, r.URL.RawQuery)
-	if err != nil {
+	if httpRoutes[r.URL.Path] {
+		get := http.MethodGet
+		s.fail(c, &interaction.Error{Status: http.StatusMethodNotAllowed, Allow: &get, Issues: []fhir.Issue{{Severity: "error", Code: "not-supported",
+			Diagnostics: r.Method + " is not supported on " + r.URL.Path}}})
+		return
+	}
+	call := &x.c
+	if err := s.svc.Route(call, r.Method, r.URL.Path, r.URL.RawQuery); err != nil {
 		s.fail(c, asError(err))
 		return
 	}
 	x.call = call
 	x.facts.Describe(call)
-	out, e := negotiate(c)
+	out, e := negotiate(c, call.Query)
 	if e != nil {
 		s.fail(c, e)
 		return
 	}
-	req := &interaction.Request{Basis: c.GetHeader(basisHeader), Base: s.baseURL(c), Facts: x.facts}
+	req := &x.req
+	*req = interaction.Request{Basis: x.f.BasisHeader, Base: s.baseURL(c), Facts: x.facts}
 	if !call.Public() {
 		if !s.authenticate(c, x) {
 			return
@@ -56,13 +64,12 @@ func (s *Server) fhir(c *gin.Context) {
 		s.fail(c, e)
 		return
 	}
-	ctx := r.Context()
-	if call.Kind != interaction.DocumentRead {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.cfg.RequestTimeout)
-		defer cancel()
-	}
-	res, err := s.svc.Do(ctx, req, call)
+	// The request's context ends when the client goes away, which cancels
+	// the store and source calls made for it; each of those has its own
+	// deadline besides (the MongoDB engine's operation timeout, the
+	// sources' timeouts), so no request waits on a dead database or
+	// hospital for long.
+	res, err := s.svc.Do(r.Context(), req, call)
 	if err != nil {
 		e := asError(err)
 		if e.Status >= 500 {
@@ -169,9 +176,8 @@ type output struct {
 	pretty      bool
 }
 
-// negotiate reads _format, Accept and _pretty.
-func negotiate(c *gin.Context) (output, *interaction.Error) {
-	q := c.Request.URL.Query()
+// negotiate reads _format, Accept and _pretty (q is the request's query).
+func negotiate(c *gin.Context, q url.Values) (output, *interaction.Error) {
 	out := output{contentType: ctFHIRJSON}
 	notAcceptable := func(msg string) *interaction.Error {
 		return &interaction.Error{Status: http.StatusNotAcceptable, Issues: []fhir.Issue{{Severity: "error", Code: "not-supported", Diagnostics: msg, Expression: []string{"_format"}}}}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -213,4 +214,62 @@ func TestSeedStoresValidPatients(t *testing.T) {
 	out.Reset()
 	require.NoError(t, Seed(context.Background(), []string{"--patients", "3", "--data-dir", t.TempDir()}, &out, &out))
 	assert.Contains(t, out.String(), "seeded 3 patients")
+}
+
+// TestShutdownStopsBackgroundJobsFirst: on shutdown the background jobs
+// (the notification dispatcher and the reservation purge, here running
+// back to back) are stopped and waited for before the store closes, so
+// none of them meets a closed store and nothing fails on the way out.
+func TestShutdownStopsBackgroundJobsFirst(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	out := &lineWaiter{lines: make(chan string, 16)}
+	go func() {
+		done <- Serve(ctx, []string{"--addr", "127.0.0.1:0", "--data-dir", dir, "--insecure-no-auth",
+			"--demo-patients", "5", "--purge-interval", "1ms", "--log-level", "info"}, out, &logs)
+	}()
+	for line := range out.lines {
+		if strings.Contains(line, "listening on") {
+			break
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the purge run many times
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		assert.NotContains(t, line, `"level":"ERROR"`, "an error on the way out")
+	}
+	assert.Contains(t, logs.String(), `"msg":"stopped"`)
+}
+
+// lineWaiter is an io.Writer that hands over each line written to it.
+type lineWaiter struct {
+	mu    sync.Mutex
+	buf   []byte
+	lines chan string
+}
+
+func (w *lineWaiter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		select {
+		case w.lines <- string(w.buf[:i]):
+		default:
+		}
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
 }

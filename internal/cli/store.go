@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/kjernejournal/kjernejournal/internal/audit"
 	"github.com/kjernejournal/kjernejournal/internal/store"
@@ -17,6 +18,7 @@ type storeFlags struct {
 	dataDir  *string
 	mongoURI *string
 	mongoDB  *string
+	mongoTO  *time.Duration
 }
 
 func addStoreFlags(fs *flagSet) storeFlags {
@@ -24,6 +26,7 @@ func addStoreFlags(fs *flagSet) storeFlags {
 		dataDir:  fs.String("data-dir", "data", "directory of the embedded store (used unless --mongo-uri is set)"),
 		mongoURI: fs.String("mongo-uri", "", "MongoDB connection string; selects the MongoDB engine instead of the embedded one"),
 		mongoDB:  fs.String("mongo-database", "kjernejournal", "MongoDB database name"),
+		mongoTO:  fs.Duration("mongo-timeout", mongodb.DefaultOpTimeout, "deadline of every MongoDB operation; a database that does not answer within it gives 503"),
 	}
 }
 
@@ -36,7 +39,7 @@ func (f storeFlags) describe() string {
 
 func (f storeFlags) open(ctx context.Context) (store.Store, error) {
 	if *f.mongoURI != "" {
-		return mongodb.Open(ctx, mongodb.Options{URI: *f.mongoURI, Database: *f.mongoDB, Link: audit.Link})
+		return mongodb.Open(ctx, mongodb.Options{URI: *f.mongoURI, Database: *f.mongoDB, OpTimeout: *f.mongoTO, Link: audit.Link})
 	}
 	if err := os.MkdirAll(*f.dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)

@@ -116,16 +116,44 @@ func (s *Service) servedTypes() []string {
 // version). REST requests and Bundle entries both route here, so a Bundle
 // entry reaches exactly what the same URL reaches.
 func (s *Service) ParseCall(method, path, rawQuery string) (*Call, error) {
-	query, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return nil, invalid("", "the query string cannot be read: %v", err)
-	}
-	path = strings.TrimPrefix(path, "/")
-	c := &Call{Method: method, Path: path, RawQuery: rawQuery, Query: query}
-	if e := s.route(c, strings.Split(path, "/")); e != nil {
-		return nil, e
+	c := &Call{}
+	if err := s.Route(c, method, path, rawQuery); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// Route is ParseCall into a Call the caller holds (the HTTP adapter keeps
+// it with the rest of its state of the request).
+func (s *Service) Route(c *Call, method, path, rawQuery string) error {
+	var query url.Values
+	if rawQuery != "" {
+		var err error
+		if query, err = url.ParseQuery(rawQuery); err != nil {
+			return invalid("", "the query string cannot be read: %v", err)
+		}
+	}
+	path = strings.TrimPrefix(path, "/")
+	*c = Call{Method: method, Path: path, RawQuery: rawQuery, Query: query}
+	// No FHIR path has more than four segments; splitting into a fixed
+	// array keeps the router free of allocations.
+	var buf [5]string
+	seg := buf[:0]
+	for rest := path; ; {
+		if len(seg) == len(buf) {
+			return notFound("no FHIR endpoint at %s /%s", method, path)
+		}
+		part, tail, more := strings.Cut(rest, "/")
+		seg = append(seg, part)
+		if !more {
+			break
+		}
+		rest = tail
+	}
+	if e := s.route(c, seg); e != nil {
+		return e
+	}
+	return nil
 }
 
 func (s *Service) route(c *Call, seg []string) *Error {

@@ -21,9 +21,13 @@ type ask struct {
 	typ     string
 	patient string
 	// current is the patient's current Patient version when the caller
-	// holds it already (a read of the Patient itself), to save a read.
-	current *store.Version
+	// holds it already (a read of the Patient itself), to save a read;
+	// its Type is "" otherwise.
+	current store.Version
 	change  *access.PrivacyChange
+	// state asks for the patient's state even with the access rules off
+	// (the caller answers from it).
+	state bool
 }
 
 // decide passes one access through the decision point (package access)
@@ -31,9 +35,12 @@ type ask struct {
 // access is permitted (and recorded as such). The patient's state comes
 // with the decision, for the interactions that answer from it.
 func (s *Service) decide(ctx context.Context, req *Request, q ask) (access.Decision, access.PatientState, error) {
-	st, err := s.patientState(ctx, q.patient, q.current)
-	if err != nil {
-		return access.Decision{}, st, err
+	var st access.PatientState
+	if s.cfg.Policy != nil || q.state {
+		var err error
+		if st, err = s.patientState(ctx, q.patient, q.current); err != nil {
+			return access.Decision{}, st, err
+		}
 	}
 	var d access.Decision
 	if s.cfg.Policy == nil {
@@ -51,7 +58,7 @@ func (s *Service) decide(ctx context.Context, req *Request, q ask) (access.Decis
 // require is decide for an access that must be permitted: a refusal is
 // the answer (missing: what the call answers when the record does not
 // exist, for the rules' as-if-no-record answer).
-func (s *Service) require(ctx context.Context, req *Request, q ask, missing *Error) (access.Decision, access.PatientState, error) {
+func (s *Service) require(ctx context.Context, req *Request, q ask, missing absent) (access.Decision, access.PatientState, error) {
 	d, st, err := s.decide(ctx, req, q)
 	if err != nil {
 		return d, st, err
@@ -87,15 +94,15 @@ func (s *Service) admits(d access.Decision, v store.Version) bool {
 
 // patientState reads what the rules need to know about the patient: the
 // Patient resource and the privacy settings (Consents).
-func (s *Service) patientState(ctx context.Context, patient string, current *store.Version) (access.PatientState, error) {
+func (s *Service) patientState(ctx context.Context, patient string, current store.Version) (access.PatientState, error) {
 	var st access.PatientState
 	if patient == "" {
 		return st, nil
 	}
 	var v store.Version
 	var err error
-	if current != nil && current.Type == "Patient" && current.ID == patient {
-		v = *current
+	if current.Type == "Patient" && current.ID == patient && !current.Deleted {
+		v = current
 	} else {
 		v, err = s.store.Read(ctx, "Patient", patient)
 	}

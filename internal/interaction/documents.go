@@ -80,7 +80,7 @@ func (s *Service) documentSearch(ctx context.Context, req *Request, c *Call) (*R
 		// Rule 1, as for every search: exactly one patient.
 		_, d := access.BindSearch("DocumentReference", access.Binding{})
 		req.Facts.note("", "DocumentReference", d)
-		e := refusal(d, nil)
+		e := refusal(d, absent{})
 		e.Issues[0].Expression = []string{"patient"}
 		return nil, e
 	}
@@ -88,7 +88,7 @@ func (s *Service) documentSearch(ctx context.Context, req *Request, c *Call) (*R
 	if p == nil {
 		return nil, fail(http.StatusUnauthorized, "login", "documents are searched with a health personnel's token")
 	}
-	_, st, err := s.require(ctx, req, ask{in: access.Search, typ: "DocumentReference", patient: patient}, nil)
+	_, st, err := s.require(ctx, req, ask{in: access.Search, typ: "DocumentReference", patient: patient, state: true}, absent{})
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +135,7 @@ func (s *Service) documentRead(ctx context.Context, req *Request, c *Call) (*Res
 	// The document belongs to the patient in the token's context (the
 	// SMART launch patient); a token without one names no patient, which
 	// the rules refuse like any request for health data without one.
-	_, st, err := s.require(ctx, req, ask{in: access.Read, typ: "DocumentReference", patient: p.Patient}, nil)
+	_, st, err := s.require(ctx, req, ask{in: access.Read, typ: "DocumentReference", patient: p.Patient, state: true}, absent{})
 	if err != nil {
 		return nil, err
 	}

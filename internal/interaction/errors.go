@@ -69,13 +69,47 @@ func notAllowed(allow, format string, args ...any) *Error {
 	return e
 }
 
+// absent says what a call answers for a resource, version or patient that
+// does not exist: the answer the rules' as-if-no-record refusal gives too.
+// It is a value, so that the answer is built only when it is given.
+type absent struct {
+	kind    absentKind
+	typ, id string
+	version int64
+}
+
+type absentKind uint8
+
+const (
+	noAbsent        absentKind = iota // no answer of its own: the decision's message
+	unknownResource                   // typ/id is not known
+	unknownVersion                    // typ/id has no version
+	nothingToDelete                   // a delete of typ/id that is not known
+	patientNotHeld                    // a write of typ for patient id, which is not held here (or reserved: no answer tells them apart)
+)
+
+func (a absent) err() *Error {
+	switch a.kind {
+	case unknownResource:
+		return notFound("%s/%s is not known", a.typ, a.id)
+	case unknownVersion:
+		return notFound("%s/%s has no version %d", a.typ, a.id, a.version)
+	case nothingToDelete:
+		return notFound("%s/%s is not known, so there is nothing to delete", a.typ, a.id)
+	case patientNotHeld:
+		el := domain.PatientElement(a.typ)
+		return invalid(el, "%s refers to Patient/%s, which this server does not hold", el, a.id)
+	}
+	return nil
+}
+
 // refusal turns a refusing access decision into the answer: as if there
 // were no record when the rules ask for that (missing says what the call
 // answers for a resource or patient that does not exist), else 403 with
 // the reason code in issue.details.
-func refusal(d access.Decision, missing *Error) *Error {
-	if d.AsNotFound && missing != nil {
-		return missing
+func refusal(d access.Decision, missing absent) *Error {
+	if d.AsNotFound && missing.kind != noAbsent {
+		return missing.err()
 	}
 	e := &Error{Status: http.StatusForbidden, Issues: []fhir.Issue{{Severity: "error", Code: "forbidden", Diagnostics: d.Message,
 		Details: fhir.Coding{System: domain.SystemAccessReason, Code: string(d.Reason)}}}}

@@ -22,13 +22,13 @@ import (
 // record are restricted and whether the calling HP is blocked — and
 // nothing more, so an EHR can poll it without opening the record.
 func (s *Service) status(ctx context.Context, req *Request, c *Call) (*Result, error) {
-	missing := notFound("Patient/%s is not known", c.ID)
-	_, st, err := s.require(ctx, req, ask{in: access.Status, typ: "Patient", patient: c.ID}, missing)
+	missing := absent{kind: unknownResource, typ: "Patient", id: c.ID}
+	_, st, err := s.require(ctx, req, ask{in: access.Status, typ: "Patient", patient: c.ID, state: true}, missing)
 	if err != nil {
 		return nil, err
 	}
 	if !st.Exists {
-		return nil, missing
+		return nil, missing.err()
 	}
 	var last time.Time
 	has := false

@@ -99,7 +99,7 @@ func (s *Service) read(ctx context.Context, req *Request, c *Call) (*Result, err
 		return nil, e
 	}
 	v, err := s.store.Read(ctx, c.Type, c.ID)
-	return s.answerVersion(ctx, req, sh, v, err, notFound("%s/%s is not known", c.Type, c.ID))
+	return s.answerVersion(ctx, req, sh, v, err, absent{kind: unknownResource, typ: c.Type, id: c.ID})
 }
 
 func (s *Service) vread(ctx context.Context, req *Request, c *Call) (*Result, error) {
@@ -108,16 +108,16 @@ func (s *Service) vread(ctx context.Context, req *Request, c *Call) (*Result, er
 		return nil, e
 	}
 	v, err := s.store.VRead(ctx, c.Type, c.ID, c.Version)
-	return s.answerVersion(ctx, req, sh, v, err, notFound("%s/%s has no version %d", c.Type, c.ID, c.Version))
+	return s.answerVersion(ctx, req, sh, v, err, absent{kind: unknownVersion, typ: c.Type, id: c.ID, version: c.Version})
 }
 
 // answerVersion answers a read or vread: missing when there is no such
 // version (and when the rules answer as if there were no record), else
 // the version if the decision point lets it through.
-func (s *Service) answerVersion(ctx context.Context, req *Request, sh Shape, v store.Version, err error, missing *Error) (*Result, error) {
+func (s *Service) answerVersion(ctx context.Context, req *Request, sh Shape, v store.Version, err error, missing absent) (*Result, error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, missing
+		return nil, missing.err()
 	case err != nil:
 		return nil, err
 	}
@@ -138,12 +138,8 @@ func (s *Service) answerVersion(ctx context.Context, req *Request, sh Shape, v s
 
 // allowVersion passes a read of one stored version through the decision
 // point, and its granular scope constraints.
-func (s *Service) allowVersion(ctx context.Context, req *Request, v store.Version, missing *Error) error {
-	var current *store.Version
-	if v.Type == "Patient" && !v.Deleted {
-		current = &v
-	}
-	d, _, err := s.require(ctx, req, ask{in: access.Read, typ: v.Type, patient: v.Patient, current: current}, missing)
+func (s *Service) allowVersion(ctx context.Context, req *Request, v store.Version, missing absent) error {
+	d, _, err := s.require(ctx, req, ask{in: access.Read, typ: v.Type, patient: v.Patient, current: v}, missing)
 	if err != nil {
 		return err
 	}
@@ -158,7 +154,7 @@ func (s *Service) allowVersion(ctx context.Context, req *Request, v store.Versio
 func scopeRefusal(req *Request, patient, typ, msg string) *Error {
 	d := access.Decision{Effect: access.Deny, Reason: access.InsufficientScope, Message: msg, ScopeRefused: true}
 	req.Facts.refuse(patient, typ, d)
-	return refusal(d, nil)
+	return refusal(d, absent{})
 }
 
 func (s *Service) history(ctx context.Context, req *Request, c *Call) (*Result, error) {
@@ -190,13 +186,13 @@ func (s *Service) history(ctx context.Context, req *Request, c *Call) (*Result, 
 		}
 		since = t
 	}
-	missing := notFound("%s/%s is not known", c.Type, c.ID)
+	missing := absent{kind: unknownResource, typ: c.Type, id: c.ID}
 	var versions []store.Version
 	if count > 0 || sh.Summary == "count" {
 		var err error
 		versions, err = s.store.History(ctx, c.Type, c.ID, store.HistoryQuery{Since: since})
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, missing
+			return nil, missing.err()
 		}
 		if err != nil {
 			return nil, err

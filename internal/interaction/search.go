@@ -69,12 +69,12 @@ func (s *Service) search(ctx context.Context, req *Request, c *Call) (*Result, e
 	patient, bd := access.BindSearch(c.Type, b)
 	if !bd.Allowed() {
 		req.Facts.note("", c.Type, bd)
-		return nil, refusal(bd, nil)
+		return nil, refusal(bd, absent{})
 	}
 	// A search bound to no patient at all (an identifier nobody has, or
 	// contradicting patient parameters) still passes the decision point,
 	// for no patient, and then finds nothing.
-	d, _, err := s.require(ctx, req, ask{in: access.Search, typ: c.Type, patient: patient}, nil)
+	d, _, err := s.require(ctx, req, ask{in: access.Search, typ: c.Type, patient: patient}, absent{})
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,7 @@ func (s *Service) subscriptionCreate(ctx context.Context, req *Request, c *Call)
 		}
 		return nil, err
 	}
-	if _, _, err := s.require(ctx, req, ask{in: access.Create, typ: "Subscription", patient: sub.Patient}, notFound("Patient/%s is not known", sub.Patient)); err != nil {
+	if _, _, err := s.require(ctx, req, ask{in: access.Create, typ: "Subscription", patient: sub.Patient}, absent{kind: unknownResource, typ: "Patient", id: sub.Patient}); err != nil {
 		return nil, err
 	}
 	sub.ID = rand.Text()
@@ -52,10 +52,10 @@ func (s *Service) subscriptionCreate(ctx context.Context, req *Request, c *Call)
 // without the channel's headers (they usually hold the receiver's
 // credentials).
 func (s *Service) subscriptionRead(ctx context.Context, req *Request, c *Call) (*Result, error) {
-	missing := notFound("Subscription/%s is not known", c.ID)
+	missing := absent{kind: unknownResource, typ: "Subscription", id: c.ID}
 	v, err := s.cfg.Notify.State.Served(ctx, c.ID)
 	if errors.Is(err, notify.ErrNoSubscription) {
-		return nil, missing
+		return nil, missing.err()
 	}
 	if err != nil {
 		return nil, err

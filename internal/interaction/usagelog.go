@@ -68,7 +68,7 @@ func (s *Service) usageLog(ctx context.Context, req *Request, c *Call) (*Result,
 	if q.Count == 0 {
 		q.Count = 100
 	}
-	d, _, err := s.require(ctx, req, ask{in: access.Search, typ: "AuditEvent", patient: q.Patient}, nil)
+	d, _, err := s.require(ctx, req, ask{in: access.Search, typ: "AuditEvent", patient: q.Patient}, absent{})
 	if err != nil {
 		return nil, err
 	}

@@ -191,18 +191,11 @@ func (s *Service) checkPatientHeld(ctx context.Context, res *fhir.Resource, crea
 	}
 	v, err := s.store.Read(ctx, "Patient", res.Patient)
 	if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
-		return patientNotHeld(res.Type, res.Patient)
+		return absent{kind: patientNotHeld, typ: res.Type, id: res.Patient}.err()
 	}
 	return err
 }
 
-// patientNotHeld is the answer for a write to a patient this server does
-// not hold — and, so that no answer tells a reserved record from none,
-// for a write to a reserved record.
-func patientNotHeld(typ, patient string) *Error {
-	el := domain.PatientElement(typ)
-	return invalid(el, "%s refers to Patient/%s, which this server does not hold", el, patient)
-}
 
 // decideWrite is step 2: every record the write touches passes the
 // decision point (the record the resource belongs to now and, for a move,
@@ -215,7 +208,7 @@ func (s *Service) decideWrite(ctx context.Context, req *Request, p *pending) err
 		in = access.Update
 	}
 	newPatient := p.res.Patient
-	missing := patientNotHeld(c.Type, newPatient)
+	missing := absent{kind: patientNotHeld, typ: c.Type, id: newPatient}
 	if p.prev != nil && !p.prev.Deleted {
 		if p.change != nil {
 			prev, err := privacy.Parse(p.prev.Body)
@@ -225,7 +218,7 @@ func (s *Service) decideWrite(ctx context.Context, req *Request, p *pending) err
 			r := prev.Rule()
 			p.change.Previous = &r
 		}
-		d, _, err := s.require(ctx, req, ask{in: in, typ: c.Type, patient: p.prev.Patient, change: p.change}, notFound("%s/%s is not known", c.Type, c.ID))
+		d, _, err := s.require(ctx, req, ask{in: in, typ: c.Type, patient: p.prev.Patient, change: p.change}, absent{kind: unknownResource, typ: c.Type, id: c.ID})
 		if err != nil {
 			return err
 		}
@@ -351,7 +344,7 @@ func (s *Service) prepareDelete(ctx context.Context, req *Request, c *Call) (*pe
 		p.prev = &cur
 		p.write.Patient = cur.Patient
 		if !cur.Deleted {
-			if _, _, err := s.require(ctx, req, ask{in: access.Delete, typ: c.Type, patient: cur.Patient}, notFound("%s/%s is not known, so there is nothing to delete", c.Type, c.ID)); err != nil {
+			if _, _, err := s.require(ctx, req, ask{in: access.Delete, typ: c.Type, patient: cur.Patient}, absent{kind: nothingToDelete, typ: c.Type, id: c.ID}); err != nil {
 				return nil, err
 			}
 		}

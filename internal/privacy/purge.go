@@ -88,7 +88,8 @@ func (p *Purger) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if _, err := p.RunOnce(ctx); err != nil && p.Log != nil {
+		// A run cut short because the server is stopping is no failure.
+		if _, err := p.RunOnce(ctx); err != nil && ctx.Err() == nil && p.Log != nil {
 			p.Log.Error("purge of reserved records failed; retrying at the next run", "error", err)
 		}
 		select {

@@ -1,0 +1,45 @@
+package api_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/domain"
+	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
+)
+
+// BenchmarkHandlerRead is the server's own cost of a read by id (no token,
+// no usage log), without the network: what the request pipeline adds to
+// the store read, per request and in allocations.
+func BenchmarkHandlerRead(b *testing.B) {
+	st, err := embedded.Open(context.Background(), embedded.Options{Path: filepath.Join(b.TempDir(), "kj.db"), NoSync: true})
+	require.NoError(b, err)
+	b.Cleanup(func() { st.Close() })
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
+	require.NoError(b, err)
+	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(b, err)
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	c := &client{t: &testing.T{}, base: hs.URL, srv: srv}
+	r := c.do("POST", "/Patient", patientJSON(&testing.T{}, 1, ""))
+	require.Equal(b, http.StatusCreated, r.status)
+	path := "/Patient/" + r.json(&testing.T{})["id"].(string)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
