@@ -118,3 +118,31 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 echo "report written to $REPORT"
+
+# Medians per scenario and build, and B against A.
+MEDIANS=$(
+  echo
+  echo "| scenario | A median req/s | B median req/s | B/A | A median CPU µs/request | B median CPU µs/request | B/A | median of the rounds' B/A, req/s and CPU |"
+  echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+  awk -F'|' '$2+0 > 0 && $4 ~ /[AB]/ {
+      s=$3; gsub(/^ +| +$/, "", s); b=$4; gsub(/ /, "", b); r=$2+0
+      rps[s,b] = rps[s,b] " " $5+0; cpu[s,b] = cpu[s,b] " " $8+0; seen[s]=1
+      v[s,b,r,"rps"] = $5+0; v[s,b,r,"cpu"] = $8+0; if (b == "B") { rounds[s] = rounds[s] " " r }
+    }
+    function median(list,   a, n, i, j, t) {
+      n = split(list, a, " ")
+      for (i = 1; i <= n; i++) for (j = i+1; j <= n; j++) if (a[j] < a[i]) { t=a[i]; a[i]=a[j]; a[j]=t }
+      return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+    }
+    END {
+      for (s in seen) {
+        ra = median(rps[s,"A"]); rb = median(rps[s,"B"]); ca = median(cpu[s,"A"]); cb = median(cpu[s,"B"])
+        # Each round runs A and B back to back, so their ratio is freer of
+        # the machine drift than the ratio of the medians.
+        n = split(rounds[s], rr, " "); pr = ""; pc = ""
+        for (i = 1; i <= n; i++) { pr = pr " " v[s,"B",rr[i],"rps"] / v[s,"A",rr[i],"rps"]; pc = pc " " v[s,"B",rr[i],"cpu"] / v[s,"A",rr[i],"cpu"] }
+        printf "| %s | %.0f | %.0f | %.3f | %.0f | %.0f | %.3f | %.3f, %.3f |\n", s, ra, rb, rb/ra, ca, cb, cb/ca, median(pr), median(pc)
+      }
+    }' "$REPORT"
+)
+echo "$MEDIANS" | tee -a "$REPORT"

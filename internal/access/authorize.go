@@ -31,6 +31,18 @@ func (pol *Policy) Authorize(p *auth.Principal, r Request, st PatientState) Deci
 	return d
 }
 
+// NotAdmitted is the refusal of a resource that a permit's granular scope
+// constraints do not admit (Decision.Admits), named in msg.
+func NotAdmitted(msg string) Decision {
+	d := deny(InsufficientScope, "%s", msg)
+	d.ScopeRefused = true
+	return d
+}
+
+// Unauthenticated is the refusal of a request whose token could not be
+// verified, for the usage log.
+func Unauthenticated(msg string) Decision { return deny(NotAuthenticated, "%s", msg) }
+
 func forPatient(patient string) string {
 	if patient == "" {
 		return " across patients"

@@ -47,7 +47,7 @@ func (s *Server) authenticate(c *gin.Context, x *exchange) bool {
 	if claimed, ok := auth.Unverified(c.Request); ok {
 		x.facts.Unverified = &audit.Claimed{Subject: claimed.Subject, ClientID: claimed.ClientID, Issuer: claimed.Issuer, HPR: claimed.HPR}
 	}
-	x.facts.Note(x.facts.NamedPatient, x.facts.Type, access.Decision{Effect: access.Deny, Reason: access.NotAuthenticated, Message: msg})
+	x.facts.Note(x.facts.NamedPatient, x.facts.Type, access.Unauthenticated(msg))
 	s.fail(c, &interaction.Error{Status: status, Issues: []fhir.Issue{{Severity: "error", Code: "login", Diagnostics: msg,
 		Details: fhir.Coding{System: domain.SystemAccessReason, Code: string(access.NotAuthenticated)}}}})
 	return false

@@ -43,8 +43,9 @@ type Record struct {
 	// chooses it, so it identifies nothing on its own).
 	RequestID     string
 	CorrelationID string
-	// Request is the request line as received ("GET /Flag/1"), so that a
-	// request refused before it was understood is still recognisable.
+	// Request is the request line as received ("GET /Flag/1") of a
+	// request that was not understood as a FHIR interaction (refused at
+	// routing), so that it is still recognisable; "" otherwise.
 	Request     string
 	Interaction Interaction
 	// ResourceType and ResourceID name the resource read or written, or

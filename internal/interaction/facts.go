@@ -166,9 +166,13 @@ func (f *Facts) Entries(now time.Time, server string) []store.AuditEntry {
 		Documents:     f.Documents,
 		Claimed:       f.Unverified,
 	}
-	rec.Request = f.Method + " /" + f.Path
-	if f.Entry > 0 {
-		rec.Request = "entry " + strconv.Itoa(f.Entry-1) + ": " + rec.Request
+	if f.Kind == "" {
+		// Not understood as a FHIR call (a routing refusal, a mounted
+		// handler): the request line is all there is to tell what it was.
+		rec.Request = f.Method + " /" + f.Path
+		if f.Entry > 0 {
+			rec.Request = "entry " + strconv.Itoa(f.Entry-1) + ": " + rec.Request
+		}
 	}
 	if f.ID != "" && ValidID(f.ID) {
 		rec.ResourceID = f.ID

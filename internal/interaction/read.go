@@ -152,7 +152,7 @@ func (s *Service) allowVersion(ctx context.Context, req *Request, v store.Versio
 // scopeRefusal refuses a resource the permit's granular scope constraints
 // do not admit, and records the refusal for the patient.
 func scopeRefusal(req *Request, patient, typ, msg string) *Error {
-	d := access.Decision{Effect: access.Deny, Reason: access.InsufficientScope, Message: msg, ScopeRefused: true}
+	d := access.NotAdmitted(msg)
 	req.Facts.refuse(patient, typ, d)
 	return refusal(d, absent{})
 }

@@ -176,12 +176,12 @@ func (s *Service) search(ctx context.Context, req *Request, c *Call) (*Result, e
 // form-encoded body: as the spec says, parameters in the URL and in the
 // body are one search, and repeated names add up (AND).
 func searchParams(c *Call) (url.Values, error) {
+	if len(c.Form) == 0 {
+		return c.Query, nil
+	}
 	params := url.Values{}
 	for k, vs := range c.Query {
 		params[k] = slices.Clone(vs)
-	}
-	if len(c.Form) == 0 {
-		return params, nil
 	}
 	form, err := url.ParseQuery(string(c.Form))
 	if err != nil {

@@ -196,7 +196,6 @@ func (s *Service) checkPatientHeld(ctx context.Context, res *fhir.Resource, crea
 	return err
 }
 
-
 // decideWrite is step 2: every record the write touches passes the
 // decision point (the record the resource belongs to now and, for a move,
 // the one it will belong to), with the privacy change it makes; the
@@ -424,7 +423,8 @@ func (s *Service) conditionalUpdate(ctx context.Context, req *Request, c *Call) 
 	if err := s.decideWrite(ctx, req, p); err != nil {
 		return nil, err
 	}
-	defer s.locks.lock(uniqueKeys(p.write)...)()
+	// (A clinical resource has no unique identifiers to lock: the lock
+	// taken above is all the write needs.)
 	return s.commitOne(ctx, req, p)
 }
 
