@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -40,6 +41,36 @@ func BenchmarkHandlerRead(b *testing.B) {
 		srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
 		if w.Code != http.StatusOK {
 			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
+
+// BenchmarkHandlerCreate is the server's own cost of a validated create
+// of a Flag (no token, no usage log, no fsync), without the network: the
+// write pipeline per request.
+func BenchmarkHandlerCreate(b *testing.B) {
+	st, err := embedded.Open(context.Background(), embedded.Options{Path: filepath.Join(b.TempDir(), "kj.db"), NoSync: true})
+	require.NoError(b, err)
+	b.Cleanup(func() { st.Close() })
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
+	require.NoError(b, err)
+	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(b, err)
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	c := &client{t: &testing.T{}, base: hs.URL, srv: srv}
+	r := c.do("POST", "/Patient", patientJSON(&testing.T{}, 1, ""))
+	require.Equal(b, http.StatusCreated, r.status)
+	body := clinical("Flag", r.json(&testing.T{})["id"].(string), "", "benchmark")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/Flag", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		srv.ServeHTTP(w, req)
+		if w.Code != http.StatusCreated {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 	}
 }
