@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -21,19 +22,8 @@ import (
 // no usage log), without the network: what the request pipeline adds to
 // the store read, per request and in allocations.
 func BenchmarkHandlerRead(b *testing.B) {
-	st, err := embedded.Open(context.Background(), embedded.Options{Path: filepath.Join(b.TempDir(), "kj.db"), NoSync: true})
-	require.NoError(b, err)
-	b.Cleanup(func() { st.Close() })
-	codec, err := fhir.NewCodec(domain.RecordTypes()...)
-	require.NoError(b, err)
-	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(b, err)
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	c := &client{t: &testing.T{}, base: hs.URL, srv: srv}
-	r := c.do("POST", "/Patient", patientJSON(&testing.T{}, 1, ""))
-	require.Equal(b, http.StatusCreated, r.status)
-	path := "/Patient/" + r.json(&testing.T{})["id"].(string)
+	srv, patient := handlerBench(b)
+	path := "/Patient/" + patient
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -49,19 +39,8 @@ func BenchmarkHandlerRead(b *testing.B) {
 // of a Flag (no token, no usage log, no fsync), without the network: the
 // write pipeline per request.
 func BenchmarkHandlerCreate(b *testing.B) {
-	st, err := embedded.Open(context.Background(), embedded.Options{Path: filepath.Join(b.TempDir(), "kj.db"), NoSync: true})
-	require.NoError(b, err)
-	b.Cleanup(func() { st.Close() })
-	codec, err := fhir.NewCodec(domain.RecordTypes()...)
-	require.NoError(b, err)
-	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(b, err)
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	c := &client{t: &testing.T{}, base: hs.URL, srv: srv}
-	r := c.do("POST", "/Patient", patientJSON(&testing.T{}, 1, ""))
-	require.Equal(b, http.StatusCreated, r.status)
-	body := clinical("Flag", r.json(&testing.T{})["id"].(string), "", "benchmark")
+	srv, patient := handlerBench(b)
+	body := clinical("Flag", patient, "", "benchmark")
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -73,4 +52,24 @@ func BenchmarkHandlerCreate(b *testing.B) {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 	}
+}
+
+// handlerBench is a server on an embedded store without fsync, holding
+// one patient.
+func handlerBench(b *testing.B) (*api.Server, string) {
+	st, err := embedded.Open(context.Background(), embedded.Options{Path: filepath.Join(b.TempDir(), "kj.db"), NoSync: true})
+	require.NoError(b, err)
+	b.Cleanup(func() { st.Close() })
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
+	require.NoError(b, err)
+	srv, err := api.New(api.Config{Store: st, Codec: codec, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(b, err)
+	w := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/Patient", bytes.NewReader(patientJSON(&testing.T{}, 1, "")))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	srv.ServeHTTP(w, req)
+	require.Equal(b, http.StatusCreated, w.Code, "%s", w.Body)
+	var p struct{ ID string }
+	require.NoError(b, json.Unmarshal(w.Body.Bytes(), &p))
+	return srv, p.ID
 }

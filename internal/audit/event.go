@@ -159,7 +159,7 @@ func build(r *Record, patients []string, id string) []byte {
 	if server == "" {
 		server = "kjernejournal"
 	}
-	success := r.Outcome.code() == "0"
+	success := r.Outcome.Code() == "0"
 	patientOK := len(patients) == 1 && validID(patients[0])
 	resOK := validType(r.ResourceType) && validID(r.ResourceID)
 	profile := ""
@@ -208,7 +208,7 @@ func build(r *Record, patients []string, id string) []byte {
 	e.raw(`","recorded":"`)
 	e.b = r.Time.UTC().AppendFormat(e.b, "2006-01-02T15:04:05.000000Z07:00")
 	e.raw(`","outcome":"`)
-	e.raw(r.Outcome.code())
+	e.raw(r.Outcome.Code())
 	e.b = append(e.b, '"')
 	if d := outcomeDesc(r.Outcome, success); d != "" {
 		e.raw(`,"outcomeDesc":`)

@@ -173,9 +173,9 @@ func (r *Record) emergency() bool {
 	return r.Emergency || r.Basis == access.Akutt || r.Basis == access.ForhoyetAkutt
 }
 
-// outcomeCode is the AuditEvent outcome: 0 success, 4 minor failure (the
+// Code is the AuditEvent outcome: 0 success, 4 minor failure (the
 // request was refused or was wrong), 8 serious failure (the server failed).
-func (o Outcome) code() string {
+func (o Outcome) Code() string {
 	switch {
 	case o.HTTPStatus >= 500:
 		return "8"

@@ -204,7 +204,7 @@ func (f *Facts) Entries(now time.Time, server string) []store.AuditEntry {
 		for _, ev := range audit.Events(r) {
 			out = append(out, store.AuditEntry{
 				Patient: patient, AgentHPR: r.User.HPR, Org: r.Org.LegalEntity, Recorded: r.Time,
-				Outcome: outcomeCode(r.Outcome), Body: ev,
+				Outcome: r.Outcome.Code(), Body: ev,
 			})
 		}
 	}
@@ -227,16 +227,6 @@ func (f *Facts) Entries(now time.Time, server string) []store.AuditEntry {
 		add(f.NamedPatient, nil)
 	}
 	return out
-}
-
-func outcomeCode(o audit.Outcome) string {
-	switch {
-	case o.HTTPStatus >= 500:
-		return "8"
-	case o.Refused || o.HTTPStatus >= 400:
-		return "4"
-	}
-	return "0"
 }
 
 // interaction is how the usage log names what the request did.
