@@ -72,3 +72,28 @@ func TestRecorderComesFromTheToken(t *testing.T) {
 	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
 	assert.Contains(t, string(r.body), `"author":{"display":"Gunvor Eriksen","identifier":{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"`+gpPersonaHPR+`"}}`)
 }
+
+// TestConditionalUpdate: PUT /{type}?query inside the resource's patient
+// record: no match creates, one match is updated in place, several are a
+// 412; another patient's resource is never matched.
+func TestConditionalUpdate(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, c *client, st store.Store) {
+		patient := createPatient(t, c, 81)
+		other := createPatient(t, c, 82)
+		q := "/Flag?identifier=urn:oid:2.16.578.1.12.4.1.2.999|ehr-7"
+		r := c.do("PUT", q, flagWithIdentifier(other, "ehr-7"))
+		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+		r = c.do("PUT", q, flagWithIdentifier(patient, "ehr-7"))
+		require.Equal(t, http.StatusCreated, r.status, "another patient's Flag is not matched: %s", r.body)
+		id := r.json(t)["id"].(string)
+		changed := bytes.Replace(flagWithIdentifier(patient, "ehr-7"), []byte("reported twice"), []byte("corrected"), 1)
+		r = c.do("PUT", q, changed)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		m := r.json(t)
+		assert.Equal(t, id, m["id"])
+		assert.Equal(t, "2", m["meta"].(map[string]any)["versionId"])
+		assert.Contains(t, string(r.body), "corrected")
+		require.Equal(t, http.StatusCreated, c.do("POST", "/Flag", flagWithIdentifier(patient, "ehr-7")).status)
+		outcome(t, c.do("PUT", q, changed), http.StatusPreconditionFailed)
+	})
+}

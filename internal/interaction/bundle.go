@@ -75,24 +75,32 @@ func (s *Service) batch(ctx context.Context, req *Request, outer *Call, entries 
 	results := make([]fhir.BundleEntry, len(entries))
 	for i, e := range entries {
 		c, err := s.entryCall(req, outer, e)
-		var er *Request
 		if err != nil {
-			er = req.entry(i, &Call{Method: e.Method, Path: e.URL})
-		} else {
-			er = req.entry(i, c)
-			var r *Result
-			r, err = s.Do(ctx, er, c)
-			if err == nil {
-				er.Facts.Status = r.Status
-				results[i] = responseEntry(req, r)
-				continue
-			}
+			results[i] = entryRefused(req.entry(i, &Call{Method: e.Method, Path: e.URL}), i, err)
+			continue
 		}
-		fe := entryError(i, err)
-		er.Facts.Status = fe.Status
-		results[i] = errorEntry(fe)
+		results[i] = s.runEntry(ctx, req, req.entry(i, c), i, c)
 	}
 	return &Result{Status: http.StatusOK, Body: fhir.Bundle(fhir.BundleOptions{Type: "batch-response", ID: rand.Text()}, results)}, nil
+}
+
+// runEntry runs entry i (its own Request er) as the same request made on
+// its own would run, and answers it in the response Bundle.
+func (s *Service) runEntry(ctx context.Context, req, er *Request, i int, c *Call) fhir.BundleEntry {
+	r, err := s.Do(ctx, er, c)
+	if err != nil {
+		return entryRefused(er, i, err)
+	}
+	er.Facts.Status = r.Status
+	return responseEntry(req, r)
+}
+
+// entryRefused answers entry i with its error, and records the status
+// for the usage log.
+func entryRefused(er *Request, i int, err error) fhir.BundleEntry {
+	e := entryError(i, err)
+	er.Facts.Status = e.Status
+	return errorEntry(e)
 }
 
 // planned is one transaction entry.
@@ -202,10 +210,11 @@ func (s *Service) transaction(ctx context.Context, req *Request, outer *Call, en
 		}
 		keys = append(keys, uniqueKeys(pl.p.write)...)
 		if pl.call.Kind == Create && pl.call.IfNoneExist != "" {
-			if pl.p.res.Type == "Patient" || pl.p.res.Patient == "" {
-				return nil, entryError(pl.index, fail(http.StatusBadRequest, "not-supported", "conditional create works within a patient's record: for clinical resources only"))
+			key, err := condCreateKey(pl.p)
+			if err != nil {
+				return nil, entryError(pl.index, err)
 			}
-			keys = append(keys, condKey(pl.p.res.Type, pl.p.res.Patient))
+			keys = append(keys, key)
 		}
 	}
 	defer s.locks.lock(keys...)()
@@ -217,22 +226,16 @@ func (s *Service) transaction(ctx context.Context, req *Request, outer *Call, en
 				continue
 			}
 			if pl.call.Kind == Create && pl.call.IfNoneExist != "" {
-				matches, err := s.matchInRecord(ctx, pl.p.res.Type, pl.p.res.Patient, pl.call.IfNoneExist, "request.ifNoneExist")
+				existing, err := s.ifNoneExist(ctx, pl.p, "request.ifNoneExist")
 				if err != nil {
 					return nil, entryError(pl.index, err)
 				}
-				switch len(matches) {
-				case 0:
-				case 1:
-					pl.existing = &matches[0]
-					pl.req.Facts.ID, pl.req.Facts.Status = matches[0].ID, http.StatusOK
+				if existing != nil {
+					pl.existing = existing
+					pl.req.Facts.ID, pl.req.Facts.Status = existing.ID, http.StatusOK
 					continue
-				default:
-					return nil, entryError(pl.index, fail(http.StatusPreconditionFailed, "duplicate",
-						"request.ifNoneExist matched %d resources; it must match at most one", len(matches)))
 				}
 			}
-			pl.p.facts = pl.req.Facts
 			writes = append(writes, pl.p)
 			writeOf = append(writeOf, pl)
 		}
@@ -272,15 +275,7 @@ func (s *Service) transaction(ctx context.Context, req *Request, outer *Call, en
 			}
 			results[pl.index] = responseEntry(req, r)
 		case pl.call.Method == http.MethodGet:
-			r, err := s.Do(ctx, pl.req, pl.call)
-			if err != nil {
-				e := entryError(pl.index, err)
-				pl.req.Facts.Status = e.Status
-				results[pl.index] = errorEntry(e)
-				continue
-			}
-			pl.req.Facts.Status = r.Status
-			results[pl.index] = responseEntry(req, r)
+			results[pl.index] = s.runEntry(ctx, req, pl.req, pl.index, pl.call)
 		}
 	}
 	return &Result{Status: http.StatusOK, Body: fhir.Bundle(fhir.BundleOptions{Type: "transaction-response", ID: rand.Text()}, results)}, nil

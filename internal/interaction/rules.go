@@ -41,6 +41,16 @@ func stampRecorder(body []byte, typ string, p *auth.Principal, now time.Time) ([
 	return json.Marshal(m)
 }
 
+// checkBody is what a parsed, base-valid resource must meet besides:
+// kjernejournal's rules (400), then its profile (422). Writes and
+// $validate both check with it.
+func checkBody(res *fhir.Resource, body []byte) error {
+	if err := checkRules(res, body); err != nil {
+		return err
+	}
+	return checkProfile(res.Type, body)
+}
+
 // checkRules applies kjernejournal's rules beyond base R4: every clinical
 // resource belongs to exactly one patient held here (the record is per
 // patient, and the patient is the shard key), and every Patient is
@@ -111,10 +121,7 @@ func (s *Service) validate(c *Call) (*Result, error) {
 		err = invalid(res.Type+".resourceType", "the body is a %s, but the URL is for %s", res.Type, c.Type)
 	}
 	if err == nil {
-		err = checkRules(res, c.Body)
-	}
-	if err == nil {
-		err = checkProfile(c.Type, c.Body)
+		err = checkBody(res, c.Body)
 	}
 	issues := []fhir.Issue{{Severity: "information", Code: "informational", Diagnostics: fmt.Sprintf("%s is valid", c.Type)}}
 	if err != nil {

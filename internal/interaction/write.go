@@ -3,12 +3,12 @@ package interaction
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/access"
@@ -44,6 +44,10 @@ type pending struct {
 	write store.Write
 	// prev is the current version before the write (nil: none).
 	prev *store.Version
+	// holder is the current Patient the resource refers to, read when
+	// prepare checked it is held here (Type "" when not read), so the
+	// decision point does not read it again.
+	holder store.Version
 	// change is the privacy change a Consent write makes.
 	change *access.PrivacyChange
 	// status is what the write answers once committed.
@@ -81,38 +85,52 @@ type prepareOptions struct {
 	refs map[string]string
 	// created are the patients the same transaction creates.
 	created map[string]bool
+	// body and res, when res is set, are the call's body already stamped
+	// and parsed (parse) by a caller that needed the resource first.
+	body []byte
+	res  *fhir.Resource
 }
 
-// prepare is step 1 for a create or update.
-func (s *Service) prepare(ctx context.Context, req *Request, c *Call, o prepareOptions) (*pending, error) {
+// parse is the start of step 1: the server-set fields, then the one parse
+// and base validation of the body.
+func (s *Service) parse(req *Request, c *Call) ([]byte, *fhir.Resource, error) {
 	if len(c.Body) == 0 {
 		if c.Entry {
-			return nil, invalid("", "a %s entry needs a resource", c.Method)
+			return nil, nil, invalid("", "a %s entry needs a resource", c.Method)
 		}
-		return nil, invalid("", "the request has no body; a FHIR resource in JSON is expected")
+		return nil, nil, invalid("", "the request has no body; a FHIR resource in JSON is expected")
 	}
 	// Server-set fields first, so that what is validated and stored is
 	// what the server says, never a client's "who recorded this".
 	body, err := stampRecorder(c.Body, c.Type, req.Principal, s.cfg.Now())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res, err := s.codec.Parse(body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if res.Type != c.Type {
-		return nil, invalid(res.Type+".resourceType", "the body is a %s, but the URL is for %s", res.Type, c.Type)
+		return nil, nil, invalid(res.Type+".resourceType", "the body is a %s, but the URL is for %s", res.Type, c.Type)
+	}
+	return body, res, nil
+}
+
+// prepare is step 1 for a create or update.
+func (s *Service) prepare(ctx context.Context, req *Request, c *Call, o prepareOptions) (*pending, error) {
+	body, res := o.body, o.res
+	if res == nil {
+		var err error
+		if body, res, err = s.parse(req, c); err != nil {
+			return nil, err
+		}
 	}
 	if len(o.refs) > 0 {
 		// A transaction's urn:uuid: references become the resources they
 		// name before the rules look at the patient reference.
 		res.RewriteReferences(o.refs)
 	}
-	if err := checkRules(res, body); err != nil {
-		return nil, err
-	}
-	if err := checkProfile(c.Type, body); err != nil {
+	if err := checkBody(res, body); err != nil {
 		return nil, err
 	}
 	p := &pending{call: c, res: res, facts: req.Facts}
@@ -137,9 +155,11 @@ func (s *Service) prepare(ctx context.Context, req *Request, c *Call, o prepareO
 		}
 		p.change = &access.PrivacyChange{New: setting.Rule()}
 	}
-	if err := s.checkPatientHeld(ctx, res, o.created); err != nil {
+	holder, err := s.checkPatientHeld(ctx, res, o.created)
+	if err != nil {
 		return nil, err
 	}
+	p.holder = holder
 	if !create {
 		cur, err := s.store.Read(ctx, c.Type, id)
 		switch {
@@ -174,26 +194,25 @@ func (s *Service) prepare(ctx context.Context, req *Request, c *Call, o prepareO
 func personNumbers(idents []string) []string {
 	var out []string
 	for _, k := range idents {
-		for _, sys := range []string{domain.SystemFNR, domain.SystemDNR} {
-			if len(k) > len(sys) && k[:len(sys)] == sys && k[len(sys)] == '|' {
-				out = append(out, k)
-			}
+		if strings.HasPrefix(k, ingest.IdentifierKey(domain.SystemFNR, "")) || strings.HasPrefix(k, ingest.IdentifierKey(domain.SystemDNR, "")) {
+			out = append(out, k)
 		}
 	}
 	return out
 }
 
 // checkPatientHeld refuses a clinical resource for a patient the store
-// does not hold; patients created in the same transaction are in created.
-func (s *Service) checkPatientHeld(ctx context.Context, res *fhir.Resource, created map[string]bool) error {
+// does not hold, and returns the Patient it read (none for a Patient, or
+// a patient the same transaction creates, which are in created).
+func (s *Service) checkPatientHeld(ctx context.Context, res *fhir.Resource, created map[string]bool) (store.Version, error) {
 	if res.Type == "Patient" || res.Patient == "" || created[res.Patient] {
-		return nil
+		return store.Version{}, nil
 	}
 	v, err := s.store.Read(ctx, "Patient", res.Patient)
 	if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
-		return absent{kind: patientNotHeld, typ: res.Type, id: res.Patient}.err()
+		return store.Version{}, absent{kind: patientNotHeld, typ: res.Type, id: res.Patient}.err()
 	}
-	return err
+	return v, err
 }
 
 // decideWrite is step 2: every record the write touches passes the
@@ -217,7 +236,8 @@ func (s *Service) decideWrite(ctx context.Context, req *Request, p *pending) err
 			r := prev.Rule()
 			p.change.Previous = &r
 		}
-		d, _, err := s.require(ctx, req, ask{in: in, typ: c.Type, patient: p.prev.Patient, change: p.change}, absent{kind: unknownResource, typ: c.Type, id: c.ID})
+		// (A Patient's own previous version is its state's source.)
+		d, _, err := s.require(ctx, req, ask{in: in, typ: c.Type, patient: p.prev.Patient, current: *p.prev, change: p.change}, absent{kind: unknownResource, typ: c.Type, id: c.ID})
 		if err != nil {
 			return err
 		}
@@ -225,7 +245,7 @@ func (s *Service) decideWrite(ctx context.Context, req *Request, p *pending) err
 			return s.admitsWrite(req, d, p)
 		}
 	}
-	d, _, err := s.require(ctx, req, ask{in: in, typ: c.Type, patient: newPatient, change: p.change}, missing)
+	d, _, err := s.require(ctx, req, ask{in: in, typ: c.Type, patient: newPatient, current: p.holder, change: p.change}, missing)
 	if err != nil {
 		return err
 	}
@@ -324,11 +344,7 @@ func (s *Service) delete(ctx context.Context, req *Request, c *Call) (*Result, e
 		}
 		return nil, err
 	}
-	v := vs[0]
-	if v.Patient == "" && p.prev != nil {
-		v.Patient = p.prev.Patient
-	}
-	return &Result{Status: http.StatusNoContent, Version: &v}, nil
+	return &Result{Status: http.StatusNoContent, Version: &vs[0]}, nil
 }
 
 // prepareDelete is steps 1 and 2 for a delete: the record the resource
@@ -359,32 +375,53 @@ func (s *Service) prepareDelete(ctx context.Context, req *Request, c *Call) (*pe
 // for concurrent requests of this process (issue 18 takes it to the
 // database for several processes).
 func (s *Service) conditionalCreate(ctx context.Context, req *Request, p *pending) (*Result, error) {
-	if p.res.Type == "Patient" || p.res.Patient == "" {
-		return nil, fail(http.StatusBadRequest, "not-supported", "conditional create works within a patient's record: for clinical resources only")
+	key, err := condCreateKey(p)
+	if err != nil {
+		return nil, err
 	}
-	defer s.locks.lock(append(uniqueKeys(p.write), condKey(p.res.Type, p.res.Patient))...)()
-	matches, err := s.matchInRecord(ctx, p.res.Type, p.res.Patient, p.call.IfNoneExist, "If-None-Exist")
+	defer s.locks.lock(append(uniqueKeys(p.write), key)...)()
+	existing, err := s.ifNoneExist(ctx, p, "If-None-Exist")
+	if err != nil {
+		return nil, err
+	}
+	if existing == nil {
+		return s.commitOne(ctx, req, p)
+	}
+	req.Facts.ID = existing.ID
+	return s.written(req, p.call, *existing, http.StatusOK)
+}
+
+// condCreateKey is the lock of a conditional create (condKey); one
+// outside a patient's record is refused.
+func condCreateKey(p *pending) (string, error) {
+	if p.res.Type == "Patient" || p.res.Patient == "" {
+		return "", fail(http.StatusBadRequest, "not-supported", "conditional create works within a patient's record: for clinical resources only")
+	}
+	return condKey(p.res.Type, p.res.Patient), nil
+}
+
+// ifNoneExist runs a conditional create's query (named what in errors)
+// in the resource's record: the one existing match, nil when there is
+// none and the create goes ahead, a 412 when there are several.
+func (s *Service) ifNoneExist(ctx context.Context, p *pending, what string) (*store.Version, error) {
+	matches, err := s.matchInRecord(ctx, p.res.Type, p.res.Patient, p.call.IfNoneExist, what)
 	if err != nil {
 		return nil, err
 	}
 	switch len(matches) {
 	case 0:
-		return s.commitOne(ctx, req, p)
+		return nil, nil
 	case 1:
-		req.Facts.ID = matches[0].ID
-		return s.written(req, p.call, matches[0], http.StatusOK)
+		return &matches[0], nil
 	}
-	return nil, fail(http.StatusPreconditionFailed, "duplicate", "If-None-Exist matched %d resources; it must match at most one", len(matches))
+	return nil, fail(http.StatusPreconditionFailed, "duplicate", "%s matched %d resources; it must match at most one", what, len(matches))
 }
 
 // conditionalUpdate serves PUT /{type}?query: the query is run inside the
 // record of the patient the resource belongs to; one match is updated,
 // none creates the resource, several are a 412.
 func (s *Service) conditionalUpdate(ctx context.Context, req *Request, c *Call) (*Result, error) {
-	if len(c.Body) == 0 {
-		return nil, invalid("", "the request has no body; a FHIR resource in JSON is expected")
-	}
-	res, err := s.codec.Parse(c.Body)
+	body, res, err := s.parse(req, c)
 	if err != nil {
 		return nil, err
 	}
@@ -408,15 +445,12 @@ func (s *Service) conditionalUpdate(ctx context.Context, req *Request, c *Call) 
 			return nil, invalid(c.Type+".id", "the body's id %q is not the id of the resource the query matched (%s)", res.ID, matches[0].ID)
 		}
 		u.Kind, u.ID = Update, matches[0].ID
-		u.Body, err = withID(c.Body, u.ID)
-		if err != nil {
-			return nil, err
-		}
+		res.SetID(u.ID)
 	default:
 		return nil, fail(http.StatusPreconditionFailed, "multiple-matches", "the conditional update matched %d resources; it must match at most one", len(matches))
 	}
 	req.Facts.ID = u.ID
-	p, err := s.prepare(ctx, req, &u, prepareOptions{})
+	p, err := s.prepare(ctx, req, &u, prepareOptions{body: body, res: res})
 	if err != nil {
 		return nil, err
 	}
@@ -426,16 +460,6 @@ func (s *Service) conditionalUpdate(ctx context.Context, req *Request, c *Call) 
 	// (A clinical resource has no unique identifiers to lock: the lock
 	// taken above is all the write needs.)
 	return s.commitOne(ctx, req, p)
-}
-
-// withID sets the id of a resource's JSON.
-func withID(body []byte, id string) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, invalid("", "the body is not a JSON object: %v", err)
-	}
-	m["id"], _ = json.Marshal(id)
-	return json.Marshal(m)
 }
 
 // matchInRecord runs a search query inside one patient's record (a
