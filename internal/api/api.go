@@ -96,6 +96,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	engine  *gin.Engine
+	// gets are the paths gin routes itself (for GET), so that another
+	// method on them is a 405, not a FHIR path.
+	gets map[string]bool
 }
 
 // New builds the HTTP handler.
@@ -165,14 +168,28 @@ func (s *Server) router() *gin.Engine {
 	e.RedirectFixedPath = false
 	// Every FHIR path is a NoRoute to gin, which would look for the path
 	// under every other method first to answer 405 itself; the few
-	// paths gin routes answer their 405 in fhir (httpRoutes).
+	// paths gin routes answer their 405 in fhir (s.gets).
 	e.HandleMethodNotAllowed = false
 	ops := e.Group("", s.begin)
-	ops.GET("/healthz", s.healthz)
-	ops.GET("/readyz", s.readyz)
-	ops.GET("/metrics", s.metricsHandler)
 	logged := e.Group("", s.begin, s.audited)
-	logged.GET("/jwks", s.jwks)
+	s.gets = map[string]bool{}
+	for _, r := range []struct {
+		g    *gin.RouterGroup
+		path string
+		h    gin.HandlerFunc
+	}{
+		{ops, "/healthz", s.healthz},
+		{ops, "/readyz", s.readyz},
+		{ops, "/metrics", s.metricsHandler},
+		{logged, "/jwks", s.jwks},
+	} {
+		label, h := strings.TrimPrefix(r.path, "/"), r.h
+		r.g.GET(r.path, func(c *gin.Context) {
+			exchangeOf(c).route = label
+			h(c)
+		})
+		s.gets[r.path] = true
+	}
 	for _, m := range s.cfg.Mounts {
 		h := gin.WrapH(m.Handler)
 		logged.Any(strings.TrimSuffix(m.Prefix, "/")+"/*rest", func(c *gin.Context) {
@@ -184,15 +201,10 @@ func (s *Server) router() *gin.Engine {
 	return e
 }
 
-// httpRoutes are the paths gin routes itself (for GET), so that another
-// method on them is a 405, not a FHIR path.
-var httpRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/jwks": true}
-
 // exchange is the state of one request in the adapter.
 type exchange struct {
 	id        string
-	facts     *interaction.Facts // points at f
-	f         interaction.Facts
+	facts     interaction.Facts
 	req       interaction.Request
 	c         interaction.Call
 	principal *auth.Principal
@@ -221,9 +233,8 @@ func (s *Server) begin(c *gin.Context) {
 		corr = ""
 	}
 	x := &exchange{id: id}
-	x.facts = &x.f
-	x.f.Start(id, corr, c.Request.Method, strings.TrimPrefix(c.Request.URL.Path, "/"), c.Request.URL.RawQuery, s.cfg.Now())
-	x.f.BasisHeader = c.GetHeader(basisHeader)
+	x.facts.Start(id, corr, c.Request.Method, strings.TrimPrefix(c.Request.URL.Path, "/"), c.Request.URL.RawQuery, s.cfg.Now())
+	x.facts.BasisHeader = c.GetHeader(basisHeader)
 	c.Set(exchangeKey, x)
 	c.Header("X-Request-Id", id)
 	defer func() {

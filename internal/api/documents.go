@@ -13,7 +13,6 @@ import (
 // jwks publishes the key the source hospitals verify this server's
 // assertions with.
 func (s *Server) jwks(c *gin.Context) {
-	exchangeOf(c).route = "jwks"
 	if s.cfg.DocumentKeys == nil {
 		s.fail(c, &interaction.Error{Status: http.StatusNotFound, Issues: []fhir.Issue{{Severity: "error", Code: "not-found", Diagnostics: "no keys are published"}}})
 		return

@@ -50,19 +50,16 @@ func (m *metrics) observe(interaction, typ string, status int, d time.Duration) 
 }
 
 func (s *Server) metricsHandler(c *gin.Context) {
-	exchangeOf(c).route = "metrics"
 	s.metrics.handler.ServeHTTP(c.Writer, c.Request)
 }
 
 func (s *Server) healthz(c *gin.Context) {
-	exchangeOf(c).route = "healthz"
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ok\n"))
 }
 
 // readyz is ready only when the store can serve requests and take a write
 // (an embedded store whose disk is full is not).
 func (s *Server) readyz(c *gin.Context) {
-	exchangeOf(c).route = "readyz"
 	if err := s.Ready(c.Request.Context()); err != nil {
 		s.fail(c, &interaction.Error{Status: http.StatusServiceUnavailable, Unavailable: true, Issues: []fhir.Issue{{Severity: "error", Code: "transient",
 			Diagnostics: "the store cannot serve requests now: " + err.Error()}}})

@@ -34,7 +34,7 @@ const (
 func (s *Server) fhir(c *gin.Context) {
 	x := exchangeOf(c)
 	r := c.Request
-	if httpRoutes[r.URL.Path] {
+	if s.gets[r.URL.Path] {
 		get := http.MethodGet
 		s.fail(c, &interaction.Error{Status: http.StatusMethodNotAllowed, Allow: &get, Issues: []fhir.Issue{{Severity: "error", Code: "not-supported",
 			Diagnostics: r.Method + " is not supported on " + r.URL.Path}}})
@@ -53,7 +53,7 @@ func (s *Server) fhir(c *gin.Context) {
 		return
 	}
 	req := &x.req
-	*req = interaction.Request{Basis: x.f.BasisHeader, Base: s.baseURL(c), Facts: x.facts}
+	*req = interaction.Request{Basis: x.facts.BasisHeader, Base: s.baseURL(c), Facts: &x.facts}
 	if !call.Public() {
 		if !s.authenticate(c, x) {
 			return
