@@ -68,14 +68,34 @@ func TestReservedAnswersAsUnknownToABlockedHP(t *testing.T) {
 		require.Equal(t, http.StatusCreated, s.as_(citizen, "", "POST", "/Consent", consent(privacy.Reservation, true, now, nil)).status)
 		blocked := s.token("gp", citizenPatient)
 		other := s.token("hospital-doctor", citizenPatient)
-		for _, path := range []string{"/Flag/cit-flag", "/Patient/" + citizenPatient, "/Flag?patient=" + citizenPatient,
-			"/Patient/" + citizenPatient + "/MedicationStatement", "/Flag/cit-flag/_history"} {
+		paths := []string{"/Flag/cit-flag", "/Patient/" + citizenPatient, "/Flag?patient=" + citizenPatient,
+			"/Flag?patient=" + citizenPatient + "&_include=Flag:subject", "/Patient/" + citizenPatient + "/MedicationStatement",
+			"/Flag/cit-flag/_history", "/Flag/cit-flag/_history/1", "/Patient/" + citizenPatient + "/$kj-status"}
+		for _, path := range paths {
 			b := s.as_(blocked, "AKUTT", "GET", path, nil)
 			o := s.as_(other, "UNNTAK", "GET", path, nil)
 			assert.Equal(t, http.StatusNotFound, b.status, "%s: %s", path, b.body)
 			assert.Equal(t, string(o.body), string(b.body), "%s: the blocked HP gets the answer any HP gets", path)
 			assert.NotContains(t, string(b.body), "hp-blocked")
 			assert.NotContains(t, string(b.body), "reserv")
+		}
+		// The same reads as entries of a batch: the same answers, entry by
+		// entry.
+		var entries []any
+		for _, path := range paths {
+			entries = append(entries, map[string]any{"request": map[string]any{"method": "GET", "url": strings.TrimPrefix(path, "/")}})
+		}
+		batch, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "batch", "entry": entries})
+		require.NoError(t, err)
+		b := s.as_(blocked, "AKUTT", "POST", "/", batch)
+		o := s.as_(other, "UNNTAK", "POST", "/", batch)
+		require.Equal(t, http.StatusOK, b.status, "body: %s", b.body)
+		bs, os := b.json(t)["entry"].([]any), o.json(t)["entry"].([]any)
+		require.Len(t, bs, len(paths))
+		for i := range paths {
+			assert.Equal(t, os[i], bs[i], "batch entry %s", paths[i])
+			assert.Contains(t, fmt.Sprint(bs[i]), "404", "batch entry %s", paths[i])
+			assert.NotContains(t, fmt.Sprint(bs[i]), "hp-blocked")
 		}
 	})
 }
@@ -94,11 +114,17 @@ func TestDocumentsClosedWithVisitHistoryRestricted(t *testing.T) {
 	citizen := s.token("citizen", "")
 	now := time.Now().UTC().Truncate(time.Second)
 	require.Equal(t, http.StatusCreated, s.as_(citizen, "", "POST", "/Consent", consent(privacy.Restriction, true, now, []access.Section{access.VisitHistory})).status)
+	batch := []byte(`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"DocumentReference?patient=` + citizenPatient + `"}}]}`)
 	for _, c := range []struct{ tok, basis string }{{doc, "FORHOYET_SAMTYKKE"}, {emergency, "FORHOYET_AKUTT"}, {doc, "UNNTAK"}} {
 		r := s.as_(c.tok, c.basis, "GET", "/DocumentReference?patient="+citizenPatient, nil)
 		assert.Equal(t, "documents-unavailable", reasonOf(t, r), "search with %s", c.basis)
 		r = s.as_(c.tok, c.basis, "GET", strings.TrimPrefix(urls[0][1], s.base), nil)
 		assert.Equal(t, "documents-unavailable", reasonOf(t, r), "open with %s", c.basis)
+		r = s.as_(c.tok, c.basis, "POST", "/", batch)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		got := entryOf(t, r.json(t))
+		assert.Equal(t, http.StatusForbidden, got.status, "batch entry with %s", c.basis)
+		assert.Equal(t, "documents-unavailable", got.reason(), "batch entry with %s", c.basis)
 	}
 	// The restricted visit history itself still opens with an elevated basis.
 	assert.Equal(t, http.StatusOK, s.as_(emergency, "FORHOYET_AKUTT", "GET", "/Encounter?patient="+citizenPatient, nil).status)
