@@ -418,49 +418,62 @@ func (s *Store) ScanType(ctx context.Context, typ string, fn func(store.Version)
 		return ctx.Err()
 	}
 	prefix := curKey(typ, "")
+	return scanPrefix(ctx, s, bucketCur, prefix, scanChunk, func() string { return "scan " + typ },
+		func(k, b []byte) (store.Version, bool, error) {
+			if len(b) > 1 && b[1]&flagDeleted != 0 {
+				return store.Version{}, false, nil
+			}
+			v, err := decodeVersion(typ, string(k[len(prefix):]), b)
+			return v, err == nil && !v.Deleted, err
+		}, fn)
+}
+
+// scanPrefix calls fn, outside any transaction, with every item decode
+// keeps of the keys under prefix in bucket, in key order. It reads per
+// keys to a read transaction (see scanChunk) and resumes after the last
+// key read, so keys written meanwhile ahead of it are seen and none twice.
+func scanPrefix[T any](ctx context.Context, s *Store, bucket, prefix []byte, per int, what func() string,
+	decode func(k, v []byte) (T, bool, error), fn func(T) error) error {
 	var after []byte
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		chunk := make([]store.Version, 0, scanChunk)
+		chunk := make([]T, 0, per)
 		var last []byte
 		err := s.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketCur).Cursor()
-			k, b := c.Seek(prefix)
+			c := tx.Bucket(bucket).Cursor()
+			k, v := c.Seek(prefix)
 			if after != nil {
-				k, b = c.Seek(after)
+				k, v = c.Seek(after)
 				if bytes.Equal(k, after) {
-					k, b = c.Next()
+					k, v = c.Next()
 				}
 			}
 			n := 0
-			for ; k != nil && bytes.HasPrefix(k, prefix) && n < scanChunk; k, b = c.Next() {
+			for ; k != nil && bytes.HasPrefix(k, prefix) && n < per; k, v = c.Next() {
 				n++
 				last = k
-				if len(b) > 1 && b[1]&flagDeleted != 0 {
-					continue
-				}
-				v, err := decodeVersion(typ, string(k[len(prefix):]), b)
+				item, keep, err := decode(k, v)
 				if err != nil {
 					return err
 				}
-				if !v.Deleted {
-					chunk = append(chunk, v)
+				if keep {
+					chunk = append(chunk, item)
 				}
 			}
-			if n < scanChunk {
+			if n < per {
 				last = nil
 			} else {
 				last = bytes.Clone(last)
 			}
 			return nil
-		}, func() string { return "scan " + typ })
+		}, what)
 		if err != nil {
 			return err
 		}
-		for _, v := range chunk {
-			if err := fn(v); err != nil {
+		for _, item := range chunk {
+			if err := fn(item); err != nil {
 				return err
 			}
 		}
@@ -505,52 +518,26 @@ func (s *Store) Purge(ctx context.Context, patient string, types []string) (int,
 func (s *Store) ownedBy(ctx context.Context, patient, typ string) ([]string, error) {
 	prefix := curKey(typ, "")
 	var ids []string
-	var after []byte
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		var last []byte
-		err := s.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketCur).Cursor()
-			k, b := c.Seek(prefix)
-			if after != nil {
-				k, b = c.Seek(after)
-				if bytes.Equal(k, after) {
-					k, b = c.Next()
-				}
+	err := scanPrefix(ctx, s, bucketCur, prefix, 8*scanChunk, func() string { return "purge scan " + typ },
+		func(k, b []byte) (string, bool, error) {
+			if len(b) < headerLen1 {
+				return "", false, nil
 			}
-			n := 0
-			for ; k != nil && bytes.HasPrefix(k, prefix) && n < 8*scanChunk; k, b = c.Next() {
-				n++
-				last = k
-				if len(b) < headerLen1 {
-					continue
-				}
-				pl := int(binary.BigEndian.Uint16(b[18:]))
-				start := headerLen1
-				if b[0] == recFormat2 {
-					start = headerLen2
-				}
-				if len(b) >= start+pl && string(b[start:start+pl]) == patient {
-					ids = append(ids, string(k[len(prefix):]))
-				}
+			pl := int(binary.BigEndian.Uint16(b[18:]))
+			start := headerLen1
+			if b[0] == recFormat2 {
+				start = headerLen2
 			}
-			if n < 8*scanChunk {
-				last = nil
-			} else {
-				last = bytes.Clone(last)
+			if len(b) < start+pl || string(b[start:start+pl]) != patient {
+				return "", false, nil
 			}
+			return string(k[len(prefix):]), true, nil
+		},
+		func(id string) error {
+			ids = append(ids, id)
 			return nil
-		}, func() string { return "purge scan " + typ })
-		if err != nil {
-			return nil, err
-		}
-		if last == nil {
-			return ids, nil
-		}
-		after = last
-	}
+		})
+	return ids, err
 }
 
 // purge runs in the committer: it removes the patient's resources of the

@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -82,48 +80,12 @@ func (s *Store) ScanQueue(ctx context.Context, queue string, fn func(store.Queue
 		return ctx.Err()
 	}
 	prefix := queueKey(queue, "")
-	var after []byte
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		chunk := make([]store.QueueItem, 0, scanChunk)
-		var last []byte
-		err := s.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketQueue).Cursor()
-			k, v := c.Seek(prefix)
-			if after != nil {
-				k, v = c.Seek(after)
-				if bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
+	return scanPrefix(ctx, s, bucketQueue, prefix, scanChunk, func() string { return "scan queue " + queue },
+		func(k, v []byte) (store.QueueItem, bool, error) {
+			patient, body, err := decodeQueueItem(v)
+			if err != nil {
+				return store.QueueItem{}, false, fmt.Errorf("queue item %s: %w", k, err)
 			}
-			for ; k != nil && bytes.HasPrefix(k, prefix) && len(chunk) < scanChunk; k, v = c.Next() {
-				patient, body, err := decodeQueueItem(v)
-				if err != nil {
-					return fmt.Errorf("queue item %s: %w", k, err)
-				}
-				chunk = append(chunk, store.QueueItem{Queue: queue, ID: string(k[len(prefix):]), Patient: patient, Body: bytes.Clone(body)})
-				last = k
-			}
-			if len(chunk) < scanChunk {
-				last = nil
-			} else {
-				last = bytes.Clone(last)
-			}
-			return nil
-		}, func() string { return "scan queue " + queue })
-		if err != nil {
-			return err
-		}
-		for _, it := range chunk {
-			if err := fn(it); err != nil {
-				return err
-			}
-		}
-		if last == nil {
-			return nil
-		}
-		after = last
-	}
+			return store.QueueItem{Queue: queue, ID: string(k[len(prefix):]), Patient: patient, Body: bytes.Clone(body)}, true, nil
+		}, fn)
 }

@@ -101,22 +101,19 @@ func histKey(prefix []byte, version int64) []byte {
 	return k
 }
 
-func compKey(patient, typ, id string) []byte {
-	k := make([]byte, 0, len(patient)+len(typ)+len(id)+2)
-	k = append(k, patient...)
-	k = append(k, 0)
-	k = append(k, typ...)
-	k = append(k, 0)
-	return append(k, id...)
-}
+func compKey(patient, typ, id string) []byte { return nulKey(patient, typ, id) }
 
-func identKey(typ, identifier, id string) []byte {
-	k := make([]byte, 0, len(typ)+len(identifier)+len(id)+2)
-	k = append(k, typ...)
+func identKey(typ, identifier, id string) []byte { return nulKey(typ, identifier, id) }
+
+// nulKey joins three names with NUL, which none of them holds (validName,
+// validate), so "a\x00b\x00" prefixes exactly the keys under a and b.
+func nulKey(a, b, c string) []byte {
+	k := make([]byte, 0, len(a)+len(b)+len(c)+2)
+	k = append(k, a...)
 	k = append(k, 0)
-	k = append(k, identifier...)
+	k = append(k, b...)
 	k = append(k, 0)
-	return append(k, id...)
+	return append(k, c...)
 }
 
 // queueKey is queue/id: the name has no '/', so "queue/" prefixes exactly
@@ -128,14 +125,7 @@ func queueKey(queue, id string) []byte {
 	return append(k, id...)
 }
 
-func queuePatientKey(patient, queue, id string) []byte {
-	k := make([]byte, 0, len(patient)+len(queue)+len(id)+2)
-	k = append(k, patient...)
-	k = append(k, 0)
-	k = append(k, queue...)
-	k = append(k, 0)
-	return append(k, id...)
-}
+func queuePatientKey(patient, queue, id string) []byte { return nulKey(patient, queue, id) }
 
 func encodeQueueItem(patient string, body []byte) []byte {
 	b := make([]byte, 2+len(patient)+len(body))
