@@ -364,13 +364,8 @@ func (c *committer) skipAppended(ctx context.Context, batch []*auditReq) ([]*aud
 		return batch, nil
 	}
 	s := c.s
-	oc, cancel := s.op(ctx)
-	cur, err := s.auditBatches.Find(oc, bson.D{{Key: "txns", Value: bson.D{{Key: "$in", Value: ids}}}})
 	var found []auditBatch
-	if err == nil {
-		err = cur.All(oc, &found)
-	}
-	cancel()
+	err := s.findAll(ctx, s.auditBatches, &found, bson.D{{Key: "txns", Value: bson.D{{Key: "$in", Value: ids}}}})
 	if err != nil {
 		return batch, err
 	}
@@ -500,13 +495,8 @@ func (s *Store) materialise(ctx context.Context, recs []auditDoc) error {
 // inserts records that a committed batch fixed, and does so idempotently.
 func (s *Store) settleAudit(ctx context.Context) (int64, string, error) {
 	var pending []auditBatch
-	c, cancel := s.op(ctx)
-	cur, err := s.auditBatches.Find(c, bson.D{{Key: "records", Value: bson.D{{Key: "$exists", Value: true}}}},
+	err := s.findAll(ctx, s.auditBatches, &pending, bson.D{{Key: "records", Value: bson.D{{Key: "$exists", Value: true}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
-	if err == nil {
-		err = cur.All(c, &pending)
-	}
-	cancel()
 	if err != nil {
 		return 0, "", err
 	}
@@ -517,14 +507,9 @@ func (s *Store) settleAudit(ctx context.Context) (int64, string, error) {
 		var ids []struct {
 			Seq int64 `bson:"_id"`
 		}
-		c, cancel := s.op(ctx)
-		cur, err := s.auditColl.Find(c, bson.D{{Key: "_id", Value: bson.D{
+		err := s.findAll(ctx, s.auditColl, &ids, bson.D{{Key: "_id", Value: bson.D{
 			{Key: "$gte", Value: b.Start}, {Key: "$lt", Value: b.Start + b.N}}}},
 			options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-		if err == nil {
-			err = cur.All(c, &ids)
-		}
-		cancel()
 		if err != nil {
 			return 0, "", err
 		}
@@ -540,7 +525,7 @@ func (s *Store) settleAudit(ctx context.Context) (int64, string, error) {
 		if err := s.materialise(ctx, missing); err != nil {
 			return 0, "", err
 		}
-		c, cancel = s.op(ctx)
+		c, cancel := s.op(ctx)
 		_, err = s.auditBatches.UpdateOne(c, bson.D{{Key: "_id", Value: b.Start}},
 			bson.D{{Key: "$unset", Value: bson.D{{Key: "records", Value: ""}}}})
 		cancel()
@@ -626,14 +611,8 @@ func (s *Store) SearchAudit(ctx context.Context, q store.AuditQuery) ([]store.Au
 	if q.Count > 0 {
 		opts.SetLimit(int64(q.Count))
 	}
-	c, cancel := s.op(ctx)
-	defer cancel()
-	cur, err := s.auditColl.Find(c, auditFilter(q), opts)
-	if err != nil {
-		return nil, fmt.Errorf("mongodb: search audit: %w", classify(err))
-	}
 	var docs []auditDoc
-	if err := cur.All(c, &docs); err != nil {
+	if err := s.findAll(ctx, s.auditColl, &docs, auditFilter(q), opts); err != nil {
 		return nil, fmt.Errorf("mongodb: search audit: %w", classify(err))
 	}
 	// Sorted again, as in History: the order must not depend on the

@@ -641,12 +641,8 @@ func (s *Store) loadCurrent(ctx context.Context, keys []string) (map[string]*doc
 		out[d.Key] = &d
 		return out, nil
 	}
-	cur, err := s.resources.Find(c, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
-	if err != nil {
-		return nil, fmt.Errorf("mongodb: reading current versions: %w", classify(err))
-	}
 	var docs []doc
-	if err := cur.All(c, &docs); err != nil {
+	if err := s.findAll(ctx, s.resources, &docs, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}}); err != nil {
 		return nil, fmt.Errorf("mongodb: reading current versions: %w", classify(err))
 	}
 	for i := range docs {

@@ -44,26 +44,16 @@ func (s *Store) Purge(ctx context.Context, patient string, types []string) (int,
 	var found, claims []doc
 	if len(types) > 0 {
 		inTypes := bson.D{{Key: "$in", Value: types}}
-		c, cancel := s.op(ctx)
-		cur, err := s.resources.Find(c, bson.D{{Key: "patient", Value: patient}, {Key: "type", Value: inTypes}},
+		err := s.findAll(ctx, s.resources, &found, bson.D{{Key: "patient", Value: patient}, {Key: "type", Value: inTypes}},
 			options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}}))
-		if err == nil {
-			err = cur.All(c, &found)
-		}
-		cancel()
 		if err != nil {
 			return fail("resources", err)
 		}
 		// Claims of creates that never committed (a writer died) are the
 		// patient's data too, with no resources document to find them by.
-		c, cancel = s.op(ctx)
-		cur, err = s.history.Find(c, bson.D{{Key: "patient", Value: patient}, {Key: "type", Value: inTypes},
+		err = s.findAll(ctx, s.history, &claims, bson.D{{Key: "patient", Value: patient}, {Key: "type", Value: inTypes},
 			{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}},
 			options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}}))
-		if err == nil {
-			err = cur.All(c, &claims)
-		}
-		cancel()
 		if err != nil {
 			return fail("claims", err)
 		}
@@ -91,15 +81,10 @@ func (s *Store) Purge(ctx context.Context, patient string, types []string) (int,
 	// (Rewritten in Go and set by _id rather than with $pull and a
 	// condition, which FerretDB does not apply.)
 	var recs []txnRecord
-	c, cancel := s.op(ctx)
-	cur, err := s.txns.Find(c, bson.D{{Key: "$or", Value: bson.A{
+	err := s.findAll(ctx, s.txns, &recs, bson.D{{Key: "$or", Value: bson.A{
 		bson.D{{Key: "writes.key", Value: bson.D{{Key: "$in", Value: keys}}}},
 		bson.D{{Key: "queue.patient", Value: patient}},
 	}}})
-	if err == nil {
-		err = cur.All(c, &recs)
-	}
-	cancel()
 	if err != nil {
 		return fail("transaction records", err)
 	}
@@ -129,7 +114,7 @@ func (s *Store) Purge(ctx context.Context, patient string, types []string) (int,
 		}
 	}
 
-	c, cancel = s.op(ctx)
+	c, cancel := s.op(ctx)
 	_, err = s.queue.DeleteMany(c, bson.D{{Key: "patient", Value: patient}})
 	cancel()
 	if err != nil {

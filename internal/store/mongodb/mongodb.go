@@ -233,6 +233,18 @@ func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.opTimeout)
 }
 
+// findAll runs one Find under the operation timeout and decodes every
+// document it matches into out (a pointer to a slice).
+func (s *Store) findAll(ctx context.Context, coll *mongo.Collection, out any, filter any, opts ...options.Lister[options.FindOptions]) error {
+	c, cancel := s.op(ctx)
+	defer cancel()
+	cur, err := coll.Find(c, filter, opts...)
+	if err != nil {
+		return err
+	}
+	return cur.All(c, out)
+}
+
 // classify marks err with store.ErrUnavailable when it means that the
 // database could not be reached or did not answer in time (a server
 // that cannot be selected, a network error, a timeout), as opposed to an

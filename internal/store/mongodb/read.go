@@ -83,12 +83,7 @@ func (s *Store) History(ctx context.Context, typ, id string, q store.HistoryQuer
 	// No server-side limit: claims of unfinished transactions are filtered
 	// out below, and a limit applied before that could return too few.
 	var docs []doc
-	c, cancel := s.op(ctx)
-	cur, err := s.history.Find(c, filter, options.Find().SetSort(bson.D{{Key: "version", Value: -1}}))
-	if err == nil {
-		err = cur.All(c, &docs)
-	}
-	cancel()
+	err := s.findAll(ctx, s.history, &docs, filter, options.Find().SetSort(bson.D{{Key: "version", Value: -1}}))
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: history %s/%s: %w", typ, id, classify(err))
 	}
@@ -131,12 +126,7 @@ func (s *Store) History(ctx context.Context, typ, id string, q store.HistoryQuer
 func (s *Store) Compartment(ctx context.Context, patient, typ string) ([]store.Version, error) {
 	filter := s.compartmentFilter(patient, typ)
 	var docs []doc
-	c, cancel := s.op(ctx)
-	cur, err := s.resources.Find(c, filter, options.Find().SetSort(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}}))
-	if err == nil {
-		err = cur.All(c, &docs)
-	}
-	cancel()
+	err := s.findAll(ctx, s.resources, &docs, filter, options.Find().SetSort(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: compartment %s %s: %w", patient, typ, classify(err))
 	}
@@ -166,12 +156,7 @@ func (s *Store) FindByIdentifier(ctx context.Context, typ, identifier string) ([
 	var docs []struct {
 		ID string `bson:"id"`
 	}
-	c, cancel := s.op(ctx)
-	cur, err := s.resources.Find(c, filter, options.Find().SetProjection(bson.D{{Key: "id", Value: 1}}))
-	if err == nil {
-		err = cur.All(c, &docs)
-	}
-	cancel()
+	err := s.findAll(ctx, s.resources, &docs, filter, options.Find().SetProjection(bson.D{{Key: "id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: find %s by identifier: %w", typ, classify(err))
 	}

@@ -23,14 +23,9 @@ func (s *Store) Recover(ctx context.Context) error {
 	var claims []struct {
 		Txn string `bson:"txn"`
 	}
-	c, cancel := s.op(ctx)
-	cur, err := s.history.Find(c,
+	err := s.findAll(ctx, s.history, &claims,
 		bson.D{{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}, {Key: "exp", Value: bson.D{{Key: "$lt", Value: now}}}},
 		options.Find().SetProjection(bson.D{{Key: "txn", Value: 1}}))
-	if err == nil {
-		err = cur.All(c, &claims)
-	}
-	cancel()
 	if err != nil {
 		return fmt.Errorf("mongodb: recovery: %w", classify(err))
 	}
@@ -51,15 +46,10 @@ func (s *Store) Recover(ctx context.Context) error {
 	// applying), and those of batches without resource writes, which
 	// have no claims at all.
 	var recs []txnRecord
-	c, cancel = s.op(ctx)
-	cur, err = s.txns.Find(c, bson.D{
+	err = s.findAll(ctx, s.txns, &recs, bson.D{
 		{Key: "state", Value: stateCommitted},
 		{Key: "created", Value: bson.D{{Key: "$lt", Value: now.Add(-s.ttl)}}},
 	})
-	if err == nil {
-		err = cur.All(c, &recs)
-	}
-	cancel()
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("mongodb: recovery: %w", classify(err)))...)
 	}
@@ -71,7 +61,7 @@ func (s *Store) Recover(ctx context.Context) error {
 
 	// An aborted record fences its writer off the commit point for as long
 	// as that writer's lease could last; after that it is garbage.
-	c, cancel = s.op(ctx)
+	c, cancel := s.op(ctx)
 	_, err = s.txns.DeleteMany(c, bson.D{
 		{Key: "state", Value: stateAborted},
 		{Key: "created", Value: bson.D{{Key: "$lt", Value: now.Add(-2 * s.ttl)}}},
@@ -121,12 +111,7 @@ func (s *Store) resolve(ctx context.Context, txn string) (bool, error) {
 	// a commit that completed and deleted its record before the markers
 	// were cleared: keep those, drop the rest.
 	var claims []doc
-	c, cancel := s.op(ctx)
-	cur, err := s.history.Find(c, bson.D{{Key: "txn", Value: txn}})
-	if err == nil {
-		err = cur.All(c, &claims)
-	}
-	cancel()
+	err := s.findAll(ctx, s.history, &claims, bson.D{{Key: "txn", Value: txn}})
 	if err != nil {
 		return false, err
 	}
@@ -175,12 +160,7 @@ func (s *Store) rollForward(ctx context.Context, rec *txnRecord) error {
 		for i, w := range rec.Writes {
 			hists[i] = w.Hist
 		}
-		c, cancel := s.op(ctx)
-		cur, err := s.history.Find(c, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: hists}}}})
-		if err == nil {
-			err = cur.All(c, &docs)
-		}
-		cancel()
+		err := s.findAll(ctx, s.history, &docs, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: hists}}}})
 		if err != nil {
 			return err
 		}
