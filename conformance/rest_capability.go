@@ -163,6 +163,10 @@ func checkCapabilityInteractions(t *T) {
 	patient, _ := t.NewPatient(PatientSpec{})
 	var unexercised []string
 	for _, r := range cs.Resource {
+		if r.Type == "Practitioner" {
+			unexercised = append(unexercised, restOwnUser(t, r, patient)...)
+			continue
+		}
 		acc, known := restAccessOf[r.Type]
 		if !known {
 			unexercised = append(unexercised, r.Type+" (a type the suite does not know how to make)")
@@ -458,4 +462,39 @@ func checkCapabilityUnadvertised(t *T) {
 				http.StatusNotFound, http.StatusMethodNotAllowed)
 		}
 	}
+}
+
+// restOwnUser exercises an advertised Practitioner read the way SMART apps
+// use it: the token's fhirUser resolves for the signed-in practitioner,
+// and nobody reads another practitioner's. It returns what it could not
+// exercise.
+func restOwnUser(t *T, r restCapResource, patient string) []string {
+	var unexercised []string
+	for _, code := range r.Interaction {
+		if code.Code != "read" {
+			unexercised = append(unexercised, "Practitioner "+code.Code+" (the suite reads the signed-in user's only)")
+		}
+	}
+	if !r.has("read") {
+		return unexercised
+	}
+	tok := t.Token(PersonaGP, patient)
+	claims, err := Claims(tok)
+	user, _ := claims["fhirUser"].(string)
+	id, ok := strings.CutPrefix(user, "Practitioner/")
+	if err != nil || !ok || id == "" {
+		return append(unexercised, fmt.Sprintf("Practitioner read (the %s token's fhirUser is %q, not Practitioner/<id>)", PersonaGP, user))
+	}
+	res := t.Do(Request{Path: user, Token: tok})
+	if res.Status != http.StatusOK || res.JSON()["id"] != id || res.JSON()["resourceType"] != "Practitioner" {
+		t.Errorf("Practitioner read (advertised): GET %s, the token's own fhirUser: status %d: %s", user, res.Status, Outcome(res))
+	}
+	other := "990000002"
+	if other == id {
+		other = "990000003"
+	}
+	if res := t.Do(Request{Path: "Practitioner/" + other, Token: tok}); res.Status != http.StatusForbidden && res.Status != http.StatusNotFound {
+		t.Errorf("GET Practitioner/%s, another practitioner's, with %s's token: status %d, want 403 or 404: %s", other, PersonaGP, res.Status, Outcome(res))
+	}
+	return unexercised
 }

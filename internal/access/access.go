@@ -121,7 +121,10 @@ type Request struct {
 	// Patient is the FHIR id of the patient whose record is touched; ""
 	// when the request does not bind one patient (a cross-patient search).
 	Patient string
-	Basis   Basis // "" when the request declared none
+	// ID is the resource's id where the rule depends on it: the user's
+	// own Practitioner.
+	ID    string
+	Basis Basis // "" when the request declared none
 	// BasisHeader is the raw header, to name an unknown value in the reason.
 	BasisHeader string
 	// Change, for a write of a privacy setting, is what the write does:

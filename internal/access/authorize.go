@@ -16,6 +16,9 @@ func (pol *Policy) Authorize(p *auth.Principal, r Request, st PatientState) Deci
 	if p == nil {
 		return deny(NotAuthenticated, "this request needs a valid access token")
 	}
+	if r.ResourceType == "Practitioner" {
+		return ownUser(p, r)
+	}
 	sd, ok := scopes(p, r.Interaction.scope(), r.ResourceType, r.Patient)
 	if !ok {
 		d := deny(InsufficientScope, "the token's scopes do not allow %s on %s%s", r.Interaction.scope(), r.ResourceType, forPatient(r.Patient))
@@ -171,4 +174,23 @@ func BindSearch(resourceType string, b Binding) (string, Decision) {
 		return "", d
 	}
 	return b.Patients[0], permit()
+}
+
+// ownUser decides a read of a Practitioner. This server holds no
+// practitioner register: it answers the fhirUser of a practitioner's
+// token (Practitioner/<HPR number>) from the token itself, so that an app
+// can show who is signed in. SMART's fhirUser scope is the permission to
+// read it; nobody reads another practitioner's.
+func ownUser(p *auth.Principal, r Request) Decision {
+	switch {
+	case r.Interaction != Read:
+		return deny(RoleNotAllowed, "a Practitioner is read by id only: the signed-in practitioner's own, named by fhirUser")
+	case RoleOf(p) != Practitioner || p.HPR == "" || r.ID != p.HPR:
+		return deny(NotOwnUser, "a practitioner reads only their own Practitioner (Practitioner/<own HPR number>)")
+	case !p.Scopes.Has("fhirUser") && !p.Scopes.Permits(auth.ContextUser, "Practitioner", auth.Read).Allowed:
+		d := deny(InsufficientScope, "reading the signed-in user's Practitioner needs the fhirUser scope")
+		d.ScopeRefused = true
+		return d
+	}
+	return permit()
 }

@@ -146,6 +146,13 @@ func TestAuthorize(t *testing.T) {
 		{"feeder's system/ scopes never read", feeder, r(Read, "MedicationStatement", ""), state(), InsufficientScope, nil},
 		{"feeder updates a reserved Patient", feeder, r(Update, "Patient", ""), state(func(st *PatientState) { st.Reserved = true }), ReservedNoNewData, nil},
 		{"auditor searches the usage log across patients", auditor, Request{Interaction: Search, ResourceType: "AuditEvent"}, PatientState{}, OK, nil},
+		{"HP reads their own Practitioner with the fhirUser scope", hp("openid fhirUser", nil), Request{Interaction: Read, ResourceType: "Practitioner", ID: docHPR}, PatientState{}, OK, nil},
+		{"HP reads another practitioner", hp("openid fhirUser user/*.rs", nil), Request{Interaction: Read, ResourceType: "Practitioner", ID: "990000001"}, PatientState{}, NotOwnUser, nil},
+		{"own Practitioner without the fhirUser scope", hp("openid user/Flag.rs", nil), Request{Interaction: Read, ResourceType: "Practitioner", ID: docHPR}, PatientState{}, InsufficientScope, func(t *testing.T, d Decision) {
+			assert.True(t, d.ScopeRefused)
+		}},
+		{"Practitioners are not searched", hp("openid fhirUser user/*.rs", nil), Request{Interaction: Search, ResourceType: "Practitioner"}, PatientState{}, RoleNotAllowed, nil},
+		{"a citizen reads no Practitioner", citizen, Request{Interaction: Read, ResourceType: "Practitioner", ID: docHPR}, PatientState{}, NotOwnUser, nil},
 		{"HP cannot read the usage log even with a scope for it", hp("user/AuditEvent.rs", nil), r(Search, "AuditEvent", Unntak), state(), RoleNotAllowed, nil},
 	}
 	for _, tc := range cases {

@@ -47,6 +47,7 @@ const (
 	BlocksBySupportOnly   Reason = "blocks-by-support-only"   // rule 6
 	HPWritesCriticalOnly  Reason = "hp-writes-critical-only"  // HP report critical information only
 	FeederWritesOwnFields Reason = "feeder-writes-own-fields" // feeders write medications and visits only
+	NotOwnUser            Reason = "not-own-user"             // a Practitioner is read by that practitioner only
 )
 
 // Decision is the answer for one request.

@@ -75,12 +75,18 @@ type Config struct {
 	// SMART authorisation server), through the same request pipeline:
 	// request id, usage log, recovery, metrics.
 	Mounts []Mount
+	// CORS, if enabled, lets browser apps on the allowed origins call
+	// every route but the operational probes.
+	CORS *CORS
 }
 
-// Mount is a handler served under a path prefix ending in "/".
+// Mount is a handler served at a path: under it, every method, when the
+// path ends in "/" (a prefix); else at the path itself, for GET and HEAD
+// and the Methods listed.
 type Mount struct {
 	Prefix  string
 	Handler http.Handler
+	Methods []string
 }
 
 // Authenticator verifies the token of a request; *auth.Validator is one.
@@ -170,8 +176,12 @@ func (s *Server) router() *gin.Engine {
 	// under every other method first to answer 405 itself; the few
 	// paths gin routes answer their 405 in fhir (s.gets).
 	e.HandleMethodNotAllowed = false
+	front := []gin.HandlerFunc{s.begin, s.audited}
+	if s.cfg.CORS.Enabled() {
+		front = append(front, corsMiddleware(s.cfg.CORS))
+	}
 	ops := e.Group("", s.begin)
-	logged := e.Group("", s.begin, s.audited)
+	logged := e.Group("", front...)
 	s.gets = map[string]bool{}
 	for _, r := range []struct {
 		g    *gin.RouterGroup
@@ -192,12 +202,20 @@ func (s *Server) router() *gin.Engine {
 	}
 	for _, m := range s.cfg.Mounts {
 		h := gin.WrapH(m.Handler)
-		logged.Any(strings.TrimSuffix(m.Prefix, "/")+"/*rest", func(c *gin.Context) {
+		serve := func(c *gin.Context) {
 			exchangeOf(c).route = "mount"
 			h(c)
-		})
+		}
+		if strings.HasSuffix(m.Prefix, "/") && m.Prefix != "/" {
+			logged.Any(m.Prefix+"*rest", serve)
+			continue
+		}
+		// Only the methods named: POST / stays the FHIR batch endpoint.
+		for _, method := range append([]string{http.MethodGet, http.MethodHead}, m.Methods...) {
+			logged.Handle(method, m.Prefix, serve)
+		}
 	}
-	e.NoRoute(s.begin, s.audited, s.fhir)
+	e.NoRoute(append(front, s.fhir)...)
 	return e
 }
 
@@ -236,7 +254,15 @@ func (s *Server) begin(c *gin.Context) {
 	x.facts.Start(id, corr, c.Request.Method, strings.TrimPrefix(c.Request.URL.Path, "/"), c.Request.URL.RawQuery, s.cfg.Now())
 	x.facts.BasisHeader = c.GetHeader(basisHeader)
 	c.Set(exchangeKey, x)
-	c.Header("X-Request-Id", id)
+	h := c.Writer.Header()
+	h.Set("X-Request-Id", id)
+	// Answers may hold health data: no cache keeps them, no browser
+	// guesses their type, and no other site frames them. A handler with
+	// a reason to (the discovery documents, the app's pages) says
+	// otherwise.
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {

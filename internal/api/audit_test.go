@@ -18,6 +18,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/store"
+	"github.com/kjernejournal/kjernejournal/internal/webapp"
 )
 
 func auditHead(t *testing.T, st store.Store) int64 {
@@ -61,6 +62,9 @@ func TestEveryRequestIsAudited(t *testing.T) {
 			panicked.Store(true)
 			panic("a handler that fails")
 		})})
+		site := webapp.Config{Base: cfg.BaseURL, AuthServer: true}
+		cfg.Mounts = append(cfg.Mounts, api.Mount{Prefix: "/", Handler: webapp.Landing(site)}, api.Mount{Prefix: "/app/", Handler: webapp.App(site)})
+		cfg.CORS = &api.CORS{Loopback: true}
 	})
 	p0 := s.patients[0]
 	gp := s.token("gp", p0)
@@ -94,6 +98,12 @@ func TestEveryRequestIsAudited(t *testing.T) {
 		{"GET", "/Observation/1", nil, nil, ""},
 		{"PATCH", "/Flag/sec-flag-0", []byte(`[]`), nil, ""},
 		{"OPTIONS", "/Flag", nil, nil, ""},
+		{"OPTIONS", "/Flag?patient=" + p0, nil, []string{"Origin", "http://127.0.0.1:5173", "Access-Control-Request-Method", "GET"}, ""},
+		{"OPTIONS", "/auth/token", nil, []string{"Origin", "http://127.0.0.1:5173", "Access-Control-Request-Method", "POST"}, ""},
+		{"GET", "/", nil, nil, ""},
+		{"GET", "/app/smart-style.json", nil, nil, ""},
+		{"GET", "/ehr", nil, nil, ""},
+		{"GET", "/Practitioner/" + gpPersonaHPR, nil, nil, ""},
 		{"HEAD", "/Flag/sec-flag-0", nil, nil, ""},
 		{"GET", "/no/such/endpoint/at/all", nil, nil, ""},
 		{"GET", "/jwks", nil, nil, ""},

@@ -55,7 +55,10 @@ type security struct {
 	cap       *interaction.Security
 }
 
-func (f authFlags) setup(ctx context.Context, addr, base string) (*security, error) {
+// setup builds the token validation, the policy and, with --auth-server,
+// the built-in authorisation server; patients lists the patients its
+// development pages offer (nil: none).
+func (f authFlags) setup(ctx context.Context, addr, base string, patients func(context.Context) []smart.PatientChoice) (*security, error) {
 	if *f.noAuth {
 		if !loopback.Addr(addr) {
 			return nil, fmt.Errorf("--insecure-no-auth is allowed on loopback addresses only, not %s", addr)
@@ -78,7 +81,8 @@ func (f authFlags) setup(ctx context.Context, addr, base string) (*security, err
 		if err != nil {
 			return nil, err
 		}
-		srv, err := smart.New(smart.Config{Issuer: base, Audience: audience, KeyFile: *f.keyFile, Clients: clients, Personas: personas})
+		srv, err := smart.New(smart.Config{Issuer: base, Audience: audience, KeyFile: *f.keyFile, Clients: clients, Personas: personas,
+			Patients: patients, StyleURL: base + "/app/smart-style.json"})
 		if err != nil {
 			return nil, fmt.Errorf("built-in authorisation server: %w", err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/notify"
 	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
+	"github.com/kjernejournal/kjernejournal/internal/webapp"
 )
 
 // Version is set at build time (-ldflags "-X ...cli.Version=...").
@@ -47,6 +48,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cpuProfile := fs.String("cpu-profile", "", "write a Go CPU profile of the whole run to this file (for `go tool pprof`)")
 	noAudit := fs.Bool("insecure-no-audit", false, "switch the usage log off (loopback addresses only; to measure its cost)")
 	purgeEvery := fs.Duration("purge-interval", time.Hour, "how often to delete the records of patients whose reservation is 30 days old")
+	corsOrigins := fs.String("cors-origins", "", "browser origins allowed to call the server (CORS), comma-separated, or * for any; with --auth-server on a loopback address, http origins on loopback are allowed too; none switches CORS off")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -105,13 +107,17 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if base == "" {
 		base = "http://" + ln.Addr().String()
 	}
-	sec, err := af.setup(ctx, ln.Addr().String(), base)
+	sec, err := af.setup(ctx, ln.Addr().String(), base, patientChoices(st))
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	cors := corsConfig(*corsOrigins, *af.builtin && loopback.Addr(ln.Addr().String()))
+	if sec.cap != nil {
+		sec.cap.CORS = cors.Enabled()
+	}
 	cfg := api.Config{Store: st, Codec: codec, Logger: log, MaxBodyBytes: *maxBody,
-		BaseURL: base, Version: Version, Policy: sec.policy, Security: sec.cap, Audit: !*noAudit}
+		BaseURL: base, Version: Version, Policy: sec.policy, Security: sec.cap, Audit: !*noAudit, CORS: cors}
 	fed, signer, regionOf, err := df.setup(base)
 	if err != nil {
 		ln.Close()
@@ -147,9 +153,15 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if sec.builtin != nil {
 		// The authorisation server's endpoints pass the same pipeline as
 		// the FHIR routes: request id, usage log, recovery, metrics.
-		cfg.Mounts = []api.Mount{{Prefix: "/auth/", Handler: sec.builtin}, {Prefix: "/.well-known/", Handler: sec.builtin}}
+		cfg.Mounts = []api.Mount{{Prefix: "/auth/", Handler: sec.builtin}, {Prefix: "/.well-known/", Handler: sec.builtin},
+			{Prefix: "/ehr", Handler: sec.builtin, Methods: []string{http.MethodPost}}}
 		fmt.Fprintf(stdout, "built-in SMART authorisation server: %s/.well-known/smart-configuration (development keys; try: kjernejournal token --as gp --patient <id>)\n", base)
 	}
+	site := webapp.Config{Base: base, AuthServer: sec.builtin != nil, DemoPatient: richDemoPatient,
+		DemoPractitioner: "hospital-doctor", FrameAncestors: cors.FrameAncestors()}
+	cfg.Mounts = append(cfg.Mounts, api.Mount{Prefix: "/", Handler: webapp.Landing(site)},
+		api.Mount{Prefix: "/app/", Handler: webapp.App(site)})
+	fmt.Fprintf(stdout, "start page: %s/ (the kjernejournal app for clinicians and citizens)\n", base)
 	srv, err := api.New(cfg)
 	if err != nil {
 		ln.Close()
@@ -189,4 +201,17 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	jobs.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// corsConfig reads --cors-origins: a list, "*", or "none"; loopback adds
+// every loopback http origin (the development setup).
+func corsConfig(flag string, loopbackDev bool) *api.CORS {
+	if strings.TrimSpace(flag) == "none" {
+		return nil
+	}
+	c := &api.CORS{Origins: splitList(flag), Loopback: loopbackDev}
+	if !c.Enabled() {
+		return nil
+	}
+	return c
 }

@@ -94,6 +94,8 @@ func (s *Service) served(t string) bool {
 		return s.cfg.Documents != nil
 	case "Subscription":
 		return s.cfg.Notify != nil
+	case "Practitioner":
+		return s.cfg.Policy != nil
 	}
 	return s.codec.Accepts(t) || isConformanceType(t)
 }
@@ -105,6 +107,9 @@ func (s *Service) servedTypes() []string {
 	}
 	if s.cfg.Notify != nil {
 		out = append(out, "Subscription")
+	}
+	if s.cfg.Policy != nil {
+		out = append(out, "Practitioner")
 	}
 	return append(out, "AuditEvent")
 }
@@ -261,6 +266,8 @@ func (s *Service) routeType(c *Call, where func() string) *Error {
 		}
 	case isConformanceType(c.Type):
 		return notFound("%s resources are read by id (%s/{id})", c.Type, c.Type)
+	case c.Type == "Practitioner":
+		return notFound("Practitioner is read by id only: the signed-in practitioner's own, named by the token's fhirUser")
 	}
 	switch c.Method {
 	case http.MethodGet:
@@ -304,7 +311,7 @@ func (s *Service) routeInstance(c *Call, second string, where func() string) *Er
 	if e := s.routeID(c, second, where); e != nil {
 		return e
 	}
-	readOnly := isConformanceType(c.Type) || c.Type == "Subscription" || c.Type == "DocumentReference"
+	readOnly := isConformanceType(c.Type) || c.Type == "Subscription" || c.Type == "DocumentReference" || c.Type == "Practitioner"
 	switch {
 	case c.Type == "DocumentReference":
 		return notFound("journal documents are not stored here: search DocumentReference?patient= and open the attachment URL")

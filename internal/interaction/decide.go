@@ -20,6 +20,7 @@ type ask struct {
 	in      access.Interaction
 	typ     string
 	patient string
+	id      string // the resource's id, where the rules ask for it
 	// current is the patient's current Patient version when the caller
 	// holds it already (a read of the Patient itself), to save a read;
 	// its Type is "" otherwise.
@@ -47,7 +48,7 @@ func (s *Service) decide(ctx context.Context, req *Request, q ask) (access.Decis
 		d = access.Decision{Effect: access.Permit, Reason: access.OK, Message: "access rules are off"}
 	} else {
 		d = s.cfg.Policy.Authorize(req.Principal, access.Request{
-			Interaction: q.in, ResourceType: q.typ, Patient: q.patient,
+			Interaction: q.in, ResourceType: q.typ, Patient: q.patient, ID: q.id,
 			Basis: basisOf(req.Basis), BasisHeader: req.Basis, Change: q.change,
 		}, st)
 	}

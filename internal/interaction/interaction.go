@@ -76,6 +76,8 @@ type Config struct {
 // Security describes the authorisation server for the CapabilityStatement.
 type Security struct {
 	Authorize, Token, Introspect, Revoke, Manage string
+	// CORS: browser apps on other origins may call the server.
+	CORS bool
 }
 
 // Notifications of changed critical information: FHIR R4 Subscriptions
@@ -162,6 +164,8 @@ func (s *Service) do(ctx context.Context, req *Request, call *Call) (*Result, er
 			return s.conformanceRead(call)
 		case call.Type == "Subscription":
 			return s.subscriptionRead(ctx, req, call)
+		case call.Type == "Practitioner":
+			return s.practitionerRead(ctx, req, call)
 		}
 		return s.read(ctx, req, call)
 	case VRead:

@@ -108,6 +108,7 @@ type csResource struct {
 	SearchRevInclude  []string        `json:"searchRevInclude,omitempty"`
 	SearchParam       []csSearchParam `json:"searchParam,omitempty"`
 	Operation         []csOperation   `json:"operation,omitempty"`
+	Documentation     string          `json:"documentation,omitempty"`
 }
 
 // recordInteractions are the interactions ParseCall routes for a record
@@ -158,6 +159,14 @@ func (s *Service) capabilityStatement(base string) []byte {
 		resources = append(resources, csResource{
 			Type: "Subscription", Interaction: []csInteraction{{string(Create)}, {string(Read)}}, Versioning: "versioned",
 			ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
+		})
+	}
+	if s.cfg.Policy != nil {
+		// The signed-in practitioner's own, so that fhirUser resolves.
+		resources = append(resources, csResource{
+			Type: "Practitioner", Interaction: []csInteraction{{string(Read)}}, Versioning: "no-version",
+			ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
+			Documentation: "read only, and only the signed-in practitioner's own (Practitioner/<HPR number>, the token's fhirUser), built from the token's HelseID claims",
 		})
 	}
 	if s.cfg.Audit {
@@ -257,7 +266,7 @@ func (s *Service) securityElement() any {
 		}
 	}
 	return map[string]any{
-		"cors": true,
+		"cors": sec.CORS,
 		"service": []any{map[string]any{"coding": []any{map[string]string{
 			"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}}}},
 		"description": "SMART on FHIR with HelseID-style tokens; every request also passes the Norwegian access rules (nhn-access-basis header).",

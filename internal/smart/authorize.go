@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/kjernejournal/kjernejournal/internal/access"
 )
 
 // pkceValue is the RFC 7636 alphabet and length for verifiers; an S256
@@ -97,7 +99,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g := &grant{client: client, persona: l.persona, patient: l.patient, patientPID: l.patientPID,
-			encounter: l.encounter, scopes: scopes, nonce: q.Get("nonce"), authTime: now}
+			encounter: l.encounter, basis: l.basis, scopes: scopes, nonce: q.Get("nonce"), authTime: now}
 		s.issueCode(w, r, g, redirect, state, challenge)
 		return
 	}
@@ -176,7 +178,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	p := s.personas[r.PostForm.Get("persona")]
 	if p == nil || !p.isUser() || !req.client.allowsPersona(p.ID) {
-		s.loginPage(w, r, id, req, "Choose one of the listed users.", http.StatusBadRequest)
+		s.loginPage(w, r, id, req, "Velg en av brukerne i listen.", http.StatusBadRequest)
 		return
 	}
 	g := &grant{client: req.client, persona: p, scopes: req.scopes, nonce: req.nonce, authTime: now, banner: true}
@@ -187,21 +189,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	case has(req.scopes, "launch/patient"):
 		g.patient = strings.TrimSpace(r.PostForm.Get("patient"))
 		if g.patient == "" || !validFHIRID(g.patient) {
-			s.loginPage(w, r, id, req, "A patient id is needed (letters, digits, '-' and '.', at most 64).", http.StatusBadRequest)
+			s.loginPage(w, r, id, req, "Helsepersonell må velge en pasient (pasient-id: bokstaver, sifre, '-' og '.', høyst 64).", http.StatusBadRequest)
 			return
 		}
-		if s.cfg.Patients != nil {
-			for _, c := range s.cfg.Patients(r.Context()) {
-				if c.ID == g.patient {
-					g.patientPID = c.PID
-				}
+		for _, c := range s.patients(r.Context()) {
+			if c.ID == g.patient {
+				g.patientPID = c.PID
 			}
 		}
 	}
 	if has(req.scopes, "launch/encounter") {
 		if e := strings.TrimSpace(r.PostForm.Get("encounter")); e != "" {
 			if !validFHIRID(e) {
-				s.loginPage(w, r, id, req, "The encounter id is not a FHIR id.", http.StatusBadRequest)
+				s.loginPage(w, r, id, req, "Kontakt-id-en er ikke en FHIR-id.", http.StatusBadRequest)
 				return
 			}
 			g.encounter = e
@@ -228,6 +228,8 @@ type launchRequest struct {
 	Practitioner string `json:"practitioner"` // persona id
 	Encounter    string `json:"encounter,omitempty"`
 	ClientID     string `json:"client_id,omitempty"`
+	// Basis is the access basis the clinician declared in the EHR.
+	Basis string `json:"basis,omitempty"`
 }
 
 // createLaunch is the development stand-in for an EHR: it binds a launch
@@ -254,57 +256,69 @@ func (s *Server) createLaunch(w http.ResponseWriter, r *http.Request) {
 	case req.ClientID != "" && s.clients[req.ClientID] == nil:
 		oauthError(w, http.StatusBadRequest, "invalid_request", "unknown client_id")
 		return
+	case req.Basis != "" && !validBasis(req.Basis):
+		oauthError(w, http.StatusBadRequest, "invalid_request", "basis must be UNNTAK, SAMTYKKE, AKUTT, FORHOYET_SAMTYKKE or FORHOYET_AKUTT")
+		return
 	}
-	id := randomID()
-	now := s.now()
-	exp := now.Add(s.cfg.LaunchLifetime)
-	s.mu.Lock()
-	s.prune(now)
-	s.launches[id] = &launch{clientID: req.ClientID, persona: p, patient: req.Patient,
-		patientPID: req.PatientPID, encounter: req.Encounter, expires: exp}
-	s.mu.Unlock()
+	id := s.newLaunch(&launch{clientID: req.ClientID, persona: p, patient: req.Patient,
+		patientPID: req.PatientPID, encounter: req.Encounter, basis: req.Basis})
 	writeJSON(w, http.StatusCreated, map[string]any{"launch": id, "expires_in": int64(s.cfg.LaunchLifetime.Seconds())})
 }
 
+// newLaunch stores l for the launch's lifetime and returns its id.
+func (s *Server) newLaunch(l *launch) string {
+	id := randomID()
+	now := s.now()
+	l.expires = now.Add(s.cfg.LaunchLifetime)
+	s.mu.Lock()
+	s.prune(now)
+	s.launches[id] = l
+	s.mu.Unlock()
+	return id
+}
+
+func validBasis(b string) bool {
+	_, ok := access.ParseBasis(b)
+	return ok
+}
+
 var pages = template.Must(template.New("login").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Kjernejournal development login</title>
-<style>body{font-family:sans-serif;max-width:44em;margin:2em auto}label{display:block;margin:.4em 0}
-.warn{background:#fee;border:1px solid #c00;padding:.5em}.err{color:#b00}</style></head>
-<body>
-<p class="warn">Development authorisation server: synthetic users only, no real authentication.</p>
-<h1>Sign in to {{.Client}}</h1>
+<html lang="nb"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Logg inn – kjernejournal (utvikling)</title>
+<style>` + pageStyle + `</style></head>
+<body><main>
+<p class="warn">Utviklingsserver for innlogging: bare syntetiske brukere, ingen ekte autentisering.</p>
+<h1>Logg inn i {{.Client}}</h1>
 {{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
-<p>Requested access: <code>{{.Scopes}}</code></p>
+<p>Appen ber om tilgangen <code>{{.Scopes}}</code>.</p>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="session" value="{{.Session}}">
-<fieldset><legend>User</legend>
-{{range .Personas}}<label><input type="radio" name="persona" value="{{.ID}}" required> {{.Name}} ({{.Kind}}{{if .Description}}: {{.Description}}{{end}})</label>
+{{if .AskPatient}}<p><label for="patient">Pasient (for helsepersonell)</label>
+{{if .Patients}}<select id="patient" name="patient">{{range .Patients}}<option value="{{.ID}}">{{.Name}}{{if .PID}}, fødselsnummer {{.PID}}{{end}} ({{.ID}})</option>{{end}}</select>
+{{else}}<input id="patient" name="patient" pattern="[A-Za-z0-9\-.]{1,64}">{{end}}</p>{{end}}
+{{if .AskEncounter}}<p><label for="encounter">Kontakt-id (valgfritt)</label><input id="encounter" name="encounter" pattern="[A-Za-z0-9\-.]{1,64}"></p>{{end}}
+<fieldset><legend>Logg inn som</legend>
+{{range .Personas}}<button class="persona" type="submit" name="persona" value="{{.ID}}">{{.Name}}<span class="role">{{.Role}}</span></button>
 {{end}}</fieldset>
-{{if .AskPatient}}<fieldset><legend>Patient (practitioners)</legend>
-{{if .Patients}}<label>Choose <select name="patient"><option value="">-</option>{{range .Patients}}<option value="{{.ID}}">{{.Name}} ({{.ID}})</option>{{end}}</select></label>
-{{else}}<label>Patient id <input name="patient" pattern="[A-Za-z0-9\-.]{1,64}"></label>{{end}}
-</fieldset>{{end}}
-{{if .AskEncounter}}<label>Encounter id (optional) <input name="encounter" pattern="[A-Za-z0-9\-.]{1,64}"></label>{{end}}
-<button type="submit" name="action" value="allow">Sign in and allow</button>
-<button type="submit" name="action" value="deny" formnovalidate>Deny</button>
-</form></body></html>
+<p><button class="secondary" type="submit" name="action" value="deny" formnovalidate>Avbryt</button></p>
+</form></main></body></html>
 {{define "error"}}<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Authorisation error</title></head>
-<body><h1>Authorisation error</h1><p>{{.}}</p></body></html>
+<html lang="nb"><head><meta charset="utf-8"><title>Feil ved innlogging</title></head>
+<body><main><h1>Feil ved innlogging</h1><p>{{.}}</p></main></body></html>
 {{end}}`))
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, session string, req *authRequest, msg string, status int) {
-	type persona struct{ ID, Name, Kind, Description string }
+	type persona struct{ ID, Name, Role string }
 	var ps []persona
 	for _, id := range s.order {
 		p := s.personas[id]
 		if p.isUser() && req.client.allowsPersona(id) {
-			ps = append(ps, persona{p.ID, p.Name, p.Kind, p.Description})
+			ps = append(ps, persona{p.ID, p.Name, p.role()})
 		}
 	}
 	var patients []PatientChoice
-	if s.cfg.Patients != nil && has(req.scopes, "launch/patient") {
-		patients = s.cfg.Patients(r.Context())
+	if has(req.scopes, "launch/patient") {
+		patients = s.patients(r.Context())
 	}
 	name := req.client.Name
 	if name == "" {
@@ -313,7 +327,10 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, session strin
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	// The page must not be framed: a framing site could click "allow".
 	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	// form-action also governs the redirect that answers the form, so the
+	// app's own origin must be in it or the browser stops at the 303.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' "+
+		strings.Join(cspSources(req.redirectURI), " ")+"; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	_ = pages.Execute(w, map[string]any{
 		"Client": name, "Error": msg, "Scopes": strings.Join(req.scopes, " "),

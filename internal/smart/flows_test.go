@@ -146,7 +146,7 @@ func TestStandaloneCitizenAndPatientList(t *testing.T) {
 	session, _ := f.loginSession(authURL)
 	resp := f.postForm(f.ts.URL+"/auth/login", url.Values{"session": {session}, "persona": {"nurse"}})
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
-	assert.Contains(t, readAll(t, resp), "A patient id is needed")
+	assert.Contains(t, readAll(t, resp), "Helsepersonell må velge en pasient")
 
 	// A citizen always gets themselves, whatever the form says.
 	q := f.redirected(f.postForm(f.ts.URL+"/auth/login", url.Values{"session": {session}, "persona": {"citizen"}, "patient": {"someone-else"}}))
@@ -177,7 +177,7 @@ func TestStandalonePatientsCallback(t *testing.T) {
 	conf := f.oauthConfig("launch/patient", "patient/*.rs")
 	verifier := oauth2.GenerateVerifier()
 	session, page := f.loginSession(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", f.ts.URL)))
-	assert.Contains(t, page, "Ola &lt;b&gt;Nordmann&lt;/b&gt; (pas-1)", "names are escaped")
+	assert.Contains(t, page, "Ola &lt;b&gt;Nordmann&lt;/b&gt;, fødselsnummer 14837120188 (pas-1)", "names are escaped")
 	q := f.redirected(f.postForm(f.ts.URL+"/auth/login", url.Values{"session": {session}, "persona": {"emergency"}, "patient": {"pas-1"}}))
 	tok, err := conf.Exchange(f.ctx, q.Get("code"), oauth2.VerifierOption(verifier))
 	require.NoError(t, err)

@@ -31,7 +31,7 @@ import (
 const (
 	testdata     = "../../testdata/smart/"
 	demoClient   = "kj-demo-app"
-	demoRedirect = "http://127.0.0.1:8080/demo/callback"
+	demoRedirect = "http://127.0.0.1:8080/callback.html"
 )
 
 // clock is the injectable test clock; tests move it by hand.

@@ -164,7 +164,8 @@ func TestConfigValidation(t *testing.T) {
 		"confidential without keys":   {ID: "a", Type: "confidential"},
 		"symmetric key":               {ID: "a", Type: "confidential", JWKS: private},
 		"both jwks and uri":           {ID: "a", Type: "confidential", JWKS: publicJWKS(t, rk, "RS384"), JWKSURI: "https://x/jwks"},
-		"relative redirect":           {ID: "a", Type: "public", RedirectURIs: []string{"/cb"}},
+		"relative redirect":           {ID: "a", Type: "public", RedirectURIs: []string{"cb"}},
+		"scheme-relative redirect":    {ID: "a", Type: "public", RedirectURIs: []string{"//evil.example/cb"}},
 		"bad type":                    {ID: "a", Type: "secret"},
 		"no id":                       {Type: "public"},
 	} {

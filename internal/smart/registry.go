@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/kjernejournal/kjernejournal/internal/loopback"
 )
 
 // Client types and token endpoint authentication methods.
@@ -32,6 +34,9 @@ type Client struct {
 	Type         string   `json:"type"`
 	AuthMethod   string   `json:"token_endpoint_auth_method"`
 	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// LaunchURIs are where an EHR launch sends the browser (the app's
+	// launch page); the development EHR page offers them.
+	LaunchURIs []string `json:"launch_uris,omitempty"`
 	// JWKS (inline) or JWKSURI holds the client's public keys for
 	// private_key_jwt; exactly one is set for such clients.
 	JWKS    json.RawMessage `json:"jwks,omitempty"`
@@ -114,10 +119,12 @@ func (c *Client) validate() error {
 	default:
 		return fmt.Errorf("client %s: type %q (want public or confidential)", c.ID, c.Type)
 	}
-	for _, r := range c.RedirectURIs {
+	for _, r := range append(slices.Clone(c.RedirectURIs), c.LaunchURIs...) {
+		// A path ("/app/index.html") is a page of this server, resolved
+		// against its issuer by New.
 		u, err := url.Parse(r)
-		if err != nil || !u.IsAbs() || u.Fragment != "" {
-			return fmt.Errorf("client %s: redirect_uri %q must be an absolute URL without fragment", c.ID, r)
+		if err != nil || !(u.IsAbs() || strings.HasPrefix(r, "/") && u.Host == "") || u.Fragment != "" {
+			return fmt.Errorf("client %s: redirect or launch URI %q must be an absolute URL or a path of this server, without fragment", c.ID, r)
 		}
 	}
 	for _, s := range c.Scopes {
@@ -146,7 +153,29 @@ func checkPublicSet(set jwk.Set) error {
 	return nil
 }
 
-func (c *Client) hasRedirect(uri string) bool { return slices.Contains(c.RedirectURIs, uri) }
+func (c *Client) hasRedirect(uri string) bool { return matchURI(c.RedirectURIs, uri) }
+
+func (c *Client) hasLaunch(uri string) bool { return matchURI(c.LaunchURIs, uri) }
+
+// matchURI reports whether uri is one of the registered URIs. Matching is
+// exact, except that a registered http URI on a loopback IP or localhost
+// without a port matches any port (RFC 8252 7.3): a development app's
+// local server takes whatever port is free.
+func matchURI(registered []string, uri string) bool {
+	if slices.Contains(registered, uri) {
+		return true
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || u.Port() == "" || !loopback.Host(u.Hostname()) {
+		return false
+	}
+	portless := *u
+	portless.Host = u.Hostname()
+	if strings.Contains(portless.Host, ":") {
+		portless.Host = "[" + portless.Host + "]"
+	}
+	return slices.Contains(registered, portless.String())
+}
 
 func (c *Client) allowsPersona(id string) bool {
 	return len(c.Personas) == 0 || slices.Contains(c.Personas, id)

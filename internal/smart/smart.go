@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -121,10 +122,13 @@ type grant struct {
 	patient    string
 	patientPID string
 	encounter  string
-	scopes     []string
-	banner     bool // need_patient_banner
-	nonce      string
-	authTime   time.Time
+	// basis is the access basis the EHR chose at launch (nhn-access-basis),
+	// handed to the app in the token response.
+	basis    string
+	scopes   []string
+	banner   bool // need_patient_banner
+	nonce    string
+	authTime time.Time
 }
 
 type launch struct {
@@ -133,6 +137,7 @@ type launch struct {
 	patient    string
 	patientPID string
 	encounter  string
+	basis      string
 	expires    time.Time
 }
 
@@ -235,6 +240,16 @@ func New(cfg Config) (*Server, error) {
 		if _, dup := s.clients[c.ID]; dup {
 			return nil, fmt.Errorf("smart: client %s registered twice", c.ID)
 		}
+		// Paths ("/app/index.html") are the server's own pages, wherever
+		// it is served from.
+		c.RedirectURIs, c.LaunchURIs = slices.Clone(c.RedirectURIs), slices.Clone(c.LaunchURIs)
+		for _, uris := range [][]string{c.RedirectURIs, c.LaunchURIs} {
+			for j, u := range uris {
+				if strings.HasPrefix(u, "/") {
+					uris[j] = s.issuer + u
+				}
+			}
+		}
 		s.clients[c.ID] = &c
 	}
 	for i := range cfg.Personas {
@@ -267,6 +282,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /auth/manage", s.manage)
 	m.HandleFunc("POST /auth/manage", s.manage)
 	m.HandleFunc("GET /auth/brands", s.brands)
+	m.HandleFunc("GET /ehr", s.ehr)
+	m.HandleFunc("POST /ehr", s.ehr)
 	s.mux = m
 }
 

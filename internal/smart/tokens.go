@@ -24,6 +24,10 @@ type tokenResponse struct {
 	Encounter         string `json:"encounter,omitempty"`
 	NeedPatientBanner *bool  `json:"need_patient_banner,omitempty"`
 	SmartStyleURL     string `json:"smart_style_url,omitempty"`
+	// AccessBasis is the nhn-access-basis the EHR chose at launch: a
+	// launch context parameter of this server's own, so that an app
+	// launched from an EHR sends what the clinician declared there.
+	AccessBasis string `json:"nhn_access_basis,omitempty"`
 }
 
 func has(scopes []string, s string) bool { return slices.Contains(scopes, s) }
@@ -190,6 +194,7 @@ func (s *Server) issue(g *grant, familyID string) (*tokenResponse, string, error
 		Scope:       strings.Join(g.scopes, " "),
 		Patient:     g.patient,
 		Encounter:   g.encounter,
+		AccessBasis: g.basis,
 	}
 	if g.patient != "" {
 		b := g.banner
