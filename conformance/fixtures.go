@@ -41,7 +41,27 @@ func (t *T) NewPatient(spec PatientSpec) (id, pid string) {
 	if spec.GPHPR == "" {
 		spec.GPHPR = GPHPR
 	}
-	pid = syntheticPID()
+	// A random person number can be one the server holds already (from
+	// an earlier run against the same server, or by chance): a person has
+	// one Patient, so that is a 409, and another number is tried.
+	for attempt := 0; ; attempt++ {
+		pid = syntheticPID()
+		res := t.Do(Request{Method: http.MethodPost, Path: "Patient", As: PersonaFeeder, Body: newPatientBody(spec, pid)})
+		if res.Status == http.StatusConflict && attempt < 5 {
+			continue
+		}
+		if res.Status != http.StatusCreated {
+			t.Fatalf("fixture: feeding a patient as %s: status %d: %s", PersonaFeeder, res.Status, Outcome(res))
+		}
+		id, _ = res.JSON()["id"].(string)
+		if id == "" {
+			t.Fatalf("fixture: created Patient has no id")
+		}
+		return id, pid
+	}
+}
+
+func newPatientBody(spec PatientSpec, pid string) map[string]any {
 	p := map[string]any{
 		"resourceType": "Patient",
 		"identifier":   []any{map[string]any{"system": SystemFNR, "value": pid}},
@@ -56,15 +76,7 @@ func (t *T) NewPatient(spec PatientSpec) (id, pid string) {
 	if spec.SecretAddress {
 		p["extension"] = []any{map[string]any{"url": SecretAddressExtension, "valueBoolean": true}}
 	}
-	res := t.Do(Request{Method: http.MethodPost, Path: "Patient", As: PersonaFeeder, Body: p})
-	if res.Status != http.StatusCreated {
-		t.Fatalf("fixture: feeding a patient as %s: status %d: %s", PersonaFeeder, res.Status, Outcome(res))
-	}
-	id, _ = res.JSON()["id"].(string)
-	if id == "" {
-		t.Fatalf("fixture: created Patient has no id")
-	}
-	return id, pid
+	return p
 }
 
 // Feed creates a resource as the feeder system (MedicationStatement,

@@ -25,17 +25,30 @@ var personNumber = regexp.MustCompile(`^[0-9]{11}$`)
 // launch URIs.
 type ehrChoice struct{ ClientID, Name, LaunchURI string }
 
-func (s *Server) ehrApps() []ehrChoice {
+// ehrApps are the apps the page offers: the registered launch URIs that
+// name one address (a port-less loopback URI stands for any port, so it
+// is offered only when the query names the port, as want), this server's
+// own app first.
+func (s *Server) ehrApps(want ehrForm) []ehrChoice {
 	var out []ehrChoice
 	for _, c := range s.clientOrder() {
+		name := c.Name
+		if name == "" {
+			name = c.ID
+		}
 		for _, u := range c.LaunchURIs {
-			name := c.Name
-			if name == "" {
-				name = c.ID
+			if p, err := url.Parse(u); err == nil && p.Port() == "" && loopback.Host(p.Hostname()) {
+				if c.ID == want.ClientID && want.LaunchURI != "" && want.LaunchURI != u && c.hasLaunch(want.LaunchURI) {
+					out = append(out, ehrChoice{c.ID, name, want.LaunchURI})
+				}
+				continue
 			}
 			out = append(out, ehrChoice{c.ID, name, u})
 		}
 	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return strings.HasPrefix(out[i].LaunchURI, s.issuer+"/") && !strings.HasPrefix(out[j].LaunchURI, s.issuer+"/")
+	})
 	return out
 }
 
@@ -182,7 +195,7 @@ func (s *Server) ehrPage(w http.ResponseWriter, r *http.Request, f ehrForm, msg 
 		bs = append(bs, option{b.Code, b.Text, b.Code == f.Basis})
 	}
 	var apps []app
-	for _, a := range s.ehrApps() {
+	for _, a := range s.ehrApps(f) {
 		apps = append(apps, app{a.ClientID, a.Name, a.LaunchURI, a.ClientID == f.ClientID && (f.LaunchURI == "" || a.LaunchURI == f.LaunchURI)})
 	}
 	patients := s.patients(r.Context())
