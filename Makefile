@@ -11,6 +11,11 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/kjernejournal/kjernejournal/internal/cli.Version=$(VERSION)
 TESTFLAGS ?= -count=1 -timeout 14m
 JSDIR     := conformance/js
+BROWSERDIR := conformance/browser
+# The browser the browser tests drive: Debian's chromium, installed with
+# apt-get when missing (sudo only when not root; CI runs as root).
+CHROMIUM  ?= /usr/bin/chromium
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build run test vet conformance bench bench-go bench-http clean
 
@@ -48,17 +53,34 @@ test: vet
 # The conformance suite (conformance/, issue 9) against a fresh server on
 # free loopback ports (embedded store, built-in SMART authorisation server,
 # two synthetic source hospitals and one that is down), then real
-# JavaScript clients (conformance/js: fhirclient, fhir-kit-client).
-# Reports in ./conformance-report/. CONFORMANCE_ARGS passes flags to the
-# Go runner, e.g. make conformance CONFORMANCE_ARGS="--group rest".
-conformance: build $(JSDIR)/node_modules/.installed
-	CONFORMANCE_ARGS="$(CONFORMANCE_ARGS)" ./scripts/conformance.sh
+# JavaScript clients (conformance/js: fhirclient, fhir-kit-client), then
+# the browser tests (conformance/browser: headless Chromium, apps served
+# from another origin, axe-core; a second server with CORS off for the
+# negative test). Reports in ./conformance-report/. CONFORMANCE_ARGS
+# passes flags to the Go runner, e.g. make conformance
+# CONFORMANCE_ARGS="--group rest".
+conformance: build $(JSDIR)/node_modules/.installed $(BROWSERDIR)/node_modules/.installed $(CHROMIUM)
+	CONFORMANCE_ARGS="$(CONFORMANCE_ARGS)" KJ_CHROMIUM=$(CHROMIUM) ./scripts/conformance.sh
 
 # The JavaScript clients, exactly as locked in package-lock.json; installed
 # again only when the lock file (or package.json) changes.
 $(JSDIR)/node_modules/.installed: $(JSDIR)/package.json $(JSDIR)/package-lock.json
 	cd $(JSDIR) && npm ci --no-audit --no-fund --ignore-scripts
 	@touch $@
+
+# The browser tests' driver (playwright-core, which never downloads a
+# browser here), axe-core and fhirclient's browser build, as locked.
+$(BROWSERDIR)/node_modules/.installed: $(BROWSERDIR)/package.json $(BROWSERDIR)/package-lock.json
+	cd $(BROWSERDIR) && npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+# Debian's Chromium, only when it is not there (a file target: made when
+# missing, never again).
+$(CHROMIUM):
+	@echo "== installing Debian's chromium for the browser tests ($@ is missing)"
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	@test -x $@ || { echo "apt-get installed chromium, but $@ is still missing (set CHROMIUM=/path/to/chromium)" >&2; exit 1; }
 
 # Go benchmarks, then the load program against the real server on loopback.
 bench: bench-go bench-http

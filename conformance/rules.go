@@ -54,7 +54,7 @@ func init() {
 		Check{GroupRules, "rules/7-documents-unavailable-when-visits-restricted", "rule 7: a patient who restricted the visit history has no documents available (documents-unavailable)", checkDocumentsVisitsRestricted},
 		Check{GroupRules, "rules/7-documents-unavailable-when-sharing-blocked", "rule 7: a patient who blocked document sharing has no documents available (documents-unavailable)", checkDocumentsSharingBlocked},
 		Check{GroupRules, "rules/8-citizen-own-only", "rule 8: the citizen reads their own record only; another person's is refused and the refusal logged", checkCitizenOwnOnly},
-		Check{GroupRules, "rules/8-portal-access-removed", "rule 8: a citizen who removed their own portal access gets 403 portal-access-removed, and can restore it", checkPortalAccessRemoved},
+		Check{GroupRules, "rules/8-portal-access-removed", "rule 8: a citizen who removed their own portal access gets 403 portal-access-removed, cannot restore it online, and gets it back through citizen support", checkPortalAccessRemoved},
 		Check{GroupRules, "rules/8-citizen-reads-own-log", "rule 8: the citizen reads their own usage log (and nobody else's), including HP accesses to their record", checkCitizenReadsOwnLog},
 		Check{GroupRules, "rules/9-notifications-without-health-data", "rule 9: a Subscription's notification of new critical information carries ids only, no health data, and full-resource payloads are refused; the HP fetches with their own token and basis", checkNotificationsWithoutHealthData},
 		Check{GroupRules, "rules/log-auditevent-immutable", "usage log: AuditEvents cannot be created, updated or deleted through the API (405), and a logged event stays as it was", checkAuditImmutable},
@@ -129,16 +129,22 @@ func privacyConsent(patient, kind string, active bool, at time.Time, sections, h
 // privacySetting is one setting a check put in force, to be lifted.
 type privacySetting struct {
 	persona, patient, kind, id string
-	sections, hprs             []string
-	at                         time.Time
-	lifted                     bool
+	// lifter lifts it: the persona that set it, except for the removal of
+	// portal access, which citizen support lifts on request (rule 8).
+	lifter         string
+	sections, hprs []string
+	at             time.Time
+	lifted         bool
 }
 
 // setPrivacy puts a setting in force as persona (the citizen, or
 // citizen-support for blocks) and registers its lifting as cleanup, so
 // the patient is left as found even when the check fails half-way.
 func setPrivacy(t *T, persona, patient, kind string, sections, hprs []string) *privacySetting {
-	s := &privacySetting{persona: persona, patient: patient, kind: kind, sections: sections, hprs: hprs, at: time.Now()}
+	s := &privacySetting{persona: persona, lifter: persona, patient: patient, kind: kind, sections: sections, hprs: hprs, at: time.Now()}
+	if kind == privacyPortalAccess {
+		s.lifter = PersonaSupport
+	}
 	res := t.Do(Request{Method: http.MethodPost, Path: "Consent", As: persona, Body: privacyConsent(patient, kind, true, s.at, sections, hprs)})
 	if res.Status != http.StatusCreated {
 		t.Fatalf("%s sets a %s on Patient/%s (POST Consent): status %d, want 201: %s", persona, kind, patient, res.Status, Outcome(res))
@@ -158,6 +164,15 @@ func setPrivacy(t *T, persona, patient, kind string, sections, hprs []string) *p
 // lift sets the setting's status to inactive (privacy settings are lifted,
 // never deleted).
 func (s *privacySetting) lift(t *T) {
+	res := t.Do(s.liftRequest(s.lifter))
+	if res.Status != http.StatusOK {
+		t.Fatalf("%s lifts the %s Consent/%s (PUT status inactive): status %d, want 200: %s", s.lifter, s.kind, s.id, res.Status, Outcome(res))
+	}
+	s.lifted = true
+}
+
+// liftRequest is the PUT that lifts the setting, made as persona.
+func (s *privacySetting) liftRequest(persona string) Request {
 	// dateTime never goes backwards; the lifting is now.
 	at := time.Now()
 	if at.Before(s.at) {
@@ -165,11 +180,7 @@ func (s *privacySetting) lift(t *T) {
 	}
 	body := privacyConsent(s.patient, s.kind, false, at, s.sections, s.hprs)
 	body["id"] = s.id
-	res := t.Do(Request{Method: http.MethodPut, Path: "Consent/" + s.id, As: s.persona, Body: body})
-	if res.Status != http.StatusOK {
-		t.Fatalf("%s lifts the %s Consent/%s (PUT status inactive): status %d, want 200: %s", s.persona, s.kind, s.id, res.Status, Outcome(res))
-	}
-	s.lifted = true
+	return Request{Method: http.MethodPut, Path: "Consent/" + s.id, As: persona, Body: body}
 }
 
 // Fixture resources. Critical information is reported by HP (their EHR);

@@ -256,7 +256,10 @@ func checkPortalAccessRemoved(t *T) {
 	s := setPrivacy(t, PersonaCitizen, cit, privacyPortalAccess, nil, nil)
 	accessChecked(t, Request{Path: "Patient/" + cit, As: PersonaCitizen}, http.StatusForbidden,
 		WantAudit{Patient: cit, Refused: alBool(true)}, "portal-access-removed")
-	// The citizen still manages their settings, and can restore access.
+	// The citizen still manages their settings, but cannot restore access
+	// online: citizen support does, on request.
+	res := t.Do(s.liftRequest(PersonaCitizen))
+	wantRefusal(t, "the citizen restores their own portal access (PUT Consent status inactive)", res, http.StatusForbidden, "portal-restored-by-support")
 	s.lift(t)
 	accessChecked(t, Request{Path: "Patient/" + cit, As: PersonaCitizen}, http.StatusOK, WantAudit{Patient: cit, Reason: "ok"})
 }

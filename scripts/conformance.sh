@@ -4,16 +4,21 @@
 # (kjsource) and a third registered source that is down (a closed port),
 # all on free loopback ports; runs the Go conformance suite
 # (`kjernejournal conformance`) and then the real JavaScript clients
-# (conformance/js: fhirclient and fhir-kit-client) against it; always stops
+# (conformance/js: fhirclient and fhir-kit-client) and the browser tests
+# (conformance/browser: headless Chromium; for their negative CORS checks a
+# second kjernejournal with --cors-origins none) against it; always stops
 # the processes; exits non-zero if any check failed.
 #
 # Reports land in $KJ_CONFORMANCE_REPORT_DIR (default ./conformance-report):
 # report.md and junit.xml (Go suite), js.md and js-junit.xml (JavaScript
-# clients), logs/ (the servers' stderr). Extra flags for the Go runner:
+# clients), browser.md, browser-junit.xml and browser/*.png (browser
+# tests), logs/ (the servers' stderr). Extra flags for the Go runner:
 # CONFORMANCE_ARGS, e.g. CONFORMANCE_ARGS="--group rest,smart".
 #
-# Needs bin/kjernejournal and bin/kjsource (make build), node, and
-# conformance/js/node_modules (make installs them with npm ci).
+# Needs bin/kjernejournal and bin/kjsource (make build), node,
+# conformance/js/node_modules and conformance/browser/node_modules (make
+# installs them with npm ci) and Chromium ($KJ_CHROMIUM, default
+# /usr/bin/chromium: Debian's, which make installs when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +33,11 @@ for tool in node curl; do
   command -v "$tool" >/dev/null || { echo "conformance: $tool is needed" >&2; exit 1; }
 done
 [ -x bin/kjernejournal ] && [ -x bin/kjsource ] || { echo "conformance: run make build first" >&2; exit 1; }
-[ -d conformance/js/node_modules ] || { echo "conformance: conformance/js/node_modules is missing (make conformance runs npm ci)" >&2; exit 1; }
+for dir in conformance/js conformance/browser; do
+  [ -d "$dir/node_modules" ] || { echo "conformance: $dir/node_modules is missing (make conformance runs npm ci)" >&2; exit 1; }
+done
+CHROMIUM=${KJ_CHROMIUM:-/usr/bin/chromium}
+[ -x "$CHROMIUM" ] || { echo "conformance: $CHROMIUM is missing (make conformance installs Debian's chromium)" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kj-conformance.XXXXXX")
 PIDS=()
@@ -46,16 +55,18 @@ trap 'exit 143' TERM
 rm -rf "$REPORT"
 mkdir -p "$REPORT/logs"
 
-# Four free loopback ports, held open together so they differ: the server,
-# two sources, and one nobody listens on (the source that is down).
-read -r KJ_PORT OUS_PORT NLSH_PORT DOWN_PORT < <(node -e '
+# Five free loopback ports, held open together so they differ: the server,
+# two sources, one nobody listens on (the source that is down), and the
+# server without CORS for the browser tests.
+read -r KJ_PORT OUS_PORT NLSH_PORT DOWN_PORT NOCORS_PORT < <(node -e '
   const net = require("net");
-  const servers = [0, 1, 2, 3].map(() => net.createServer());
+  const servers = [0, 1, 2, 3, 4].map(() => net.createServer());
   Promise.all(servers.map((s) => new Promise((ok) => s.listen(0, "127.0.0.1", ok)))).then(() => {
     console.log(servers.map((s) => s.address().port).join(" "));
     servers.forEach((s) => s.close());
   });')
 BASE=http://127.0.0.1:$KJ_PORT
+NOCORS_BASE=http://127.0.0.1:$NOCORS_PORT
 
 cat >"$WORK/sources.json" <<EOF
 {"sources":[
@@ -101,6 +112,20 @@ for src in "ous $OUS_PORT Oslo universitetssykehus HF" "nlsh $NLSH_PORT Nordland
   wait_up "kjsource $name" "http://127.0.0.1:$port/healthz" "$pid" "$REPORT/logs/kjsource-$name.log"
 done
 
+# The same server with CORS switched off (--cors-origins none): the browser
+# tests show that a third-party app on another origin is then stopped by
+# the browser. Its own empty store; only discovery, /metadata, /ehr and
+# the token endpoint are asked of it.
+echo "== kjernejournal without CORS on $NOCORS_BASE (--cors-origins none, for the browser tests)"
+bin/kjernejournal serve --addr "127.0.0.1:$NOCORS_PORT" --data-dir "$WORK/data-nocors" --auth-server \
+  --cors-origins none --log-level warn \
+  --smart-key-file testdata/smart/dev-signing-key.pem --smart-clients testdata/smart/clients.json \
+  --smart-personas testdata/smart/personas.json \
+  >"$REPORT/logs/kjernejournal-nocors.out" 2>"$REPORT/logs/kjernejournal-nocors.log" &
+pid=$!
+PIDS+=("$pid")
+wait_up "kjernejournal without CORS" "$NOCORS_BASE/healthz" "$pid" "$REPORT/logs/kjernejournal-nocors.log"
+
 status=0
 echo "== Go conformance suite"
 bin/kjernejournal conformance --base-url "$BASE" --report-dir "$REPORT" \
@@ -109,6 +134,10 @@ bin/kjernejournal conformance --base-url "$BASE" --report-dir "$REPORT" \
 echo "== JavaScript clients (fhirclient, fhir-kit-client)"
 KJ_BASE_URL=$BASE KJ_FEEDER_KEY=testdata/smart/feeder-dev-key.pem \
   node conformance/js/run.mjs --report-dir "$REPORT" || status=1
+
+echo "== Browser tests (headless Chromium; apps on another origin; axe-core)"
+KJ_BASE_URL=$BASE KJ_NOCORS_BASE_URL=$NOCORS_BASE KJ_CHROMIUM=$CHROMIUM \
+  node conformance/browser/run.mjs --report-dir "$REPORT" || status=1
 
 if [ "$status" -ne 0 ]; then
   echo "conformance: FAILED (reports in $REPORT/)" >&2

@@ -48,6 +48,7 @@ const (
 	HPWritesCriticalOnly  Reason = "hp-writes-critical-only"  // HP report critical information only
 	FeederWritesOwnFields Reason = "feeder-writes-own-fields" // feeders write medications and visits only
 	NotOwnUser            Reason = "not-own-user"             // a Practitioner is read by that practitioner only
+	DocumentsForHP        Reason = "documents-for-hp"         // journal documents are shared with health personnel
 )
 
 // Decision is the answer for one request.
@@ -266,13 +267,19 @@ func citizen(s Subject, r Request, st PatientState) Decision {
 		return deny(NotOwnRecord, "a citizen reads their own record only, and Patient/%s is not the logged-in person", r.Patient)
 	}
 	if st.PortalAccessRemoved && !(sec == Privacy) {
-		return deny(PortalAccessRemoved, "you have removed your own access to kjernejournal through the portal; restore it to read your record")
+		return deny(PortalAccessRemoved, "you have removed your own access to kjernejournal through the portal; citizen support (kundesenteret) restores it on request")
 	}
 	if r.Interaction.writes() {
 		if sec == Privacy {
 			return permit()
 		}
 		return deny(RoleNotAllowed, "a citizen manages their privacy settings; health information is reported by health personnel")
+	}
+	if sec == Documents {
+		// The sources share documents with health personnel, and verify an
+		// HP's assertion for each lookup; the citizen reads their hospital
+		// records in the hospitals' own patient portals.
+		return deny(DocumentsForHP, "journal documents from other hospitals are shared with health personnel; citizens read them in the hospitals' own patient portals")
 	}
 	d := permit()
 	d.CitizenView = sec == UsageLog

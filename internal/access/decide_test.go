@@ -138,6 +138,8 @@ func TestDecide(t *testing.T) {
 		{"citizen reads own usage log, in the citizen's view", cit, req(Search, "AuditEvent", ""), state(), Permit, OK,
 			func(t *testing.T, d Decision) { assert.True(t, d.CitizenView) }},
 		{"citizen cannot report health data", cit, req(Create, "Flag", ""), state(), Deny, RoleNotAllowed, nil},
+		{"citizen searches documents from other hospitals", cit, req(Search, "DocumentReference", ""), state(), Deny, DocumentsForHP, nil},
+		{"citizen opens a document link", cit, req(Read, "DocumentReference", ""), state(), Deny, DocumentsForHP, nil},
 
 		// $kj-status: no health data, so no basis; tells a blocked HP so.
 		{"status without basis", other, req(Status, "Patient", ""), state(), Permit, OK, nil},

@@ -43,6 +43,9 @@ const (
 	// StaleDateTime: an update moved Consent.dateTime backwards, or put a
 	// lifted setting in force again under its old dateTime.
 	StaleDateTime Reason = "privacy-datetime-stale"
+	// PortalRestoredBySupport: the citizen removed their own portal access;
+	// it comes back only on request, through citizen support (rule 8).
+	PortalRestoredBySupport Reason = "portal-restored-by-support"
 )
 
 // decideChange says whether role may make change. The patient binding (a
@@ -51,8 +54,10 @@ const (
 //
 //   - Health personnel, systems and every other role never change privacy
 //     settings.
-//   - The citizen creates, updates and lifts reservations, restrictions and
-//     the removal of their portal access.
+//   - The citizen creates, updates and lifts reservations and restrictions,
+//     and removes their own portal access.
+//   - Portal access comes back only on request: citizen support lifts the
+//     removal, never the citizen online (rule 8).
 //   - Only the citizen-support role creates and lifts blocks.
 //   - Nobody lifts or sets an automatic reservation through the API: it
 //     follows the secret address in the population register.
@@ -74,11 +79,17 @@ func decideChange(role Role, c PrivacyChange) Decision {
 	if prev != nil && prev.Kind != s.Kind {
 		return deny(KindChanged, "a %s cannot be turned into a %s; lift it and create a new setting", prev.Kind, s.Kind)
 	}
-	if s.Kind == KindBlock {
+	restoring := s.Kind == KindPortalAccess && prev != nil && prev.Active && !s.Active
+	switch {
+	case s.Kind == KindBlock:
 		if role != CitizenSupport {
 			return deny(BlocksBySupportOnly, "blocks of named health personnel are set and lifted by the citizen-support service on the citizen's request")
 		}
-	} else if role != Citizen {
+	case restoring:
+		if role != CitizenSupport {
+			return deny(PortalRestoredBySupport, "portal access that the citizen removed is restored only on request, by citizen support (kundesenteret), not online")
+		}
+	case role != Citizen:
 		return deny(PrivacyByCitizenOnly, "the citizen manages their own %s", s.Kind)
 	}
 	if prev != nil {

@@ -157,6 +157,12 @@ func TestLandingAndApp(t *testing.T) {
 	assert.Empty(t, r.header.Get("X-Frame-Options"), "an EHR may frame the app")
 	assert.Contains(t, r.json(t), "color_background")
 
+	// The registered redirect URI answers itself, with the login's query.
+	r = s.do("GET", "/app/index.html?code=abc&state=xyz", nil)
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Contains(t, string(r.body), `lang="nb"`)
+	assert.Contains(t, r.header.Get("Content-Security-Policy"), "connect-src 'self' "+s.base)
+
 	r = s.do("POST", "/", []byte(`{"resourceType":"Bundle","type":"batch","entry":[]}`))
 	assert.Equal(t, http.StatusUnauthorized, r.status, "POST / is the batch endpoint: %s", r.body)
 	outcome(t, s.do("PUT", "/", nil), http.StatusMethodNotAllowed)

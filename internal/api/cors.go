@@ -50,7 +50,9 @@ func (c *CORS) FrameAncestors() string {
 			src = append(src, o)
 		}
 		if c.Loopback {
-			src = append(src, "http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+			// Chromium rejects IPv6 literals in CSP sources, so [::1]
+			// apps cannot be framed; 127.0.0.1 and localhost can.
+			src = append(src, "http://127.0.0.1:*", "http://localhost:*")
 		}
 	}
 	return strings.Join(src, " ")

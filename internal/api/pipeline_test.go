@@ -130,6 +130,28 @@ func TestDocumentsClosedWithVisitHistoryRestricted(t *testing.T) {
 	assert.Equal(t, http.StatusOK, s.as_(emergency, "FORHOYET_AKUTT", "GET", "/Encounter?patient="+citizenPatient, nil).status)
 }
 
+// TestCitizenGetsNoDocuments: the sources share journal documents with
+// health personnel, so a citizen's search, a document link and a batch
+// entry are refused with one reason instead of sources that seem to fail.
+func TestCitizenGetsNoDocuments(t *testing.T) {
+	s, _ := withSources(t)
+	doc := s.token("hospital-doctor", citizenPatient)
+	r := s.as_(doc, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient, nil)
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	urls := proxyURL.FindAllStringSubmatch(string(r.body), -1)
+	require.NotEmpty(t, urls)
+	citizen := s.token("citizen", "")
+	assert.Equal(t, "documents-for-hp", reasonOf(t, s.as_(citizen, "", "GET", "/DocumentReference?patient="+citizenPatient, nil)))
+	assert.Equal(t, "documents-for-hp", reasonOf(t, s.as_(citizen, "", "GET", strings.TrimPrefix(urls[0][1], s.base), nil)))
+	batch := []byte(`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"DocumentReference?patient=` + citizenPatient + `"}}]}`)
+	r = s.as_(citizen, "", "POST", "/", batch)
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	got := entryOf(t, r.json(t))
+	assert.Equal(t, http.StatusForbidden, got.status)
+	assert.Equal(t, "documents-for-hp", got.reason())
+	assert.Contains(t, fmt.Sprint(lastAuditOf(t, s.st, citizenPatient)), "documents-for-hp", "the refusal is in the usage log")
+}
+
 // documentURLs lists the proxy URLs of the documents of one source
 // (documents are named <source>.<id>).
 func documentURLs(t *testing.T, s *secured, tok, src string) []string {

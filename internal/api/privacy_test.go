@@ -126,6 +126,20 @@ func TestPrivacySettingsOverHTTP(t *testing.T) {
 		r = s.as_(citizen, "", "POST", "/Consent", consent(privacy.PortalAccessRemoved, true, now, nil))
 		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
 		assert.Equal(t, "portal-access-removed", reasonOf(t, s.as_(citizen, "", "GET", "/Flag/cit-flag", nil)))
+		portal, _ := r.json(t)["id"].(string)
+		restored := withID(t, consent(privacy.PortalAccessRemoved, false, now.Add(3*time.Second), nil), portal)
+		// Rule 8: it comes back only on request, through citizen support —
+		// not by the citizen online, neither directly nor in a Bundle.
+		assert.Equal(t, "portal-restored-by-support", reasonOf(t, s.as_(citizen, "", "PUT", "/Consent/"+portal, restored)))
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[{"fullUrl":"` + s.base + `/Consent/` + portal +
+			`","resource":` + string(restored) + `,"request":{"method":"PUT","url":"Consent/` + portal + `"}}]}`
+		r = s.as_(citizen, "", "POST", "/", []byte(tx))
+		assert.Equal(t, http.StatusForbidden, r.status, "body: %s", r.body)
+		assert.Contains(t, string(r.body), "portal-restored-by-support")
+		assert.Equal(t, "portal-access-removed", reasonOf(t, s.as_(citizen, "", "GET", "/Flag/cit-flag", nil)), "still removed")
+		r = s.as_(support, "", "PUT", "/Consent/"+portal, restored)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		assert.Equal(t, http.StatusOK, s.as_(citizen, "", "GET", "/Flag/cit-flag", nil).status, "citizen support restored access")
 
 		// An invalid privacy setting is refused by the profile.
 		bad := bytes.Replace(consent(privacy.Restriction, true, now, []access.Section{access.Medications}), []byte("medications"), []byte("everything"), 1)

@@ -9,10 +9,13 @@ package webapp
 import (
 	"embed"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
+	"time"
 )
 
 //go:embed static
@@ -59,6 +62,18 @@ func App(cfg Config) http.Handler {
 		h.Set("Content-Security-Policy", csp)
 		h.Set("Cache-Control", "no-cache")
 		h.Set("Referrer-Policy", "no-referrer")
+		// index.html is the app's registered redirect URI: answer it as
+		// is, not with the file server's redirect to "./", which would
+		// cost the login a round trip.
+		if name, ok := strings.CutPrefix(r.URL.Path, "/app/"); ok && path.Base(name) == "index.html" {
+			if f, err := static.Open("static/" + name); err == nil {
+				defer f.Close()
+				if rs, ok := f.(io.ReadSeeker); ok {
+					http.ServeContent(w, r, name, time.Time{}, rs)
+					return
+				}
+			}
+		}
 		files.ServeHTTP(w, r)
 	})
 }
