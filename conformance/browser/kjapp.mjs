@@ -35,6 +35,16 @@ export default async function (t) {
     }
   });
 
+  await t.step("kjapp/vendored-fhirclient-is-the-locked-one", async () => {
+    // The app ships fhirclient's browser build inside the binary; it must
+    // be byte for byte the version package-lock.json pins.
+    const { readFileSync } = await import("node:fs");
+    const here = new URL(".", import.meta.url);
+    const vendored = readFileSync(new URL("../../internal/webapp/static/vendor/fhir-client.pure.min.js", here));
+    const locked = readFileSync(new URL("node_modules/fhirclient/build/fhir-client.pure.min.js", here));
+    if (!vendored.equals(locked)) throw new Error("internal/webapp/static/vendor/fhir-client.pure.min.js differs from the locked fhirclient's build; copy it again");
+  });
+
   await t.step("kjapp/launch-page-and-unlaunched-app", async () => {
     // Without iss the launch page asks for the server's address; the app
     // page opened directly (no launch) says how to start it.
