@@ -297,6 +297,25 @@ export default async function (t) {
     await t.shot(p, "kjapp-own-origin-citizen");
     await p.context().close();
   });
+  // What the README promises a newcomer: from the landing page, one click
+  // to the clinician view and two to the citizen view.
+  await t.step("kjapp/landing-page-clicks", async () => {
+    const p = await t.newPage();
+    await p.goto(`${t.base}/`);
+    await t.shot(p, "landing-page");
+    await t.axe(p, "landing page (/)");
+    await p.locator("#start-clinician").click(); // 1
+    await ready(p, "clinician");
+    await recordLoaded(p, { critical: true });
+    await p.goto(`${t.base}/`);
+    await p.locator("#start-citizen").click(); // 1
+    const button = p.locator('button[name="persona"][value="citizen"]');
+    await button.click(); // 2
+    await ready(p, "citizen");
+    await recordLoaded(p, { critical: true });
+    await noUncaught(t, p);
+    await p.context().close();
+  });
 }
 
 function need(v, why) {
