@@ -233,6 +233,13 @@ type exchange struct {
 
 const exchangeKey = "kj.exchange"
 
+// The security headers of every answer (begin).
+var (
+	noStore   = []string{"no-store"}
+	noSniff   = []string{"nosniff"}
+	frameDeny = []string{"DENY"}
+)
+
 func exchangeOf(c *gin.Context) *exchange {
 	x, _ := c.Get(exchangeKey)
 	return x.(*exchange)
@@ -259,10 +266,11 @@ func (s *Server) begin(c *gin.Context) {
 	// Answers may hold health data: no cache keeps them, no browser
 	// guesses their type, and no other site frames them. A handler with
 	// a reason to (the discovery documents, the app's pages) says
-	// otherwise.
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
+	// otherwise. The values are shared, not allocated per request (Set
+	// and Add replace or grow a copy, never the shared array).
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = noSniff
+	h["X-Frame-Options"] = frameDeny
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
