@@ -15,6 +15,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/audit"
 	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/store"
@@ -34,8 +35,16 @@ func lastAudit(t *testing.T, st store.Store) map[string]any {
 	recs, err := st.SearchAudit(context.Background(), store.AuditQuery{Count: 1})
 	require.NoError(t, err)
 	require.NotEmpty(t, recs)
+	return rendered(t, recs[0])
+}
+
+// rendered is the AuditEvent of a stored record, as the API serves it.
+func rendered(t *testing.T, r store.AuditRecord) map[string]any {
+	t.Helper()
+	ev, err := audit.Render(r.Body)
+	require.NoError(t, err)
 	var m map[string]any
-	require.NoError(t, json.Unmarshal(recs[0].Body, &m))
+	require.NoError(t, json.Unmarshal(ev, &m))
 	return m
 }
 
@@ -45,9 +54,7 @@ func lastAuditOf(t *testing.T, st store.Store, patient string) map[string]any {
 	recs, err := st.SearchAudit(context.Background(), store.AuditQuery{Patient: patient, Count: 1})
 	require.NoError(t, err)
 	require.NotEmpty(t, recs)
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(recs[0].Body, &m))
-	return m
+	return rendered(t, recs[0])
 }
 
 // TestEveryRequestIsAudited drives every kind of call the router knows,

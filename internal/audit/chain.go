@@ -42,6 +42,17 @@ func Link(prev string, event []byte) (withHash []byte, hash string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if IsCompact(event) {
+		_, _, end, err := decodeCompact(event)
+		if err != nil {
+			return nil, "", err
+		}
+		if end != len(event) {
+			return nil, "", errors.New("audit: the record already carries a chain link")
+		}
+		withHash, hash = linkCompact(prevRaw, event)
+		return withHash, hash, nil
+	}
 	loc, err := locate(event)
 	if err != nil {
 		return nil, "", err
@@ -126,24 +137,32 @@ func VerifyFrom(prev string, events iter.Seq2[int, []byte]) (head string, err er
 	}
 	head = prev
 	for i, ev := range events {
-		l, err := readLink(ev)
+		// Records of both stored forms may follow each other: a store
+		// written before the compact form goes on in it.
+		var l link
+		var err error
+		if IsCompact(ev) {
+			_, _, l, err = readCompactLink(ev)
+		} else {
+			l, err = readLink(ev)
+		}
 		if err != nil {
-			return head, &BrokenLinkError{Index: i, ID: EventID(ev), Problem: "format", Found: err.Error()}
+			return head, &BrokenLinkError{Index: i, ID: storedID(ev), Problem: "format", Found: err.Error()}
 		}
 		if l.prev != head {
-			return head, &BrokenLinkError{Index: i, ID: EventID(ev), Problem: "previous", Expected: head, Found: l.prev}
+			return head, &BrokenLinkError{Index: i, ID: storedID(ev), Problem: "previous", Expected: head, Found: l.prev}
 		}
 		prevRaw, _ := decodeHash(head)
 		sum := digest(prevRaw, l.canonical)
 		want := hex.EncodeToString(sum[:])
 		if want != l.hash {
-			return head, &BrokenLinkError{Index: i, ID: EventID(ev), Problem: "hash", Expected: want, Found: l.hash}
+			return head, &BrokenLinkError{Index: i, ID: storedID(ev), Problem: "hash", Expected: want, Found: l.hash}
 		}
 		// The link itself must be exactly what Link writes, so that nothing
 		// can hide in it (whitespace, extra members, a second link).
 		relinked, _, err := Link(head, l.canonical)
 		if err != nil || !bytes.Equal(relinked, ev) {
-			return head, &BrokenLinkError{Index: i, ID: EventID(ev), Problem: "format", Found: "the chain link is not in its canonical form"}
+			return head, &BrokenLinkError{Index: i, ID: storedID(ev), Problem: "format", Found: "the chain link is not in its canonical form"}
 		}
 		head = l.hash
 	}

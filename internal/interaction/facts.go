@@ -201,7 +201,8 @@ func (f *Facts) Entries(now time.Time, server string) []store.AuditEntry {
 			r.Outcome = audit.Outcome{Refused: f.Status == http.StatusUnauthorized || f.Status == http.StatusForbidden,
 				HTTPStatus: f.Status, Message: http.StatusText(f.Status)}
 		}
-		for _, ev := range audit.Events(r) {
+		// Stored compact (the facts); the AuditEvent is rendered on read.
+		for _, ev := range audit.Compact(r) {
 			out = append(out, store.AuditEntry{
 				Patient: patient, AgentHPR: r.User.HPR, Org: r.Org.LegalEntity, Recorded: r.Time,
 				Outcome: r.Outcome.Code(), Body: ev,

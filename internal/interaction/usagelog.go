@@ -3,6 +3,7 @@ package interaction
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -78,7 +79,9 @@ func (s *Service) usageLog(ctx context.Context, req *Request, c *Call) (*Result,
 	}
 	events := make([][]byte, len(recs))
 	for i, r := range recs {
-		events[i] = r.Body
+		if events[i], err = audit.Render(r.Body); err != nil {
+			return nil, fmt.Errorf("usage log record %d: %w", r.Seq, err)
+		}
 		// A search that returns several patients' logs (the auditor's) is
 		// logged once per patient whose log was read.
 		if q.Patient == "" && r.Patient != "" {

@@ -156,6 +156,10 @@ func openChain(tx *bolt.Tx) (*auditChain, error) {
 		log: tx.Bucket(bucketAudit), byPatient: tx.Bucket(bucketAuditPatient),
 		byAgent: tx.Bucket(bucketAuditAgent), byOrg: tx.Bucket(bucketAuditOrg), meta: tx.Bucket(bucketMeta),
 	}
+	// The log only ever grows at its end: full pages, not the half-full
+	// ones bbolt leaves for inserts in the middle.
+	c.log.FillPercent = 1.0
+	c.byAgent.FillPercent, c.byOrg.FillPercent = 1.0, 1.0
 	var err error
 	if c.seq, c.hash, err = readHead(c.meta); err != nil {
 		return nil, storageError{err}

@@ -29,6 +29,7 @@ var auditTests = []struct {
 	{"AuditConcurrentAppendersOneChain", testAuditConcurrentAppendersOneChain},
 	{"AuditAppendAllOrNothing", testAuditAppendAllOrNothing},
 	{"AuditScanFrom", testAuditScanFrom},
+	{"AuditBothStoredForms", testAuditBothStoredForms},
 	{"AuditSearch", testAuditSearch},
 	{"AuditSearchPaging", testAuditSearchPaging},
 	{"ScanType", testScanType},
@@ -610,4 +611,42 @@ func testPurgeKeepsAuditLog(t *testing.T, s store.Store) {
 	require.Len(t, got, 2, "the usage log outlives the record it describes")
 	sameRecord(t, recs[1], got[0])
 	sameRecord(t, recs[0], got[1])
+}
+
+// testAuditBothStoredForms: a log written in the JSON form (stores from
+// before the compact form) goes on in the compact form; the engine keeps
+// both byte for byte, the chain verifies across them, and every record
+// renders as an AuditEvent.
+func testAuditBothStoredForms(t *testing.T, s store.Store) {
+	rec := func(i int) audit.Record {
+		return audit.Record{ID: fmt.Sprintf("form-%d", i), Time: auditT0.Add(time.Duration(i) * time.Second), RequestID: fmt.Sprintf("req-%d", i),
+			Interaction: audit.Read, ResourceType: "Flag", ResourceID: "f1", Patients: []string{"pat-forms"},
+			User:    audit.User{Role: "practitioner", HPR: "990000123", Name: "Lege Lykke"},
+			Outcome: audit.Outcome{Reason: "ok", Message: "access permitted", HTTPStatus: 200}}
+	}
+	entry := func(r audit.Record, body []byte) store.AuditEntry {
+		return store.AuditEntry{Patient: r.Patients[0], AgentHPR: r.User.HPR, Recorded: r.Time, Outcome: r.Outcome.Code(), Body: body}
+	}
+	var all []store.AuditRecord
+	for i := range 3 {
+		all = append(all, appendAudit(t, s, entry(rec(i), audit.Events(rec(i))[0]))...)
+	}
+	for i := 3; i < 6; i++ {
+		all = append(all, appendAudit(t, s, entry(rec(i), audit.Compact(rec(i))[0]))...)
+	}
+	got := scanAll(t, s, 1)
+	require.Len(t, got, len(all))
+	for i := range all {
+		sameRecord(t, all[i], got[i])
+		assert.Equal(t, i >= 3, audit.IsCompact(got[i].Body), "record %d's form", i+1)
+		ev, err := audit.Render(got[i].Body)
+		require.NoError(t, err, "render record %d", i+1)
+		assert.Contains(t, string(ev), fmt.Sprintf(`"id":"form-%d"`, i), "record %d renders as its AuditEvent", i+1)
+	}
+	head, err := audit.VerifyFrom("", bodies(got))
+	require.NoError(t, err, "the chain verifies across both forms")
+	requireHead(t, s, all[len(all)-1].Seq, head)
+	found, err := s.SearchAudit(ctx, store.AuditQuery{Patient: "pat-forms"})
+	require.NoError(t, err)
+	assert.Equal(t, []int64{6, 5, 4, 3, 2, 1}, seqs(found), "both forms are found by the indexes")
 }

@@ -1,0 +1,324 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/access"
+)
+
+// The compact stored form.
+//
+// A usage-log record is stored as the facts of the access, not as the
+// AuditEvent: the BALP JSON (about 4 KB) is rendered from them when the
+// log is read (Render), by the same build that wrote it before. The
+// stored bytes are
+//
+//	0xA7 0x01 field... trailer
+//
+// where every field is in a fixed order (compactFields): a string as
+// uvarint length and bytes, a number as uvarint, the time as varint Unix
+// nanoseconds, the flags as one byte. Fixed order and no optional parts
+// make the form canonical: one Record gives one byte string, and a
+// decoder accepts exactly what the encoder writes. The trailer is the
+// chain link, raw rather than hex:
+//
+//	n (0 for the first record, else 32) | previous hash (n bytes) | hash (32 bytes)
+//
+// with hash = SHA-256(previous hash || the bytes before the trailer), the
+// same rule as for the JSON form (chain.go). The first byte tells the two
+// forms apart: a JSON event starts with '{', so stores written before the
+// compact form verify and read unchanged, record by record.
+const (
+	compactMagic   = 0xA7
+	compactVersion = 1
+)
+
+// flag bits of the compact form.
+const (
+	flagRefused = 1 << iota
+	flagOpenedRestricted
+	flagEmergency
+	flagClaimed
+)
+
+// Compact encodes the record for storage: one stored form per patient, as
+// Events renders one AuditEvent per patient. The ids follow Events.
+func Compact(r Record) [][]byte {
+	ps := uniquePatients(r.Patients)
+	if len(ps) <= 1 {
+		return [][]byte{encodeCompact(&r, first(ps), eventID(r.ID, 0))}
+	}
+	out := make([][]byte, len(ps))
+	for i, p := range ps {
+		out[i] = encodeCompact(&r, p, eventID(r.ID, i))
+	}
+	return out
+}
+
+func first(ps []string) string {
+	if len(ps) == 0 {
+		return ""
+	}
+	return ps[0]
+}
+
+func encodeCompact(r *Record, patient, id string) []byte {
+	b := make([]byte, 0, 320+len(r.Query)+len(r.Outcome.Message)+len(r.Documents)*64)
+	b = append(b, compactMagic, compactVersion)
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	str(id)
+	b = binary.AppendVarint(b, r.Time.UnixNano())
+	str(r.RequestID)
+	str(r.CorrelationID)
+	str(r.Request)
+	str(string(r.Interaction))
+	str(r.ResourceType)
+	str(r.ResourceID)
+	str(r.VersionID)
+	str(r.Operation)
+	str(r.Query)
+	str(patient)
+	var flags byte
+	if r.Outcome.Refused {
+		flags |= flagRefused
+	}
+	if r.OpenedRestricted {
+		flags |= flagOpenedRestricted
+	}
+	if r.Emergency {
+		flags |= flagEmergency
+	}
+	if r.Claimed != nil {
+		flags |= flagClaimed
+	}
+	b = append(b, flags)
+	str(string(r.Outcome.Reason))
+	str(r.Outcome.Message)
+	b = binary.AppendUvarint(b, uint64(max(r.Outcome.HTTPStatus, 0)))
+	str(string(r.User.Role))
+	str(r.User.HPR)
+	str(r.User.PID)
+	str(r.User.Name)
+	str(r.User.HPCategory)
+	str(r.Org.LegalEntity)
+	str(r.Org.LegalEntityName)
+	str(r.Org.PointOfCare)
+	str(r.Org.PointOfCareName)
+	if r.Claimed != nil {
+		str(r.Claimed.Subject)
+		str(r.Claimed.ClientID)
+		str(r.Claimed.Issuer)
+		str(r.Claimed.HPR)
+	}
+	str(r.ClientID)
+	str(r.Issuer)
+	str(r.PurposeOfUse)
+	str(string(r.Basis))
+	str(r.Server)
+	b = binary.AppendUvarint(b, uint64(len(r.Documents)))
+	for _, d := range r.Documents {
+		str(d.ID)
+		str(d.Source)
+		str(d.SourceName)
+	}
+	return b
+}
+
+// compactReader reads the fields in order; the first error sticks.
+type compactReader struct {
+	b   []byte
+	i   int
+	err error
+}
+
+func (c *compactReader) fail(what string) {
+	if c.err == nil {
+		c.err = fmt.Errorf("audit: compact record: cannot read %s at byte %d", what, c.i)
+	}
+}
+
+func (c *compactReader) uvarint(what string) uint64 {
+	if c.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(c.b[c.i:])
+	if n <= 0 {
+		c.fail(what)
+		return 0
+	}
+	c.i += n
+	return v
+}
+
+func (c *compactReader) varint(what string) int64 {
+	if c.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(c.b[c.i:])
+	if n <= 0 {
+		c.fail(what)
+		return 0
+	}
+	c.i += n
+	return v
+}
+
+func (c *compactReader) str(what string) string {
+	n := c.uvarint(what)
+	if c.err != nil {
+		return ""
+	}
+	if n > uint64(len(c.b)-c.i) {
+		c.fail(what)
+		return ""
+	}
+	s := string(c.b[c.i : c.i+int(n)])
+	c.i += int(n)
+	return s
+}
+
+func (c *compactReader) byte1(what string) byte {
+	if c.err != nil {
+		return 0
+	}
+	if c.i >= len(c.b) {
+		c.fail(what)
+		return 0
+	}
+	v := c.b[c.i]
+	c.i++
+	return v
+}
+
+// decodeCompact reads the fields of a compact record and returns the
+// record (its one patient in Patients), the event id, and where the
+// fields end (the trailer, if any, starts there).
+func decodeCompact(b []byte) (Record, string, int, error) {
+	if len(b) < 2 || b[0] != compactMagic {
+		return Record{}, "", 0, errors.New("audit: not a compact record")
+	}
+	if b[1] != compactVersion {
+		return Record{}, "", 0, fmt.Errorf("audit: compact record version %d is unknown", b[1])
+	}
+	c := &compactReader{b: b, i: 2}
+	var r Record
+	id := c.str("id")
+	r.ID = id
+	r.Time = time.Unix(0, c.varint("time")).UTC()
+	r.RequestID = c.str("request id")
+	r.CorrelationID = c.str("correlation id")
+	r.Request = c.str("request")
+	r.Interaction = Interaction(c.str("interaction"))
+	r.ResourceType = c.str("resource type")
+	r.ResourceID = c.str("resource id")
+	r.VersionID = c.str("version")
+	r.Operation = c.str("operation")
+	r.Query = c.str("query")
+	if p := c.str("patient"); p != "" {
+		r.Patients = []string{p}
+	}
+	flags := c.byte1("flags")
+	r.Outcome.Refused = flags&flagRefused != 0
+	r.OpenedRestricted = flags&flagOpenedRestricted != 0
+	r.Emergency = flags&flagEmergency != 0
+	r.Outcome.Reason = access.Reason(c.str("reason"))
+	r.Outcome.Message = c.str("message")
+	r.Outcome.HTTPStatus = int(c.uvarint("status"))
+	r.User = User{Role: access.Role(c.str("role")), HPR: c.str("HPR number"), PID: c.str("person number"),
+		Name: c.str("name"), HPCategory: c.str("HP category")}
+	r.Org = Organisation{LegalEntity: c.str("legal entity"), LegalEntityName: c.str("legal entity name"),
+		PointOfCare: c.str("point of care"), PointOfCareName: c.str("point of care name")}
+	if flags&flagClaimed != 0 {
+		r.Claimed = &Claimed{Subject: c.str("claimed subject"), ClientID: c.str("claimed client"),
+			Issuer: c.str("claimed issuer"), HPR: c.str("claimed HPR number")}
+	}
+	r.ClientID = c.str("client id")
+	r.Issuer = c.str("issuer")
+	r.PurposeOfUse = c.str("purpose of use")
+	r.Basis = access.Basis(c.str("basis"))
+	r.Server = c.str("server")
+	n := c.uvarint("document count")
+	if c.err == nil && n > uint64(len(b)) {
+		c.fail("document count")
+	}
+	for k := uint64(0); k < n && c.err == nil; k++ {
+		r.Documents = append(r.Documents, Document{ID: c.str("document id"), Source: c.str("document source"),
+			SourceName: c.str("document source name")})
+	}
+	if flags&^(flagRefused|flagOpenedRestricted|flagEmergency|flagClaimed) != 0 {
+		c.fail("flags (unknown bits)")
+	}
+	return r, id, c.i, c.err
+}
+
+// linkCompact appends the chain trailer to an unlinked compact record.
+func linkCompact(prevRaw []byte, rec []byte) ([]byte, string) {
+	sum := digest(prevRaw, rec)
+	out := make([]byte, 0, len(rec)+1+len(prevRaw)+sha256.Size)
+	out = append(out, rec...)
+	out = append(out, byte(len(prevRaw)))
+	out = append(out, prevRaw...)
+	out = append(out, sum[:]...)
+	return out, hex.EncodeToString(sum[:])
+}
+
+// readCompactLink splits a stored compact record into its fields and its
+// link; the trailer must be exactly what linkCompact writes.
+func readCompactLink(stored []byte) (Record, string, link, error) {
+	r, id, end, err := decodeCompact(stored)
+	if err != nil {
+		return r, id, link{}, err
+	}
+	t := stored[end:]
+	if len(t) < 1 {
+		return r, id, link{}, errors.New("no chain link")
+	}
+	n := int(t[0])
+	if n != 0 && n != sha256.Size || len(t) != 1+n+sha256.Size {
+		return r, id, link{}, errors.New("the chain link is not in its canonical form")
+	}
+	l := link{hash: hex.EncodeToString(t[1+n:]), canonical: stored[:end]}
+	if n > 0 {
+		l.prev = hex.EncodeToString(t[1 : 1+n])
+	}
+	return r, id, l, nil
+}
+
+// IsCompact reports whether a stored record is in the compact form.
+func IsCompact(stored []byte) bool { return len(stored) > 0 && stored[0] == compactMagic }
+
+// Render returns the AuditEvent of a stored record: a compact record is
+// rendered (BALP, with its chain link as the ExtChain extension, exactly
+// as the JSON form stores it), a JSON record is returned as it is.
+func Render(stored []byte) ([]byte, error) {
+	if !IsCompact(stored) {
+		return stored, nil
+	}
+	r, id, l, err := readCompactLink(stored)
+	if err != nil {
+		return nil, err
+	}
+	ev := build(&r, r.Patients, id)
+	loc, err := locate(ev)
+	if err != nil {
+		return nil, err
+	}
+	return insertLink(ev, loc, l.prev, l.hash), nil
+}
+
+// storedID is the AuditEvent id of a stored record of either form.
+func storedID(stored []byte) string {
+	if IsCompact(stored) {
+		_, id, _, _ := decodeCompact(stored)
+		return id
+	}
+	return EventID(stored)
+}
