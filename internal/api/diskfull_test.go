@@ -3,6 +3,8 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -91,9 +93,11 @@ func TestUsageLogFailureFailsClosed(t *testing.T) {
 		default:
 			t.Fatalf("POST /Flag on a full disk: status %d: %s", r.status, r.body)
 		}
-		// The query makes the read's usage-log record large too (records
-		// are compact: the facts, not the rendered AuditEvent).
-		r = c.do("GET", "/Patient/"+patient+pad, nil)
+		// The query makes the read's usage-log record large too: records
+		// are stored compact and compressed, so it is random text.
+		noise := make([]byte, 12<<10)
+		_, _ = rand.Read(noise)
+		r = c.do("GET", "/Patient/"+patient+"?note="+hex.EncodeToString(noise), nil)
 		switch r.status {
 		case http.StatusOK:
 			reads++

@@ -58,3 +58,31 @@ func BenchmarkCitizenEvent(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCompact is the usage log's work per record on the write path
+// in the compact form: encode, compress, link.
+func BenchmarkCompact(b *testing.B) {
+	r := benchRecord()
+	c := NewChain("")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := c.Next(Compact(r)[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRender is the read path: decompress, decode, build the
+// AuditEvent.
+func BenchmarkRender(b *testing.B) {
+	stored, _, err := Link("", Compact(benchRecord())[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Render(stored); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -24,26 +24,48 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/store/mongodb/mongotest"
 )
 
-// logAccesses appends n realistic usage-log records.
-func logAccesses(t *testing.T, st store.AuditLog, n int) {
+func accessRecord(i int) audit.Record {
+	return audit.Record{ID: fmt.Sprintf("ev-%d", i), Time: time.Date(2026, 5, 1, 9, 0, i, 0, time.UTC), RequestID: fmt.Sprint("req-", i),
+		Interaction: audit.Read, ResourceType: "Flag", ResourceID: fmt.Sprint("flag-", i), Patients: []string{"pas-1"},
+		User:  audit.User{Role: access.Practitioner, HPR: "990018265", Name: "Borghild Thomassen", HPCategory: "LE"},
+		Basis: access.Unntak, Server: "http://kj.test"}
+}
+
+// logAccesses appends n realistic usage-log records: the first three in
+// the JSON form stores were written in before the compact form, the rest
+// compact, so verify runs across both.
+func logAccesses(t *testing.T, st store.AuditLog, n int) []store.AuditRecord {
 	t.Helper()
+	var out []store.AuditRecord
 	for i := range n {
-		r := audit.Record{ID: fmt.Sprintf("ev-%d", i), Time: time.Date(2026, 5, 1, 9, 0, i, 0, time.UTC), RequestID: fmt.Sprint("req-", i),
-			Interaction: audit.Read, ResourceType: "Flag", ResourceID: fmt.Sprint("flag-", i), Patients: []string{"pas-1"},
-			User:  audit.User{Role: access.Practitioner, HPR: "990018265", Name: "Borghild Thomassen", HPCategory: "LE"},
-			Basis: access.Unntak, Server: "http://kj.test"}
-		for _, ev := range audit.Events(r) {
-			_, err := st.AppendAudit(context.Background(), audit.Link, []store.AuditEntry{{Patient: "pas-1", AgentHPR: "990018265", Recorded: r.Time, Outcome: "0", Body: ev}})
-			require.NoError(t, err)
+		r := accessRecord(i)
+		body := audit.Compact(r)[0]
+		if i < 3 {
+			body = audit.Events(r)[0]
 		}
+		recs, err := st.AppendAudit(context.Background(), audit.Link, []store.AuditEntry{{Patient: "pas-1", AgentHPR: "990018265", Recorded: r.Time, Outcome: "0", Body: body}})
+		require.NoError(t, err)
+		out = append(out, recs...)
 	}
+	return out
+}
+
+// forged is record i rewritten with another HP name under its old chain
+// link, as someone with access to the disk could do.
+func forged(t *testing.T, stored []byte, i int) []byte {
+	t.Helper()
+	require.True(t, audit.IsCompact(stored))
+	r := accessRecord(i)
+	r.User.Name = "Borghilf Thomassen"
+	trailer := stored[len(stored)-1-32-int(stored[len(stored)-1]):]
+	return append(audit.Compact(r)[0], trailer...)
 }
 
 func TestAuditVerifyEmbedded(t *testing.T) {
 	dir := t.TempDir()
 	st, err := embedded.Open(context.Background(), embedded.Options{Path: filepath.Join(dir, "kjernejournal.db")})
 	require.NoError(t, err)
-	logAccesses(t, st, 6)
+	recs := logAccesses(t, st, 6)
 	require.NoError(t, st.Close())
 
 	var out bytes.Buffer
@@ -57,10 +79,9 @@ func TestAuditVerifyEmbedded(t *testing.T) {
 		b := tx.Bucket([]byte("audit"))
 		key := binary.BigEndian.AppendUint64(nil, 4)
 		v := bytes.Clone(b.Get(key))
-		i := bytes.LastIndex(v, []byte("Borghild"))
-		require.Positive(t, i)
-		copy(v[i:], "Borghilf")
-		return b.Put(key, v)
+		body := recs[3].Body
+		require.True(t, bytes.HasSuffix(v, body), "the record's value ends with its body")
+		return b.Put(key, append(v[:len(v)-len(body)], forged(t, body, 3)...))
 	}))
 	require.NoError(t, db.Close())
 
@@ -76,7 +97,7 @@ func TestAuditVerifyMongoDB(t *testing.T) {
 	db := fmt.Sprintf("kjverify_%d", time.Now().UnixNano())
 	st, err := mongodb.Open(context.Background(), mongodb.Options{URI: uri, Database: db})
 	require.NoError(t, err)
-	logAccesses(t, st, 6)
+	recs := logAccesses(t, st, 6)
 	n, err := verifyChain(context.Background(), st)
 	require.NoError(t, err)
 	assert.Equal(t, 6, n)
@@ -91,8 +112,8 @@ func TestAuditVerifyMongoDB(t *testing.T) {
 		Body []byte `bson:"body"`
 	}
 	require.NoError(t, coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: int64(4)}}).Decode(&doc))
-	altered := bytes.Replace(doc.Body, []byte("Borghild"), []byte("Borghilf"), 1)
-	require.NotEqual(t, doc.Body, altered)
+	require.Equal(t, recs[3].Body, doc.Body)
+	altered := forged(t, doc.Body, 3)
 	_, err = coll.UpdateOne(context.Background(), bson.D{{Key: "_id", Value: int64(4)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "body", Value: altered}}}})
 	require.NoError(t, err)
 
