@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/signal"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/internal/load"
+	"github.com/kjernejournal/kjernejournal/internal/loopback"
 )
 
 func main() {
@@ -84,6 +86,10 @@ type options struct {
 	seed                                        uint64
 	json, markdown, resetPeak                   bool
 	header                                      http.Header
+	// hello serves the ceiling instead of generating load; printBodies
+	// prints synthetic bodies instead of sending them.
+	hello       string
+	printBodies int
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -110,6 +116,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.timeout, "timeout", load.DefaultTimeout, "per-request timeout, including reading the body")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed; the same seed gives the same request sequence per worker")
 	fs.StringVar(&o.name, "name", "", "label for the report (default: the scenario name)")
+	fs.StringVar(&o.hello, "hello", "", "instead of generating load, serve the ceiling the benchmarks compare against on this\nloopback `ADDR`: a bare net/http server answering every request with 60 bytes of JSON")
+	fs.IntVar(&o.printBodies, "print-bodies", 0, "instead of generating load, print `N` synthetic -create-type bodies for the patients\nof -ids, one JSON object per line (for load generators that send a fixed body)")
 	return fs
 }
 
@@ -136,6 +144,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "kjload:", err)
 		return exitUsage
+	}
+	switch {
+	case o.hello != "":
+		return serveHello(ctx, o.hello, stderr)
+	case o.printBodies > 0:
+		return printBodies(o, stdout, stderr)
 	}
 	sc, err := buildScenario(o)
 	if err != nil {
@@ -288,4 +302,58 @@ func patientIDs(lines []string, path string) ([]string, error) {
 		ids[i] = id
 	}
 	return ids, nil
+}
+
+// serveHello is the ceiling: the least a Go HTTP server on this machine
+// does per request, 60 bytes of JSON from net/http, for the benchmarks to
+// state what the server reaches as a share of it.
+func serveHello(ctx context.Context, addr string, stderr io.Writer) int {
+	if !loopback.Addr(addr) {
+		fmt.Fprintln(stderr, "kjload: -hello: only loopback addresses are allowed")
+		return exitUsage
+	}
+	body := []byte(`{"hello":"` + strings.Repeat("x", 48) + `"}`) // 60 bytes
+	srv := &http.Server{Addr: addr, ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(stderr, "kjload: -hello:", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// printBodies prints o.printBodies synthetic bodies, one per line.
+func printBodies(o *options, stdout, stderr io.Writer) int {
+	lines, err := readIDs(o.ids)
+	if err != nil {
+		fmt.Fprintln(stderr, "kjload:", err)
+		return exitUsage
+	}
+	ids, err := patientIDs(lines, o.ids)
+	if err != nil {
+		fmt.Fprintln(stderr, "kjload:", err)
+		return exitUsage
+	}
+	bodies, err := load.SyntheticBodies(o.createType, ids)
+	if err != nil {
+		fmt.Fprintln(stderr, "kjload:", err)
+		return exitUsage
+	}
+	r := rand.New(rand.NewPCG(o.seed, o.seed^0x9e3779b97f4a7c15))
+	w := bufio.NewWriter(stdout)
+	for range o.printBodies {
+		w.Write(bodies(r))
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		fmt.Fprintln(stderr, "kjload:", err)
+		return exitFailed
+	}
+	return exitOK
 }
