@@ -3,7 +3,9 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -54,23 +56,36 @@ func auditIndexKey(field string, seq int64) []byte {
 
 // Audit record layout (value of audit[seq]):
 //
-//	format(1)=1, recorded unix seconds(8), recorded nanos(4),
+//	format(1), recorded unix seconds(8), recorded nanos(4),
 //	lengths of patient, agent, org, outcome, hash (2 each),
 //	patient, agent, org, outcome, hash, linked body
+//
+// Format 1 keeps the hash as its hex string; format 2, written since, as
+// the 32 bytes it stands for when it is a SHA-256 in hex (the chain's
+// hashes always are), which saves 32 bytes per record. Both are read.
 const (
-	auditRecFormat = 1
-	auditHeaderLen = 1 + 8 + 4 + 5*2
-	maxAuditField  = maxNameLen
+	auditRecFormatHex = 1
+	auditRecFormatRaw = 2
+	auditHeaderLen    = 1 + 8 + 4 + 5*2
+	maxAuditField     = maxNameLen
 )
 
 func encodeAudit(r *store.AuditRecord) []byte {
-	fields := [5]string{r.Patient, r.AgentHPR, r.Org, r.Outcome, r.Hash}
+	format, hash := byte(auditRecFormatHex), r.Hash
+	if raw, err := hex.DecodeString(r.Hash); err == nil && len(raw) == sha256.Size && hex.EncodeToString(raw) == r.Hash {
+		format, hash = auditRecFormatRaw, string(raw)
+	}
+	return encodeAuditAs(r, format, hash)
+}
+
+func encodeAuditAs(r *store.AuditRecord, format byte, hash string) []byte {
+	fields := [5]string{r.Patient, r.AgentHPR, r.Org, r.Outcome, hash}
 	n := auditHeaderLen + len(r.Body)
 	for _, f := range fields {
 		n += len(f)
 	}
 	b := make([]byte, n)
-	b[0] = auditRecFormat
+	b[0] = format
 	binary.BigEndian.PutUint64(b[1:], uint64(r.Recorded.Unix()))
 	binary.BigEndian.PutUint32(b[9:], uint32(r.Recorded.Nanosecond()))
 	o := auditHeaderLen
@@ -86,14 +101,16 @@ func encodeAudit(r *store.AuditRecord) []byte {
 type auditView struct {
 	recorded time.Time
 	fields   [5][]byte // patient, agent, org, outcome, hash
+	rawHash  bool      // fields[4] holds the hash's bytes, not its hex
 	body     []byte
 }
 
 func decodeAudit(b []byte) (auditView, error) {
 	var v auditView
-	if len(b) < auditHeaderLen || b[0] != auditRecFormat {
+	if len(b) < auditHeaderLen || b[0] != auditRecFormatHex && b[0] != auditRecFormatRaw {
 		return v, errCorrupt
 	}
+	v.rawHash = b[0] == auditRecFormatRaw
 	v.recorded = time.Unix(int64(binary.BigEndian.Uint64(b[1:])), int64(binary.BigEndian.Uint32(b[9:]))).UTC()
 	o := auditHeaderLen
 	for i := range v.fields {
@@ -120,8 +137,15 @@ func (v *auditView) record(seq int64) store.AuditRecord {
 			Outcome:  string(v.fields[3]),
 			Body:     bytes.Clone(v.body),
 		},
-		Hash: string(v.fields[4]),
+		Hash: v.hash(),
 	}
+}
+
+func (v *auditView) hash() string {
+	if v.rawHash {
+		return hex.EncodeToString(v.fields[4])
+	}
+	return string(v.fields[4])
 }
 
 func (v *auditView) matches(q *store.AuditQuery) bool {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -316,4 +317,30 @@ func BenchmarkAppendAuditParallel(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestAuditRecordFormats: records written with the hash in hex (format 1,
+// stores from before) read back as records written since with the raw
+// hash (format 2), and the raw form is 32 bytes shorter.
+func TestAuditRecordFormats(t *testing.T) {
+	r := store.AuditRecord{Seq: 7, Hash: strings.Repeat("ab", 32), AuditEntry: store.AuditEntry{
+		Patient: "pas-1", AgentHPR: "990018265", Org: "300010008", Outcome: "0",
+		Recorded: time.Date(2026, 12, 3, 10, 0, 0, 123456789, time.UTC), Body: []byte{0xA7, 1, 2, 3}}}
+	hexForm := encodeAuditAs(&r, auditRecFormatHex, r.Hash)
+	rawForm := encodeAudit(&r)
+	assert.Equal(t, byte(auditRecFormatRaw), rawForm[0])
+	assert.Equal(t, len(hexForm)-32, len(rawForm))
+	for name, b := range map[string][]byte{"hex": hexForm, "raw": rawForm} {
+		v, err := decodeAudit(b)
+		require.NoError(t, err, name)
+		assert.Equal(t, r, v.record(7), name)
+	}
+	// A hash that is not SHA-256 hex (none the chain makes) stays as it is.
+	odd := r
+	odd.Hash = "not-hex"
+	v, err := decodeAudit(encodeAudit(&odd))
+	require.NoError(t, err)
+	assert.Equal(t, "not-hex", v.record(7).Hash)
+	_, err = decodeAudit(append([]byte{9}, rawForm[1:]...))
+	assert.ErrorIs(t, err, errCorrupt, "an unknown format is refused")
 }
