@@ -57,6 +57,13 @@ func (r *Resource) References() []string { return r.references() }
 // and recomputes Patient.
 func (r *Resource) RewriteReferences(m map[string]string) { r.rewriteReferences(m) }
 
+// Profiles returns meta.profile.
+func (r *Resource) Profiles() []string { return r.profiles() }
+
+// SetProfiles replaces meta.profile (nil or empty removes it), so that
+// Marshal prints it: cheaper than editing the printed JSON.
+func (r *Resource) SetProfiles(urls []string) { r.setProfiles(urls) }
+
 // Marshal prints the resource as compact JSON for storage, without
 // meta.versionId and meta.lastUpdated (the store decides those; see
 // WithMeta). Other meta content (profile, security, tag) is kept.

@@ -214,6 +214,56 @@ func (r *Resource) setID(id string) {
 	res.Set(fd, protoreflect.ValueOfMessage((&d4pb.Id{Value: id}).ProtoReflect()))
 }
 
+func (r *Resource) meta() (*d4pb.Meta, protoreflect.FieldDescriptor) {
+	res := r.msg.res
+	if res == nil {
+		return nil, nil
+	}
+	fd := res.Descriptor().Fields().ByName("meta")
+	if fd == nil {
+		return nil, nil
+	}
+	if !res.Has(fd) {
+		return nil, fd
+	}
+	m, _ := res.Get(fd).Message().Interface().(*d4pb.Meta)
+	return m, fd
+}
+
+func (r *Resource) profiles() []string {
+	m, _ := r.meta()
+	if m == nil {
+		return nil
+	}
+	out := make([]string, len(m.Profile))
+	for i, p := range m.Profile {
+		out[i] = p.GetValue()
+	}
+	return out
+}
+
+func (r *Resource) setProfiles(urls []string) {
+	m, fd := r.meta()
+	if fd == nil {
+		return
+	}
+	if m == nil {
+		if len(urls) == 0 {
+			return
+		}
+		m = &d4pb.Meta{}
+	}
+	m.Profile = m.Profile[:0]
+	for _, u := range urls {
+		m.Profile = append(m.Profile, &d4pb.Canonical{Value: u})
+	}
+	if proto.Size(m) == 0 {
+		r.msg.res.Clear(fd)
+		return
+	}
+	r.msg.res.Set(fd, protoreflect.ValueOfMessage(m.ProtoReflect()))
+}
+
 func (c *Codec) marshal(r *Resource) ([]byte, error) {
 	if r == nil || r.msg.res == nil {
 		return nil, fmt.Errorf("fhir: Marshal of an unparsed resource")

@@ -41,15 +41,15 @@ func (p *Preparer) Write(res *fhir.Resource, ifMatch int64, create bool) (store.
 	if p == nil || p.Codec == nil || p.Search == nil {
 		return store.Write{}, errors.New("ingest: Preparer needs a Codec and a search Registry")
 	}
+	// A type with a kjernejournal profile declares it, whoever wrote it.
+	if _, ok := profile.URL(res.Type); ok {
+		if err := profile.Declare(res); err != nil {
+			return store.Write{}, fmt.Errorf("ingest: profile of %s/%s: %w", res.Type, res.ID, err)
+		}
+	}
 	stored, err := p.Codec.Marshal(res)
 	if err != nil {
 		return store.Write{}, fmt.Errorf("ingest: print %s/%s: %w", res.Type, res.ID, err)
-	}
-	// A type with a kjernejournal profile declares it, whoever wrote it.
-	if _, ok := profile.URL(res.Type); ok {
-		if stored, err = profile.WithProfile(stored, res.Type); err != nil {
-			return store.Write{}, fmt.Errorf("ingest: profile of %s/%s: %w", res.Type, res.ID, err)
-		}
 	}
 	idx, err := p.Search.Extract(res.Type, stored)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
 
@@ -466,26 +467,45 @@ func WithProfile(body []byte, typ string) ([]byte, error) {
 			return nil, fmt.Errorf("profile: %s.meta: %w", typ, err)
 		}
 	}
-	profiles := []string{want}
+	var old []string
 	if raw, ok := m.get("profile"); ok {
-		var old []string
 		if err := json.Unmarshal(raw, &old); err != nil {
 			return nil, fmt.Errorf("profile: %s.meta.profile: %w", typ, err)
 		}
-		for _, p := range old {
-			url, _, _ := strings.Cut(p, "|")
-			if !strings.HasPrefix(url, URLPrefix) && !slices.Contains(profiles, p) {
-				profiles = append(profiles, p)
-			}
-		}
 	}
-	raw, err := json.Marshal(profiles)
+	raw, err := json.Marshal(declared(want, old))
 	if err != nil {
 		return nil, err
 	}
 	m = m.set("profile", raw)
 	top = top.set("meta", m.marshal())
 	return top.marshal(), nil
+}
+
+// Declare sets meta.profile of a parsed resource whose type has a
+// kjernejournal profile, as WithProfile does to printed JSON: the printer
+// then writes it once, instead of the JSON being read and written again.
+func Declare(res *fhir.Resource) error {
+	want, ok := profileURL[res.Type]
+	if !ok {
+		return fmt.Errorf("profile: %s has no kjernejournal profile", res.Type)
+	}
+	res.SetProfiles(declared(want, res.Profiles()))
+	return nil
+}
+
+// declared is meta.profile with want first: the profiles a resource
+// declared are kept, except other versions of ours, which it no longer
+// claims once the server has checked it against want.
+func declared(want string, old []string) []string {
+	profiles := []string{want}
+	for _, p := range old {
+		url, _, _ := strings.Cut(p, "|")
+		if !strings.HasPrefix(url, URLPrefix) && !slices.Contains(profiles, p) {
+			profiles = append(profiles, p)
+		}
+	}
+	return profiles
 }
 
 // object is a JSON object with its members in document order.

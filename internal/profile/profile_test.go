@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 )
@@ -421,4 +422,42 @@ func TestCriticalInfoTypeCodeSystem(t *testing.T) {
 		assert.Contains(t, codes, code)
 	}
 	assert.Len(t, used, len(codes), fmt.Sprint(used))
+}
+
+// TestDeclareMatchesWithProfile: declaring the profile on the parsed
+// resource before it is printed gives the JSON that editing the printed
+// JSON gave, for the seed's resources and for bodies that declare other
+// profiles, or an older version of ours, already.
+func TestDeclareMatchesWithProfile(t *testing.T) {
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
+	require.NoError(t, err)
+	bodies := []string{validFlag,
+		`{"resourceType":"Flag","meta":{"profile":["http://example.org/p","` + FlagURL + `|0.1.0","http://example.org/p"],"tag":[{"code":"x"}]},` + validFlag[len(`{"resourceType":"Flag",`):]}
+	for _, rec := range seed.Generate(2, 40) {
+		for _, b := range rec.Resources {
+			bodies = append(bodies, string(b))
+		}
+	}
+	n := 0
+	for _, body := range bodies {
+		res, err := codec.Parse([]byte(body))
+		require.NoError(t, err, body)
+		if _, ok := URL(res.Type); !ok {
+			continue
+		}
+		n++
+		printed, err := codec.Marshal(res)
+		require.NoError(t, err)
+		want, err := WithProfile(printed, res.Type)
+		require.NoError(t, err)
+		require.NoError(t, Declare(res))
+		got, err := codec.Marshal(res)
+		require.NoError(t, err)
+		assert.JSONEq(t, string(want), string(got), body)
+		assert.True(t, Declared(got))
+	}
+	assert.Greater(t, n, 20)
+	p, err := codec.Parse([]byte(`{"resourceType":"Patient"}`))
+	require.NoError(t, err)
+	assert.Error(t, Declare(p), "Patient has no kjernejournal profile")
 }
