@@ -1,11 +1,13 @@
 package interaction
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
+	"unicode"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/auth"
@@ -20,25 +22,46 @@ func stampRecorder(body []byte, typ string, p *auth.Principal, now time.Time) ([
 	if p == nil || p.Kind() != auth.KindPractitioner || p.HPR == "" || typ != "AllergyIntolerance" && typ != "Flag" {
 		return body, nil
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
+	obj := bytes.TrimSpace(body)
+	if len(obj) < 2 || obj[0] != '{' || obj[len(obj)-1] != '}' {
 		return body, nil
 	}
-	who, err := json.Marshal(map[string]any{
-		"identifier": map[string]string{"system": domain.SystemHPR, "value": p.HPR},
-		"display":    p.Name,
-	})
+	type identifier struct {
+		System string `json:"system"`
+		Value  string `json:"value"`
+	}
+	who, err := json.Marshal(struct {
+		Identifier identifier `json:"identifier"`
+		Display    string     `json:"display"`
+	}{identifier{domain.SystemHPR, p.HPR}, p.Name})
 	if err != nil {
 		return nil, err
 	}
+	// The server's members are appended as the object's last: every JSON
+	// reader here (the FHIR parser, the profile and rule checks) takes the
+	// last of repeated members, so a client's own recorder or author is
+	// overridden without decoding and re-encoding the whole body, and the
+	// stored JSON, printed from the parsed resource, has each member once.
+	inner := bytes.TrimRightFunc(obj[:len(obj)-1], unicode.IsSpace)
+	out := make([]byte, 0, len(inner)+len(who)+80)
+	out = append(out, inner...)
+	member := func(name string, value []byte) {
+		if out[len(out)-1] != '{' {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, name...)
+		out = append(out, '"', ':')
+		out = append(out, value...)
+	}
 	switch typ {
 	case "AllergyIntolerance":
-		m["recorder"] = who
-		m["recordedDate"], _ = json.Marshal(fhir.FormatInstant(now))
+		member("recorder", who)
+		member("recordedDate", strconv.AppendQuote(nil, fhir.FormatInstant(now)))
 	case "Flag":
-		m["author"] = who
+		member("author", who)
 	}
-	return json.Marshal(m)
+	return append(out, '}'), nil
 }
 
 // checkBody is what a parsed, base-valid resource must meet besides:
