@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/internal/access"
@@ -48,6 +49,9 @@ const (
 	flagOpenedRestricted
 	flagEmergency
 	flagClaimed
+	// flagRequestID: the event id is the request id, "-" and the stored
+	// suffix (the REST layer's ids are), not stored whole.
+	flagRequestID
 )
 
 // Compact encodes the record for storage: one stored form per patient, as
@@ -82,6 +86,11 @@ func encodeFields(b []byte, r *Record, patient, id string) []byte {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
+	var flags byte
+	if suffix, ok := strings.CutPrefix(id, r.RequestID+"-"); ok && r.RequestID != "" {
+		flags |= flagRequestID
+		id = suffix
+	}
 	str(id)
 	b = binary.AppendVarint(b, r.Time.UnixNano())
 	str(r.RequestID)
@@ -94,7 +103,6 @@ func encodeFields(b []byte, r *Record, patient, id string) []byte {
 	str(r.Operation)
 	str(r.Query)
 	str(patient)
-	var flags byte
 	if r.Outcome.Refused {
 		flags |= flagRefused
 	}
@@ -238,6 +246,13 @@ func decodeFields(b []byte) (Record, string, error) {
 		r.Patients = []string{p}
 	}
 	flags := c.byte1("flags")
+	if flags&flagRequestID != 0 {
+		if r.RequestID == "" {
+			c.fail("id (a suffix of no request id)")
+		}
+		id = r.RequestID + "-" + id
+		r.ID = id
+	}
 	r.Outcome.Refused = flags&flagRefused != 0
 	r.OpenedRestricted = flags&flagOpenedRestricted != 0
 	r.Emergency = flags&flagEmergency != 0
@@ -265,7 +280,7 @@ func decodeFields(b []byte) (Record, string, error) {
 		r.Documents = append(r.Documents, Document{ID: c.str("document id"), Source: c.str("document source"),
 			SourceName: c.str("document source name")})
 	}
-	if flags&^(flagRefused|flagOpenedRestricted|flagEmergency|flagClaimed) != 0 {
+	if flags&^(flagRefused|flagOpenedRestricted|flagEmergency|flagClaimed|flagRequestID) != 0 {
 		c.fail("flags (unknown bits)")
 	}
 	if c.err == nil && c.i != len(b) {

@@ -22,6 +22,10 @@ func compactCases() map[string]Record {
 			r.Basis, r.OpenedRestricted, r.PurposeOfUse = access.ForhoyetAkutt, true, "ETREAT"
 			r.Outcome.Reason = access.OKRestrictedOpened
 		}),
+		"id from the request id": with(doctor(), func(r *Record) {
+			r.Interaction, r.ResourceType, r.ResourceID = Read, "Flag", "f1"
+			r.RequestID, r.ID = "Q5ZK3W7LXR2B4N6M8P0T2V4X6Z", "Q5ZK3W7LXR2B4N6M8P0T2V4X6Z-3-1"
+		}),
 		"search with a hostile query": with(doctor(), func(r *Record) {
 			r.Interaction, r.ResourceType, r.Query = Search, "Flag", "patient=pas-1&x=%00&y=<script>\xff\n"
 			r.CorrelationID = "ehr-trace-42"
@@ -192,4 +196,32 @@ func FuzzCompactDecode(f *testing.F) {
 			t.Fatalf("re-encoded fields differ: %x vs %x", again, b)
 		}
 	})
+}
+
+// TestCompactStoresRequestIDSuffix: an event id made from the request id
+// is stored as its suffix, and a suffix without a request id is refused.
+func TestCompactStoresRequestIDSuffix(t *testing.T) {
+	r := compactCases()["id from the request id"]
+	random := r
+	random.ID = "Z9Y8X7W6V5U4T3S2R1Q0P9O8N7"
+	short, long := Compact(r)[0], Compact(random)[0]
+	assert.Equal(t, len(long)-len(random.ID)+len("3-1"), len(short))
+	got, id, err := decodeCompact(short)
+	require.NoError(t, err)
+	assert.Equal(t, r.ID, id)
+	assert.Equal(t, r.ID, got.ID)
+
+	orphan := r
+	orphan.RequestID = ""
+	fields := encodeFields(nil, &orphan, first(orphan.Patients), "3-1")
+	// Set the flag by hand: the encoder never writes it without a request id.
+	c := &compactReader{b: fields}
+	c.str("id")
+	c.varint("time")
+	for range 10 {
+		c.str("")
+	}
+	fields[c.i] |= flagRequestID
+	_, _, err = decodeFields(fields)
+	assert.Error(t, err)
 }

@@ -1,7 +1,6 @@
 package interaction
 
 import (
-	"crypto/rand"
 	"net/http"
 	"strconv"
 	"strings"
@@ -188,7 +187,10 @@ func (f *Facts) Entries(now time.Time, server string) []store.AuditEntry {
 	var out []store.AuditEntry
 	add := func(patient string, d *access.Decision) {
 		r := rec
-		r.ID = rand.Text()
+		// The request's own id, which entry and which of its records:
+		// unique in the log (a request id is the server's, random), and
+		// stored as the short suffix (audit.Compact).
+		r.ID = f.RequestID + "-" + strconv.Itoa(f.Entry) + "-" + strconv.Itoa(len(out))
 		if patient != "" {
 			r.Patients = []string{patient}
 		}
