@@ -39,8 +39,11 @@ import (
 // so stores written before the compact form verify and read unchanged,
 // record by record, and go on in the compact form.
 const (
-	compactMagic   = 0xA7
-	compactVersion = 1
+	compactMagic = 0xA7
+	// compactVersion is what Compact writes. Version 1 stored every field
+	// as a string; version 2 stores a value of the fixed vocabularies as
+	// its position in compactWords. Both are read.
+	compactVersion = 2
 )
 
 // flag bits of the compact form.
@@ -82,8 +85,28 @@ func encodeCompact(r *Record, patient, id string) []byte {
 
 // encodeFields appends the fields in their fixed order to b.
 func encodeFields(b []byte, r *Record, patient, id string) []byte {
+	return encodeFieldsAs(b, r, patient, id, true)
+}
+
+// encodeFieldsAs writes version 2 (words) or, for tests of the reader,
+// version 1 (every value a string).
+func encodeFieldsAs(b []byte, r *Record, patient, id string, words bool) []byte {
 	str := func(s string) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	// word is a field of a fixed vocabulary: 2i+1 for compactWords[i],
+	// else 2 × length and the bytes.
+	word := func(s string) {
+		if !words {
+			str(s)
+			return
+		}
+		if i, ok := compactWordIndex[s]; ok {
+			b = binary.AppendUvarint(b, uint64(2*i+1))
+			return
+		}
+		b = binary.AppendUvarint(b, uint64(2*len(s)))
 		b = append(b, s...)
 	}
 	var flags byte
@@ -96,8 +119,8 @@ func encodeFields(b []byte, r *Record, patient, id string) []byte {
 	str(r.RequestID)
 	str(r.CorrelationID)
 	str(r.Request)
-	str(string(r.Interaction))
-	str(r.ResourceType)
+	word(string(r.Interaction))
+	word(r.ResourceType)
 	str(r.ResourceID)
 	str(r.VersionID)
 	str(r.Operation)
@@ -116,14 +139,14 @@ func encodeFields(b []byte, r *Record, patient, id string) []byte {
 		flags |= flagClaimed
 	}
 	b = append(b, flags)
-	str(string(r.Outcome.Reason))
-	str(r.Outcome.Message)
+	word(string(r.Outcome.Reason))
+	word(r.Outcome.Message)
 	b = binary.AppendUvarint(b, uint64(max(r.Outcome.HTTPStatus, 0)))
-	str(string(r.User.Role))
+	word(string(r.User.Role))
 	str(r.User.HPR)
 	str(r.User.PID)
 	str(r.User.Name)
-	str(r.User.HPCategory)
+	word(r.User.HPCategory)
 	str(r.Org.LegalEntity)
 	str(r.Org.LegalEntityName)
 	str(r.Org.PointOfCare)
@@ -136,8 +159,8 @@ func encodeFields(b []byte, r *Record, patient, id string) []byte {
 	}
 	str(r.ClientID)
 	str(r.Issuer)
-	str(r.PurposeOfUse)
-	str(string(r.Basis))
+	word(r.PurposeOfUse)
+	word(string(r.Basis))
 	str(r.Server)
 	b = binary.AppendUvarint(b, uint64(len(r.Documents)))
 	for _, d := range r.Documents {
@@ -150,9 +173,10 @@ func encodeFields(b []byte, r *Record, patient, id string) []byte {
 
 // compactReader reads the fields in order; the first error sticks.
 type compactReader struct {
-	b   []byte
-	i   int
-	err error
+	b     []byte
+	i     int
+	err   error
+	words bool // version 2: vocabulary fields may be words
 }
 
 func (c *compactReader) fail(what string) {
@@ -201,6 +225,39 @@ func (c *compactReader) str(what string) string {
 	return s
 }
 
+// word reads a field of a fixed vocabulary: in version 2 its position in
+// compactWords, or the string where it is none of them (a string that is
+// one of them is not the canonical form, and refused); in version 1 a
+// plain string.
+func (c *compactReader) word(what string) string {
+	if !c.words {
+		return c.str(what)
+	}
+	v := c.uvarint(what)
+	if c.err != nil {
+		return ""
+	}
+	if v&1 == 1 {
+		if v>>1 >= uint64(len(compactWords)) {
+			c.fail(what + " (no such word)")
+			return ""
+		}
+		return compactWords[v>>1]
+	}
+	n := v >> 1
+	if n > uint64(len(c.b)-c.i) {
+		c.fail(what)
+		return ""
+	}
+	s := string(c.b[c.i : c.i+int(n)])
+	c.i += int(n)
+	if _, known := compactWordIndex[s]; known {
+		c.fail(what + " (a known word spelled out)")
+		return ""
+	}
+	return s
+}
+
 func (c *compactReader) byte1(what string) byte {
 	if c.err != nil {
 		return 0
@@ -220,15 +277,20 @@ func decodeCompact(b []byte) (Record, string, error) {
 	if len(b) < 2 || b[0] != compactMagic {
 		return Record{}, "", errors.New("audit: not a compact record")
 	}
-	if b[1] != compactVersion {
+	if b[1] != 1 && b[1] != compactVersion {
 		return Record{}, "", fmt.Errorf("audit: compact record version %d is unknown", b[1])
 	}
-	return decodeFields(b[2:])
+	return decodeFieldsOf(b[2:], b[1] == compactVersion)
 }
 
 // decodeFields reads the fields; they must end exactly where b ends.
 func decodeFields(b []byte) (Record, string, error) {
-	c := &compactReader{b: b}
+	return decodeFieldsOf(b, true)
+}
+
+// decodeFieldsOf reads the fields of a record of version 2 (words) or 1.
+func decodeFieldsOf(b []byte, words bool) (Record, string, error) {
+	c := &compactReader{b: b, words: words}
 	var r Record
 	id := c.str("id")
 	r.ID = id
@@ -236,8 +298,8 @@ func decodeFields(b []byte) (Record, string, error) {
 	r.RequestID = c.str("request id")
 	r.CorrelationID = c.str("correlation id")
 	r.Request = c.str("request")
-	r.Interaction = Interaction(c.str("interaction"))
-	r.ResourceType = c.str("resource type")
+	r.Interaction = Interaction(c.word("interaction"))
+	r.ResourceType = c.word("resource type")
 	r.ResourceID = c.str("resource id")
 	r.VersionID = c.str("version")
 	r.Operation = c.str("operation")
@@ -256,11 +318,11 @@ func decodeFields(b []byte) (Record, string, error) {
 	r.Outcome.Refused = flags&flagRefused != 0
 	r.OpenedRestricted = flags&flagOpenedRestricted != 0
 	r.Emergency = flags&flagEmergency != 0
-	r.Outcome.Reason = access.Reason(c.str("reason"))
-	r.Outcome.Message = c.str("message")
+	r.Outcome.Reason = access.Reason(c.word("reason"))
+	r.Outcome.Message = c.word("message")
 	r.Outcome.HTTPStatus = int(c.uvarint("status"))
-	r.User = User{Role: access.Role(c.str("role")), HPR: c.str("HPR number"), PID: c.str("person number"),
-		Name: c.str("name"), HPCategory: c.str("HP category")}
+	r.User = User{Role: access.Role(c.word("role")), HPR: c.str("HPR number"), PID: c.str("person number"),
+		Name: c.str("name"), HPCategory: c.word("HP category")}
 	r.Org = Organisation{LegalEntity: c.str("legal entity"), LegalEntityName: c.str("legal entity name"),
 		PointOfCare: c.str("point of care"), PointOfCareName: c.str("point of care name")}
 	if flags&flagClaimed != 0 {
@@ -269,8 +331,8 @@ func decodeFields(b []byte) (Record, string, error) {
 	}
 	r.ClientID = c.str("client id")
 	r.Issuer = c.str("issuer")
-	r.PurposeOfUse = c.str("purpose of use")
-	r.Basis = access.Basis(c.str("basis"))
+	r.PurposeOfUse = c.word("purpose of use")
+	r.Basis = access.Basis(c.word("basis"))
 	r.Server = c.str("server")
 	n := c.uvarint("document count")
 	if c.err == nil && n > uint64(len(b)) {

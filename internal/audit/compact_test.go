@@ -215,13 +215,58 @@ func TestCompactStoresRequestIDSuffix(t *testing.T) {
 	orphan.RequestID = ""
 	fields := encodeFields(nil, &orphan, first(orphan.Patients), "3-1")
 	// Set the flag by hand: the encoder never writes it without a request id.
-	c := &compactReader{b: fields}
+	c := &compactReader{b: fields, words: true}
 	c.str("id")
 	c.varint("time")
-	for range 10 {
-		c.str("")
+	for _, word := range []bool{false, false, false, true, true, false, false, false, false, false} {
+		if word {
+			c.word("")
+		} else {
+			c.str("")
+		}
 	}
+	require.NoError(t, c.err)
 	fields[c.i] |= flagRequestID
 	_, _, err = decodeFields(fields)
 	assert.Error(t, err)
+}
+
+// TestCompactWordsAreFixed: the vocabulary is part of the stored format.
+// Appending needs a new format version; this pins what version 2 means.
+func TestCompactWordsAreFixed(t *testing.T) {
+	require.Len(t, compactWords, 87)
+	assert.Equal(t, "read", compactWords[0])
+	assert.Equal(t, "access permitted", compactWords[58])
+	assert.Equal(t, "FORHOYET_AKUTT", compactWords[86])
+	assert.Len(t, compactWordIndex, len(compactWords), "no word twice")
+}
+
+// TestCompactVersion1StillReads: records written before the vocabulary
+// (version 1: every field a string) render and verify as before, and a
+// version-2 record spelling out a known word is refused.
+func TestCompactVersion1StillReads(t *testing.T) {
+	r := compactCases()["vread in an emergency, restricted part opened"]
+	v2 := Compact(r)[0]
+	// Version 1 is the same fields with every word spelled out.
+	v1 := append([]byte{compactMagic, 1}, encodeFieldsV1(&r, first(r.Patients), r.ID)...)
+	assert.Less(t, len(v2), len(v1))
+	for name, rec := range map[string][]byte{"v1": v1, "v2": v2} {
+		linked, _, err := Link("", rec)
+		require.NoError(t, err, name)
+		ev, err := Render(linked)
+		require.NoError(t, err, name)
+		l, err := readLink(ev)
+		require.NoError(t, err, name)
+		assert.Equal(t, string(Events(r)[0]), string(l.canonical), name)
+		_, err = VerifyFrom("", seq([][]byte{linked}))
+		assert.NoError(t, err, name)
+	}
+	spelled := append([]byte{compactMagic, compactVersion}, encodeFieldsV1(&r, first(r.Patients), r.ID)...)
+	_, _, err := decodeCompact(spelled)
+	assert.Error(t, err, "a known word spelled out in version 2 is not the canonical form")
+}
+
+// encodeFieldsV1 writes fields as version 1 did: every value a string.
+func encodeFieldsV1(r *Record, patient, id string) []byte {
+	return encodeFieldsAs(nil, r, patient, id, false)
 }
