@@ -135,16 +135,12 @@ func TestDocumentsClosedWithVisitHistoryRestricted(t *testing.T) {
 // entry are refused with one reason instead of sources that seem to fail.
 func TestCitizenGetsNoDocuments(t *testing.T) {
 	s, _ := withSources(t)
-	doc := s.token("hospital-doctor", citizenPatient)
-	r := s.as_(doc, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient, nil)
-	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
-	urls := proxyURL.FindAllStringSubmatch(string(r.body), -1)
-	require.NotEmpty(t, urls)
+	link := documentURLs(t, s, s.token("hospital-doctor", citizenPatient), "ous")[0]
 	citizen := s.token("citizen", "")
 	assert.Equal(t, "documents-for-hp", reasonOf(t, s.as_(citizen, "", "GET", "/DocumentReference?patient="+citizenPatient, nil)))
-	assert.Equal(t, "documents-for-hp", reasonOf(t, s.as_(citizen, "", "GET", strings.TrimPrefix(urls[0][1], s.base), nil)))
+	assert.Equal(t, "documents-for-hp", reasonOf(t, s.as_(citizen, "", "GET", strings.TrimPrefix(link, s.base), nil)))
 	batch := []byte(`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"DocumentReference?patient=` + citizenPatient + `"}}]}`)
-	r = s.as_(citizen, "", "POST", "/", batch)
+	r := s.as_(citizen, "", "POST", "/", batch)
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
 	got := entryOf(t, r.json(t))
 	assert.Equal(t, http.StatusForbidden, got.status)

@@ -216,6 +216,11 @@ func (c *compactReader) str(what string) string {
 	if c.err != nil {
 		return ""
 	}
+	return c.take(n, what)
+}
+
+// take reads the n bytes of a string whose length was just read.
+func (c *compactReader) take(n uint64, what string) string {
 	if n > uint64(len(c.b)-c.i) {
 		c.fail(what)
 		return ""
@@ -244,13 +249,10 @@ func (c *compactReader) word(what string) string {
 		}
 		return compactWords[v>>1]
 	}
-	n := v >> 1
-	if n > uint64(len(c.b)-c.i) {
-		c.fail(what)
+	s := c.take(v>>1, what)
+	if c.err != nil {
 		return ""
 	}
-	s := string(c.b[c.i : c.i+int(n)])
-	c.i += int(n)
 	if _, known := compactWordIndex[s]; known {
 		c.fail(what + " (a known word spelled out)")
 		return ""

@@ -192,10 +192,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			s.loginPage(w, r, id, req, "Helsepersonell må velge en pasient (pasient-id: bokstaver, sifre, '-' og '.', høyst 64).", http.StatusBadRequest)
 			return
 		}
-		for _, c := range s.patients(r.Context()) {
-			if c.ID == g.patient {
-				g.patientPID = c.PID
-			}
+		if c, ok := s.findPatient(r.Context(), g.patient, false); ok {
+			g.patientPID = c.PID
 		}
 	}
 	if has(req.scopes, "launch/encounter") {

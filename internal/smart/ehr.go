@@ -88,26 +88,16 @@ func (s *Server) ehrLaunch(ctx context.Context, f ehrForm) (string, string) {
 	if p == nil || p.Kind != KindPractitioner {
 		return "", "Velg helsepersonell."
 	}
-	patient, pid := f.Patient, ""
-	if personNumber.MatchString(patient) {
-		pid = patient
-		patient = ""
-		for _, c := range s.patients(ctx) {
-			if c.PID == pid {
-				patient = c.ID
-			}
-		}
-		if patient == "" {
-			return "", "Ingen pasient med fødselsnummer " + pid + " er kjent her."
-		}
-	} else if !validFHIRID(patient) {
+	byPID := personNumber.MatchString(f.Patient)
+	known, found := s.findPatient(ctx, f.Patient, byPID)
+	patient, pid := f.Patient, known.PID
+	switch {
+	case byPID && !found:
+		return "", "Ingen pasient med fødselsnummer " + f.Patient + " er kjent her."
+	case byPID:
+		patient = known.ID
+	case !validFHIRID(patient):
 		return "", "Velg en pasient, eller skriv fødselsnummer (11 sifre) eller pasient-id."
-	} else {
-		for _, c := range s.patients(ctx) {
-			if c.ID == patient {
-				pid = c.PID
-			}
-		}
 	}
 	if !validBasis(f.Basis) {
 		return "", "Velg tilgangsgrunnlag."
@@ -127,6 +117,17 @@ func (s *Server) ehrLaunch(ctx context.Context, f ehrForm) (string, string) {
 	}
 	id := s.newLaunch(&launch{clientID: c.ID, persona: p, patient: patient, patientPID: pid, basis: f.Basis})
 	return addQuery(launchURI, url.Values{"iss": {s.audience}, "launch": {id}}), ""
+}
+
+// findPatient finds an offered patient by FHIR id, or, when byPID, by
+// person number.
+func (s *Server) findPatient(ctx context.Context, key string, byPID bool) (PatientChoice, bool) {
+	for _, c := range s.patients(ctx) {
+		if key != "" && (!byPID && c.ID == key || byPID && c.PID == key) {
+			return c, true
+		}
+	}
+	return PatientChoice{}, false
 }
 
 // patients are the patients the pages offer, or none.
