@@ -46,9 +46,7 @@ func (c *CORS) allows(origin string) bool {
 func (c *CORS) FrameAncestors() string {
 	src := []string{"'self'"}
 	if c.Enabled() {
-		for _, o := range c.Origins {
-			src = append(src, o)
-		}
+		src = append(src, c.Origins...)
 		if c.Loopback {
 			// Chromium rejects IPv6 literals in CSP sources, so [::1]
 			// apps cannot be framed; 127.0.0.1 and localhost can.
