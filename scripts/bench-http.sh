@@ -50,7 +50,8 @@ trap 'stop; rm -rf "$WORK"' EXIT
 used() { du --block-size=1 "$1" | cut -f1; }
 
 echo "== seeding $PATIENTS patients"
-bin/kjernejournal seed --patients "$PATIENTS" --data-dir "$WORK/seeded" --ids-out "$WORK/ids.txt" >/dev/null
+SEEDED=$(bin/kjernejournal seed --patients "$PATIENTS" --data-dir "$WORK/seeded" --ids-out "$WORK/ids.txt" | tail -1)
+SEED_RATE=$(sed -n 's/.*(\([0-9]*\) resources\/s).*/\1/p' <<<"$SEEDED")
 RESOURCES=$(grep -c '/' "$WORK/ids.txt")
 PER_RESOURCE=$(( $(used "$WORK/seeded/kjernejournal.db") / RESOURCES ))
 grep '^Patient/' "$WORK/ids.txt" | sed 's#^Patient/##' > "$WORK/patients.txt"
@@ -183,6 +184,7 @@ TABLE="$OUT/bench.md"
   done
   echo
   echo "Stored: $PER_RESOURCE bytes per resource ($RESOURCES resources of $PATIENTS patients, embedded engine, allocated file blocks after seeding)."
+  echo "Seed: $SEED_RATE resources/s into the embedded store, every resource validated as the API validates it."
   if [ "$AUDIT_RECORDS" -gt 0 ]; then
     echo "Usage log: $(( AUDIT_BYTES / AUDIT_RECORDS )) bytes of store per record, indexes included ($AUDIT_RECORDS records from the audited reads)."
   fi

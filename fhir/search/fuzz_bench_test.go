@@ -93,20 +93,6 @@ func BenchmarkExtract(b *testing.B) {
 	}
 }
 
-func BenchmarkIndexUnmarshal(b *testing.B) {
-	r := testRegistry(b)
-	_, ms := benchRecord(b, r)
-	bin, _ := ms[0].idx.MarshalBinary()
-	b.SetBytes(int64(len(bin)))
-	b.ReportAllocs()
-	for b.Loop() {
-		var x Index
-		if err := x.UnmarshalBinary(bin); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 func BenchmarkParseQuery(b *testing.B) {
 	r := testRegistry(b)
 	vs, _ := url.ParseQuery("patient=pas-0123456789abcdef&status=active,completed&code=http://www.whocc.no/atc|C10AA05&effective=ge2020-01-01&_sort=-effective&_count=20")

@@ -260,7 +260,7 @@ func (q *Query) decodeCursor(s string) (*cursor, error) {
 	if binary.BigEndian.Uint32(raw[2:6]) != sig {
 		return nil, errCursor
 	}
-	d := decoder{b: raw[6:]}
+	d := plainDecoder(raw[6:])
 	c := &cursor{prev: raw[1] == 1}
 	n := d.count(1)
 	for range n {
@@ -274,7 +274,7 @@ func (q *Query) decodeCursor(s string) (*cursor, error) {
 		}
 	}
 	c.id = d.str()
-	if d.err || len(d.b) != 0 || !isID(c.id) || len(c.keys) != nkeys {
+	if d.err || d.i != len(d.b) || !isID(c.id) || len(c.keys) != nkeys {
 		return nil, errCursor
 	}
 	return c, nil

@@ -28,6 +28,10 @@ import (
 // the chain. An event with no root extension gets the link appended as the
 // last member (",\"extension\":[link]}").
 //
+// A record in the compact form (compact.go) keeps its link as a raw
+// trailer under the same hash rule; the event rendered from one of
+// version 3 carries only "hash", as that version stores no previous hash.
+//
 // The chain lives in the extension rather than meta.tag or meta.security:
 // those are labels about the resource that servers may add to or strip,
 // while the link is part of the record's content.
@@ -100,8 +104,10 @@ type BrokenLinkError struct {
 	ID    string // the AuditEvent id, if it could be read
 	// Problem says what is wrong: "previous" (the record does not follow
 	// the one before it: one was removed, inserted or reordered), "hash"
-	// (the record's content does not match its hash: it was altered) or
-	// "format" (no readable link).
+	// (the record's content does not match its hash: it was altered),
+	// "hash or previous" (either, for a compact record of version 3,
+	// which keeps no previous hash to tell them apart) or "format" (no
+	// readable link).
 	Problem  string
 	Expected string
 	Found    string
@@ -113,6 +119,8 @@ func (e *BrokenLinkError) Error() string {
 		return fmt.Sprintf("audit chain broken at record %d (AuditEvent/%s): it links to previous hash %q, but the record before it has hash %q: a record was removed, inserted or reordered before it", e.Index, e.ID, e.Found, e.Expected)
 	case "hash":
 		return fmt.Sprintf("audit chain broken at record %d (AuditEvent/%s): stored hash %q, but the content hashes to %q: the record was altered", e.Index, e.ID, e.Found, e.Expected)
+	case "hash or previous":
+		return fmt.Sprintf("audit chain broken at record %d (AuditEvent/%s): stored hash %q, but the content after the record before it hashes to %q: the record was altered, or a record before it was removed, inserted or reordered (its stored form keeps no previous hash to tell which)", e.Index, e.ID, e.Found, e.Expected)
 	}
 	return fmt.Sprintf("audit chain broken at record %d (AuditEvent/%s): %s", e.Index, e.ID, e.Found)
 }
@@ -145,14 +153,18 @@ func VerifyFrom(prev string, events iter.Seq2[int, []byte]) (head string, err er
 		if err != nil {
 			return head, &BrokenLinkError{Index: i, ID: storedID(ev), Problem: "format", Found: err.Error()}
 		}
-		if l.prev != head {
+		if !l.prevUnknown && l.prev != head {
 			return head, &BrokenLinkError{Index: i, ID: storedID(ev), Problem: "previous", Expected: head, Found: l.prev}
 		}
 		prevRaw, _ := decodeHash(head)
 		sum := digest(prevRaw, l.canonical)
 		want := hex.EncodeToString(sum[:])
 		if want != l.hash {
-			return head, &BrokenLinkError{Index: i, ID: storedID(ev), Problem: "hash", Expected: want, Found: l.hash}
+			problem := "hash"
+			if l.prevUnknown {
+				problem = "hash or previous"
+			}
+			return head, &BrokenLinkError{Index: i, ID: storedID(ev), Problem: problem, Expected: want, Found: l.hash}
 		}
 		// The link itself must be exactly what Link writes, so that nothing
 		// can hide in it (whitespace, extra members, a second link).
@@ -225,6 +237,10 @@ func insertLink(event []byte, loc location, prev, hash string) []byte {
 type link struct {
 	prev, hash string
 	canonical  []byte
+	// prevUnknown: the record does not store the previous hash (compact
+	// version 3); only its own hash, which covers it, tells whether it
+	// follows the record before.
+	prevUnknown bool
 }
 
 // readLink finds the chain link in a stored event and cuts it out.

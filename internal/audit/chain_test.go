@@ -258,3 +258,97 @@ func FuzzLink(f *testing.F) {
 		require.NoError(t, Verify(seq([][]byte{linked})))
 	})
 }
+
+// compactChainOf builds n linked compact records of the current version.
+func compactChainOf(t *testing.T, n int) [][]byte {
+	t.Helper()
+	c := NewChain("")
+	out := make([][]byte, n)
+	for i := range n {
+		r := with(doctor(), func(r *Record) {
+			r.ID = fmt.Sprintf("ae-%d", i)
+			r.Time = t0.Add(time.Duration(i) * time.Second)
+			r.Interaction, r.ResourceType, r.ResourceID = Read, "Flag", "f1"
+		})
+		var err error
+		out[i], _, err = c.Next(Compact(r)[0])
+		require.NoError(t, err)
+	}
+	return out
+}
+
+// TestVerifyCompactVersion3: a chain of records that store only their own
+// hash finds what a chain of JSON records finds (TestVerify), an altered
+// record and a removed, inserted or reordered one being one problem there.
+func TestVerifyCompactVersion3(t *testing.T) {
+	good := compactChainOf(t, 6)
+	require.EqualValues(t, compactVersion, good[0][1])
+	rename := func(ev []byte, name string) []byte {
+		r, id, l, err := readCompactLink(ev)
+		require.NoError(t, err)
+		r.ID, r.User.Name = id, name
+		raw, _ := hex.DecodeString(l.hash)
+		return append(Compact(r)[0], raw...)
+	}
+	cases := []struct {
+		name    string
+		mutate  func([][]byte) [][]byte
+		index   int
+		id      string
+		problem string
+	}{
+		{"intact", func(e [][]byte) [][]byte { return e }, -1, "", ""},
+		{"one byte altered", func(e [][]byte) [][]byte {
+			e[3] = bytes.Replace(e[3], []byte("Lege Testesen"), []byte("Lege Testesem"), 1)
+			return e
+		}, 3, "ae-3", "hash or previous"},
+		{"renamed under its old hash", func(e [][]byte) [][]byte { e[1] = rename(e[1], "Lege Annensen"); return e }, 1, "ae-1", "hash or previous"},
+		{"record removed", func(e [][]byte) [][]byte { return slices.Delete(e, 2, 3) }, 2, "ae-3", "hash or previous"},
+		{"records reordered", func(e [][]byte) [][]byte { e[3], e[4] = e[4], e[3]; return e }, 3, "ae-4", "hash or previous"},
+		{"record inserted", func(e [][]byte) [][]byte { return slices.Insert(e, 2, e[4]) }, 2, "ae-4", "hash or previous"},
+		{"first record removed", func(e [][]byte) [][]byte { return e[1:] }, 0, "ae-1", "hash or previous"},
+		{"hash rewritten to match altered content", func(e [][]byte) [][]byte {
+			// Whoever alters a record and recomputes its hash breaks the
+			// next record's instead.
+			r, id, _, err := readCompactLink(e[3])
+			require.NoError(t, err)
+			r.ID, r.User.Name = id, "Lege Annensen"
+			prev := mustHash(t, e[2])
+			e[3], _, _ = Link(prev, Compact(r)[0])
+			return e
+		}, 4, "ae-4", "hash or previous"},
+		{"link removed", func(e [][]byte) [][]byte { e[4] = e[4][:len(e[4])-32]; return e }, 4, "ae-4", "format"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			evs := tc.mutate(slices.Clone(good))
+			if tc.index < 0 {
+				require.NoError(t, Verify(seq(evs)))
+				return
+			}
+			err := Verify(seq(evs))
+			var be *BrokenLinkError
+			require.ErrorAs(t, err, &be)
+			assert.Equal(t, tc.index, be.Index)
+			assert.Equal(t, tc.problem, be.Problem)
+			if tc.problem != "format" {
+				assert.Equal(t, tc.id, be.ID)
+				assert.NotEqual(t, be.Expected, be.Found)
+				assert.Contains(t, be.Error(), be.Expected)
+				assert.Contains(t, be.Error(), be.Found)
+				assert.Contains(t, be.Error(), "the record was altered, or a record before it was removed, inserted or reordered")
+			}
+		})
+	}
+
+	head, err := VerifyFrom("", seq(good))
+	require.NoError(t, err)
+	assert.Equal(t, mustHash(t, good[5]), head)
+	h2, err := VerifyFrom(mustHash(t, good[2]), seq(good[3:]))
+	require.NoError(t, err)
+	assert.Equal(t, head, h2, "a segment verifies from the hash before it")
+	_, err = VerifyFrom(mustHash(t, good[2]), seq(good[4:]))
+	var be *BrokenLinkError
+	require.ErrorAs(t, err, &be)
+	assert.Equal(t, "hash or previous", be.Problem)
+}

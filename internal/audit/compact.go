@@ -19,7 +19,7 @@ import (
 // log is read (Render), by the same build that wrote it before. The
 // stored bytes are
 //
-//	0xA7 0x01 field... previous-hash hash n
+//	0xA7 0x03 field... hash
 //
 // The fields are in a fixed order (encodeFields): a string as uvarint
 // length and bytes, a number as uvarint, the time as varint Unix
@@ -28,12 +28,22 @@ import (
 // and a preset dictionary halved them again, to 472 bytes of database per
 // record, but cost more CPU per audited request than the smaller pages
 // saved: 163 → 176 µs per audited search, so they are stored as they are.)
-// The chain link follows, raw rather than
-// hex: the previous record's hash (n = 0 bytes for the first record, else
-// 32), this record's hash (32) and n itself, last, so that the link is
-// found from the end. hash = SHA-256(previous hash || the bytes before
-// the link), the same rule as for the JSON form (chain.go), so the hash
+// The chain link follows, raw rather than hex, as the last 32 bytes:
+// this record's hash = SHA-256(previous hash || the bytes before the
+// link), the same rule as for the JSON form (chain.go), so the hash
 // covers the stored bytes and no re-encoding can break the chain.
+//
+// The previous hash is not stored: verification walks the log in order
+// and has it from the record before, and because the hash covers it, a
+// record removed, inserted or reordered still breaks the chain. What is
+// lost is only telling that apart from an altered record, which both show
+// as a hash that does not match (BrokenLinkError "hash or previous").
+// Versions 1 and 2 stored it, and their trailer is
+//
+//	previous-hash hash n
+//
+// with n (last, so that the link is found from the end) the previous
+// hash's length: 0 for the first record, else 32.
 //
 // The first byte tells the two forms apart: a JSON event starts with '{',
 // so stores written before the compact form verify and read unchanged,
@@ -42,8 +52,10 @@ const (
 	compactMagic = 0xA7
 	// compactVersion is what Compact writes. Version 1 stored every field
 	// as a string; version 2 stores a value of the fixed vocabularies as
-	// its position in compactWords. Both are read.
-	compactVersion = 2
+	// its position in compactWords; version 3 drops the previous hash from
+	// the trailer, stores the issuer as a word and not at all when it is
+	// the server. All three are read.
+	compactVersion = 3
 )
 
 // flag bits of the compact form.
@@ -55,7 +67,24 @@ const (
 	// flagRequestID: the event id is the request id, "-" and the stored
 	// suffix (the REST layer's ids are), not stored whole.
 	flagRequestID
+	// flagIssuerIsServer (version 3): the token issuer is this server, as
+	// for every token of its own SMART server, and is not stored twice.
+	flagIssuerIsServer
 )
+
+// knownFlags are the flag bits a version may set; any other is refused, so
+// that no bit can hide in a record or change its meaning in a later build.
+func knownFlags(version byte) byte {
+	const v2 = flagRefused | flagOpenedRestricted | flagEmergency | flagClaimed | flagRequestID
+	if version >= 3 {
+		return v2 | flagIssuerIsServer
+	}
+	return v2
+}
+
+// hasPrevious reports whether records of a version store the previous
+// hash in their trailer.
+func hasPrevious(version byte) bool { return version == 1 || version == 2 }
 
 // Compact encodes the record for storage: one stored form per patient, as
 // Events renders one AuditEvent per patient. The ids follow Events.
@@ -85,24 +114,25 @@ func encodeCompact(r *Record, patient, id string) []byte {
 
 // encodeFields appends the fields in their fixed order to b.
 func encodeFields(b []byte, r *Record, patient, id string) []byte {
-	return encodeFieldsAs(b, r, patient, id, true)
+	return encodeFieldsAs(b, r, patient, id, compactVersion)
 }
 
-// encodeFieldsAs writes version 2 (words) or, for tests of the reader,
-// version 1 (every value a string).
-func encodeFieldsAs(b []byte, r *Record, patient, id string, words bool) []byte {
+// encodeFieldsAs writes the fields of a version: compactVersion, or an
+// earlier one for tests of the reader.
+func encodeFieldsAs(b []byte, r *Record, patient, id string, version byte) []byte {
 	str := func(s string) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
 	// word is a field of a fixed vocabulary: 2i+1 for compactWords[i],
 	// else 2 × length and the bytes.
+	words := wordsIn(version)
 	word := func(s string) {
-		if !words {
+		if words == 0 {
 			str(s)
 			return
 		}
-		if i, ok := compactWordIndex[s]; ok {
+		if i, ok := compactWordIndex[s]; ok && i < words {
 			b = binary.AppendUvarint(b, uint64(2*i+1))
 			return
 		}
@@ -138,6 +168,12 @@ func encodeFieldsAs(b []byte, r *Record, patient, id string, words bool) []byte 
 	if r.Claimed != nil {
 		flags |= flagClaimed
 	}
+	// With no server, an empty issuer is stored (one byte) and not
+	// flagged: either would do, and one record has one byte string.
+	issuerIsServer := version >= 3 && r.Issuer == r.Server && r.Issuer != ""
+	if issuerIsServer {
+		flags |= flagIssuerIsServer
+	}
 	b = append(b, flags)
 	word(string(r.Outcome.Reason))
 	word(r.Outcome.Message)
@@ -158,7 +194,12 @@ func encodeFieldsAs(b []byte, r *Record, patient, id string, words bool) []byte 
 		str(r.Claimed.HPR)
 	}
 	str(r.ClientID)
-	str(r.Issuer)
+	switch {
+	case version < 3:
+		str(r.Issuer)
+	case !issuerIsServer:
+		word(r.Issuer)
+	}
 	word(r.PurposeOfUse)
 	word(string(r.Basis))
 	str(r.Server)
@@ -176,7 +217,11 @@ type compactReader struct {
 	b     []byte
 	i     int
 	err   error
-	words bool // version 2: vocabulary fields may be words
+	words int // wordsIn of the record's version: how many words it knows
+}
+
+func newCompactReader(b []byte, version byte) *compactReader {
+	return &compactReader{b: b, words: wordsIn(version)}
 }
 
 func (c *compactReader) fail(what string) {
@@ -230,12 +275,12 @@ func (c *compactReader) take(n uint64, what string) string {
 	return s
 }
 
-// word reads a field of a fixed vocabulary: in version 2 its position in
-// compactWords, or the string where it is none of them (a string that is
-// one of them is not the canonical form, and refused); in version 1 a
-// plain string.
+// word reads a field of a fixed vocabulary: from version 2 on its position
+// in the version's words, or the string where it is none of them (a
+// string that is one of them is not the canonical form, and refused); in
+// version 1 a plain string.
 func (c *compactReader) word(what string) string {
-	if !c.words {
+	if c.words == 0 {
 		return c.str(what)
 	}
 	v := c.uvarint(what)
@@ -243,7 +288,7 @@ func (c *compactReader) word(what string) string {
 		return ""
 	}
 	if v&1 == 1 {
-		if v>>1 >= uint64(len(compactWords)) {
+		if v>>1 >= uint64(c.words) {
 			c.fail(what + " (no such word)")
 			return ""
 		}
@@ -253,7 +298,7 @@ func (c *compactReader) word(what string) string {
 	if c.err != nil {
 		return ""
 	}
-	if _, known := compactWordIndex[s]; known {
+	if i, known := compactWordIndex[s]; known && i < c.words {
 		c.fail(what + " (a known word spelled out)")
 		return ""
 	}
@@ -279,20 +324,21 @@ func decodeCompact(b []byte) (Record, string, error) {
 	if len(b) < 2 || b[0] != compactMagic {
 		return Record{}, "", errors.New("audit: not a compact record")
 	}
-	if b[1] != 1 && b[1] != compactVersion {
+	if b[1] < 1 || b[1] > compactVersion {
 		return Record{}, "", fmt.Errorf("audit: compact record version %d is unknown", b[1])
 	}
-	return decodeFieldsOf(b[2:], b[1] == compactVersion)
+	return decodeFieldsOf(b[2:], b[1])
 }
 
-// decodeFields reads the fields; they must end exactly where b ends.
+// decodeFields reads the fields of the current version; they must end
+// exactly where b ends.
 func decodeFields(b []byte) (Record, string, error) {
-	return decodeFieldsOf(b, true)
+	return decodeFieldsOf(b, compactVersion)
 }
 
-// decodeFieldsOf reads the fields of a record of version 2 (words) or 1.
-func decodeFieldsOf(b []byte, words bool) (Record, string, error) {
-	c := &compactReader{b: b, words: words}
+// decodeFieldsOf reads the fields of a record of the given version.
+func decodeFieldsOf(b []byte, version byte) (Record, string, error) {
+	c := newCompactReader(b, version)
 	var r Record
 	id := c.str("id")
 	r.ID = id
@@ -332,10 +378,25 @@ func decodeFieldsOf(b []byte, words bool) (Record, string, error) {
 			Issuer: c.str("claimed issuer"), HPR: c.str("claimed HPR number")}
 	}
 	r.ClientID = c.str("client id")
-	r.Issuer = c.str("issuer")
+	switch {
+	case version < 3:
+		r.Issuer = c.str("issuer")
+	case flags&flagIssuerIsServer == 0:
+		r.Issuer = c.word("issuer")
+	}
 	r.PurposeOfUse = c.word("purpose of use")
 	r.Basis = access.Basis(c.word("basis"))
 	r.Server = c.str("server")
+	// The flag and an issuer stored equal to the server would be two byte
+	// strings for one record: only the one encodeFieldsAs writes is read.
+	if version >= 3 && flags&flagIssuerIsServer != 0 {
+		if r.Server == "" {
+			c.fail("issuer (said to be the server, which has no name)")
+		}
+		r.Issuer = r.Server
+	} else if version >= 3 && r.Issuer != "" && r.Issuer == r.Server {
+		c.fail("issuer (the server's name stored again, not flagged)")
+	}
 	n := c.uvarint("document count")
 	if c.err == nil && n > uint64(len(b)) {
 		c.fail("document count")
@@ -344,7 +405,7 @@ func decodeFieldsOf(b []byte, words bool) (Record, string, error) {
 		r.Documents = append(r.Documents, Document{ID: c.str("document id"), Source: c.str("document source"),
 			SourceName: c.str("document source name")})
 	}
-	if flags&^(flagRefused|flagOpenedRestricted|flagEmergency|flagClaimed|flagRequestID) != 0 {
+	if flags&^knownFlags(version) != 0 {
 		c.fail("flags (unknown bits)")
 	}
 	if c.err == nil && c.i != len(b) {
@@ -353,9 +414,16 @@ func decodeFieldsOf(b []byte, words bool) (Record, string, error) {
 	return r, id, c.err
 }
 
-// linkCompact appends the chain trailer to an unlinked compact record.
+// linkCompact appends the chain trailer to an unlinked compact record:
+// the one of the record's version, so that verification, which links a
+// stored record's bytes again to compare, finds older records canonical.
 func linkCompact(prevRaw []byte, rec []byte) ([]byte, string) {
 	sum := digest(prevRaw, rec)
+	if len(rec) < 2 || !hasPrevious(rec[1]) {
+		out := make([]byte, 0, len(rec)+sha256.Size)
+		out = append(out, rec...)
+		return append(out, sum[:]...), hex.EncodeToString(sum[:])
+	}
 	out := make([]byte, 0, len(rec)+len(prevRaw)+sha256.Size+1)
 	out = append(out, rec...)
 	out = append(out, prevRaw...)
@@ -365,8 +433,20 @@ func linkCompact(prevRaw []byte, rec []byte) ([]byte, string) {
 }
 
 // readCompactLink splits a stored compact record into its record and its
-// link; the trailer must be exactly what linkCompact writes.
+// link; the trailer must be exactly what linkCompact writes. A record of
+// version 3 has no previous hash to give (link.prevUnknown).
 func readCompactLink(stored []byte) (Record, string, link, error) {
+	if len(stored) >= 2 && !hasPrevious(stored[1]) {
+		end := len(stored) - sha256.Size
+		if end < 2 {
+			return Record{}, "", link{}, errors.New("no chain link")
+		}
+		r, id, err := decodeCompact(stored[:end])
+		if err != nil {
+			return r, id, link{}, err
+		}
+		return r, id, link{hash: hex.EncodeToString(stored[end:]), canonical: stored[:end], prevUnknown: true}, nil
+	}
 	if len(stored) < 3+sha256.Size {
 		return Record{}, "", link{}, errors.New("no chain link")
 	}
@@ -391,7 +471,11 @@ func IsCompact(stored []byte) bool { return len(stored) > 0 && stored[0] == comp
 
 // Render returns the AuditEvent of a stored record: a compact record is
 // rendered (BALP, with its chain link as the ExtChain extension, exactly
-// as the JSON form stores it), a JSON record is returned as it is.
+// as the JSON form stores it), a JSON record is returned as it is. A
+// record of version 3 does not store the previous hash, so its extension
+// carries only "hash", no "previous": the event names the record's hash,
+// and `audit verify` checks the chain over the stored form, where that
+// hash covers the previous one.
 func Render(stored []byte) ([]byte, error) {
 	if !IsCompact(stored) {
 		return stored, nil

@@ -2,11 +2,12 @@ package audit
 
 // compactWords are the values the fixed vocabularies of a record take
 // (interaction, resource type, reason, the permit's message, role, HP
-// category, purpose of use, access basis): a compact record of version 2
-// stores one of them as its position here, one byte, instead of the
-// string. The list is part of the stored format: entries are only ever
-// appended, in a new format version, never changed or removed
-// (TestCompactWordsAreFixed pins them).
+// category, purpose of use, access basis, and from version 3 the token
+// issuer): a compact record of version 2 or later stores one of them as
+// its position here, one byte (two from the 65th word on), instead of the
+// string. The list is part of the stored format: entries are only ever appended, in a new format
+// version, never changed or removed (TestCompactWordsAreFixed pins them),
+// and each version knows only the words it was written with (wordsIn).
 var compactWords = []string{
 	// interactions
 	"read", "vread", "search", "history", "create", "update", "delete", "batch", "transaction",
@@ -33,6 +34,24 @@ var compactWords = []string{
 	"TREAT", "ETREAT", "COC", "BTG",
 	// access bases
 	"UNNTAK", "SAMTYKKE", "AKUTT", "FORHOYET_SAMTYKKE", "FORHOYET_AKUTT",
+	// version 3: token issuers, HelseID in production and in its test
+	// environment (the server's own SMART issuer is flagged instead)
+	"https://helseid-sts.nhn.no", "https://helseid-sts.test.nhn.no",
+}
+
+// wordsIn is how many of compactWords a format version knows (0 for
+// version 1: every value a string). A record reads with its own version's
+// words only: a later word would otherwise turn a value an older record
+// spells out into "a known word spelled out", refused, or make an index
+// it never wrote readable.
+func wordsIn(version byte) int {
+	switch version {
+	case 2:
+		return 87
+	case 3:
+		return 89
+	}
+	return 0
 }
 
 var compactWordIndex = func() map[string]int {

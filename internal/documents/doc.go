@@ -3,7 +3,7 @@
 // DocumentReference search over the source hospitals and a streaming proxy
 // for the document bytes. Nothing is stored or cached: every search and
 // every retrieval goes to the source in real time, and the bytes pass
-// through a fixed 32 KiB buffer.
+// through one fixed buffer (CopyBufferSize).
 //
 // Division of labour with the REST layer (internal/api):
 //

@@ -31,9 +31,12 @@ type Version struct {
 	Patient string
 	Body    []byte // the stored JSON, meta.versionId and meta.lastUpdated included
 	// Index is the opaque search index the version was written with
-	// (Write.Index), returned by every read exactly as given; nil for a
-	// deleted version and for versions written without one (the reader
-	// then derives it from Body).
+	// (Write.Index), returned exactly as given with the current version
+	// (Commit, Read, Compartment, the newest of History); nil for a
+	// deleted version and for versions written without one. A version
+	// that a newer one superseded may come without it (only the current
+	// version is searched, and the embedded engine keeps the index once);
+	// a reader that needs it derives it from Body.
 	Index []byte
 }
 

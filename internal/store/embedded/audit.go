@@ -45,7 +45,17 @@ func seqKey(seq int64) []byte {
 	return k
 }
 
-// auditIndexKey is field NUL seq: a field's records are adjacent and in
+// An index (audit_patient, audit_agent, audit_org) holds, per field value,
+// posting lists: key field NUL seq of the list's first record (8 bytes
+// BE), value the gaps to each following record as uvarints. A list takes
+// new records until its value reaches maxPostings bytes; then the next
+// record starts a new key. One key per record (16 bytes of bbolt's element
+// header plus the field and the seq, 30-50 bytes) became 1-3 bytes per
+// record; a store written when every record had a key of its own, with an
+// empty value, reads as lists of one and is appended to as it is.
+const maxPostings = 384
+
+// auditIndexKey is field NUL seq: a field's lists are adjacent and in
 // chain order.
 func auditIndexKey(field string, seq int64) []byte {
 	k := make([]byte, len(field)+9)
@@ -54,28 +64,124 @@ func auditIndexKey(field string, seq int64) []byte {
 	return k
 }
 
-// Audit record layout (value of audit[seq]):
+// walkPostings calls fn with each seq of a list: the one in its key
+// (after prefix), then one per gap in its value.
+func walkPostings(k, v []byte, prefix int, fn func(int64)) error {
+	if len(k) != prefix+8 {
+		return fmt.Errorf("audit index key %q: %w", k, errCorrupt)
+	}
+	seq := int64(binary.BigEndian.Uint64(k[prefix:]))
+	fn(seq)
+	for len(v) > 0 {
+		gap, n := binary.Uvarint(v)
+		if n <= 0 || gap == 0 || gap > 1<<62 {
+			return fmt.Errorf("audit index list %q: %w", k, errCorrupt)
+		}
+		seq += int64(gap)
+		fn(seq)
+		v = v[n:]
+	}
+	return nil
+}
+
+// postings decodes a list.
+func postings(k, v []byte, prefix int) ([]int64, error) {
+	out := make([]int64, 0, 1+len(v))
+	err := walkPostings(k, v, prefix, func(seq int64) { out = append(out, seq) })
+	return out, err
+}
+
+// lastPosting is the last seq of a list, read without building it.
+func lastPosting(k, v []byte, prefix int) (int64, error) {
+	var last int64
+	err := walkPostings(k, v, prefix, func(seq int64) { last = seq })
+	return last, err
+}
+
+// appendPostings adds seqs (ascending, above any the field has) to the
+// field's last list, or to new ones.
+func appendPostings(b *bolt.Bucket, field string, seqs []int64) error {
+	prefix := append([]byte(field), 0)
+	var key, val []byte
+	var last int64
+	if k, v := seekBefore(b.Cursor(), prefix, 0); k != nil && bytes.HasPrefix(k, prefix) {
+		var err error
+		if last, err = lastPosting(k, v, len(prefix)); err != nil {
+			return err
+		}
+		// bbolt's bytes are only valid in the transaction and read-only.
+		key, val = bytes.Clone(k), append(make([]byte, 0, len(v)+3*len(seqs)), v...)
+	}
+	for _, seq := range seqs {
+		if key != nil && len(val) < maxPostings && seq > last {
+			val = binary.AppendUvarint(val, uint64(seq-last))
+			last = seq
+			continue
+		}
+		if key != nil {
+			if err := b.Put(key, val); err != nil {
+				return err
+			}
+		}
+		key, val, last = auditIndexKey(field, seq), make([]byte, 0, 3*len(seqs)), seq
+	}
+	if key == nil {
+		return nil
+	}
+	return b.Put(key, val)
+}
+
+// Audit record layout (value of audit[seq]), formats 1 and 2:
 //
 //	format(1), recorded unix seconds(8), recorded nanos(4),
 //	lengths of patient, agent, org, outcome, hash (2 each),
 //	patient, agent, org, outcome, hash, linked body
 //
-// Format 1 keeps the hash as its hex string; format 2, written since, as
-// the 32 bytes it stands for when it is a SHA-256 in hex (the chain's
-// hashes always are), which saves 32 bytes per record. Both are read.
+// Format 1 keeps the hash as its hex string; format 2 as the 32 bytes it
+// stands for when it is a SHA-256 in hex (the chain's hashes always are).
+// Format 3, written since, is for a linked body that ends in its own hash
+// (the compact form's does): the hash is not stored twice, and the
+// header's numbers are varints:
+//
+//	format(1), recorded unix nanos (varint), lengths of patient, agent,
+//	org, outcome (uvarint each), patient, agent, org, outcome, linked body
+//
+// All three are read.
 const (
-	auditRecFormatHex = 1
-	auditRecFormatRaw = 2
-	auditHeaderLen    = 1 + 8 + 4 + 5*2
-	maxAuditField     = maxNameLen
+	auditRecFormatHex  = 1
+	auditRecFormatRaw  = 2
+	auditRecFormatTail = 3
+	auditHeaderLen     = 1 + 8 + 4 + 5*2
+	maxAuditField      = maxNameLen
 )
 
 func encodeAudit(r *store.AuditRecord) []byte {
 	format, hash := byte(auditRecFormatHex), r.Hash
 	if raw, err := hex.DecodeString(r.Hash); err == nil && len(raw) == sha256.Size && hex.EncodeToString(raw) == r.Hash {
+		if bytes.HasSuffix(r.Body, raw) {
+			return encodeAuditTail(r)
+		}
 		format, hash = auditRecFormatRaw, string(raw)
 	}
 	return encodeAuditAs(r, format, hash)
+}
+
+func encodeAuditTail(r *store.AuditRecord) []byte {
+	fields := [4]string{r.Patient, r.AgentHPR, r.Org, r.Outcome}
+	n := 1 + binary.MaxVarintLen64 + 4*binary.MaxVarintLen16 + len(r.Body)
+	for _, f := range fields {
+		n += len(f)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, auditRecFormatTail)
+	b = binary.AppendVarint(b, r.Recorded.UnixNano())
+	for _, f := range fields {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+	}
+	for _, f := range fields {
+		b = append(b, f...)
+	}
+	return append(b, r.Body...)
 }
 
 func encodeAuditAs(r *store.AuditRecord, format byte, hash string) []byte {
@@ -107,6 +213,9 @@ type auditView struct {
 
 func decodeAudit(b []byte) (auditView, error) {
 	var v auditView
+	if len(b) > 0 && b[0] == auditRecFormatTail {
+		return decodeAuditTail(b)
+	}
 	if len(b) < auditHeaderLen || b[0] != auditRecFormatHex && b[0] != auditRecFormatRaw {
 		return v, errCorrupt
 	}
@@ -122,6 +231,37 @@ func decodeAudit(b []byte) (auditView, error) {
 		o += l
 	}
 	v.body = b[o:]
+	return v, nil
+}
+
+func decodeAuditTail(b []byte) (auditView, error) {
+	v := auditView{rawHash: true}
+	o := 1
+	nanos, n := binary.Varint(b[o:])
+	if n <= 0 {
+		return v, errCorrupt
+	}
+	o += n
+	var lens [4]uint64
+	for i := range lens {
+		if lens[i], n = binary.Uvarint(b[o:]); n <= 0 || lens[i] > maxAuditField {
+			return v, errCorrupt
+		}
+		o += n
+	}
+	for i, l := range lens {
+		if uint64(len(b)-o) < l {
+			return v, errCorrupt
+		}
+		v.fields[i] = b[o : o+int(l)]
+		o += int(l)
+	}
+	if len(b)-o < sha256.Size {
+		return v, errCorrupt
+	}
+	v.recorded = time.Unix(0, nanos).UTC()
+	v.body = b[o:]
+	v.fields[4] = b[len(b)-sha256.Size:]
 	return v, nil
 }
 
@@ -231,15 +371,32 @@ func (c *auditChain) store(recs []store.AuditRecord) error {
 		if err := c.log.Put(seqKey(r.Seq), encodeAudit(r)); err != nil {
 			return storageError{fmt.Errorf("audit record %d: %w", r.Seq, err)}
 		}
-		for _, ix := range [...]struct {
-			b     *bolt.Bucket
-			field string
-		}{{c.byPatient, r.Patient}, {c.byAgent, r.AgentHPR}, {c.byOrg, r.Org}} {
-			if ix.field == "" {
+	}
+	for _, ix := range [...]struct {
+		b     *bolt.Bucket
+		field func(*store.AuditRecord) string
+	}{
+		{c.byPatient, func(r *store.AuditRecord) string { return r.Patient }},
+		{c.byAgent, func(r *store.AuditRecord) string { return r.AgentHPR }},
+		{c.byOrg, func(r *store.AuditRecord) string { return r.Org }},
+	} {
+		// One read and one write per field value and group, in the
+		// order the values first appear.
+		var order []string
+		seqs := map[string][]int64{}
+		for i := range recs {
+			f := ix.field(&recs[i])
+			if f == "" {
 				continue
 			}
-			if err := ix.b.Put(auditIndexKey(ix.field, r.Seq), []byte{}); err != nil {
-				return storageError{fmt.Errorf("audit index of record %d: %w", r.Seq, err)}
+			if _, ok := seqs[f]; !ok {
+				order = append(order, f)
+			}
+			seqs[f] = append(seqs[f], recs[i].Seq)
+		}
+		for _, f := range order {
+			if err := appendPostings(ix.b, f, seqs[f]); err != nil {
+				return storageError{fmt.Errorf("audit index %q of records %v: %w", f, seqs[f], err)}
 			}
 		}
 	}
@@ -401,14 +558,19 @@ func (s *Store) SearchAudit(ctx context.Context, q store.AuditQuery) ([]store.Au
 		}
 		prefix := append([]byte(field), 0)
 		c := index.Cursor()
-		k, _ := seekBefore(c, prefix, q.Before)
-		for ; k != nil && bytes.HasPrefix(k, prefix) && !full(); k, _ = c.Prev() {
-			if len(k) != len(prefix)+8 {
-				return fmt.Errorf("audit index key %q: %w", k, errCorrupt)
-			}
-			seq := int64(binary.BigEndian.Uint64(k[len(prefix):]))
-			if err := visit(seq, log.Get(k[len(prefix):])); err != nil {
+		k, v := seekBefore(c, prefix, q.Before)
+		for ; k != nil && bytes.HasPrefix(k, prefix) && !full(); k, v = c.Prev() {
+			seqs, err := postings(k, v, len(prefix))
+			if err != nil {
 				return err
+			}
+			for i := len(seqs) - 1; i >= 0 && !full(); i-- {
+				if q.Before > 0 && seqs[i] >= q.Before {
+					continue
+				}
+				if err := visit(seqs[i], log.Get(seqKey(seqs[i]))); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

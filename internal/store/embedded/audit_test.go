@@ -320,8 +320,9 @@ func BenchmarkAppendAuditParallel(b *testing.B) {
 }
 
 // TestAuditRecordFormats: records written with the hash in hex (format 1,
-// stores from before) read back as records written since with the raw
-// hash (format 2), and the raw form is 32 bytes shorter.
+// stores from before) read back as records written with the raw hash
+// (format 2, 32 bytes shorter) and as records whose body ends in the hash
+// (format 3, written since for the compact form).
 func TestAuditRecordFormats(t *testing.T) {
 	r := store.AuditRecord{Seq: 7, Hash: strings.Repeat("ab", 32), AuditEntry: store.AuditEntry{
 		Patient: "pas-1", AgentHPR: "990018265", Org: "300010008", Outcome: "0",
@@ -343,4 +344,94 @@ func TestAuditRecordFormats(t *testing.T) {
 	assert.Equal(t, "not-hex", v.record(7).Hash)
 	_, err = decodeAudit(append([]byte{9}, rawForm[1:]...))
 	assert.ErrorIs(t, err, errCorrupt, "an unknown format is refused")
+
+	// A body that ends in its own hash (the compact form's does) keeps
+	// the hash once (format 3), with a header of varints.
+	tail := r
+	raw := bytes.Repeat([]byte{0xab}, 32)
+	tail.Body = append([]byte{0xA7, 3, 1, 2}, raw...)
+	tailForm := encodeAudit(&tail)
+	assert.Equal(t, byte(auditRecFormatTail), tailForm[0])
+	assert.Less(t, len(tailForm), len(encodeAuditAs(&tail, auditRecFormatRaw, string(raw)))-32-8)
+	v, err = decodeAudit(tailForm)
+	require.NoError(t, err)
+	assert.Equal(t, tail, v.record(7))
+	for cut := 1; cut < len(tailForm)-len(tail.Body)+32; cut++ {
+		_, err := decodeAudit(tailForm[:cut])
+		assert.ErrorIs(t, err, errCorrupt, "cut at %d", cut)
+	}
+}
+
+// TestAuditIndexPostingLists: an index holds a field's records as lists
+// of gaps, a key per few hundred records, and a search by that field
+// pages backwards through them, across lists and across the one-key-per-
+// record entries of stores written before, exactly once each.
+func TestAuditIndexPostingLists(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Path: filepath.Join(t.TempDir(), "kj.db"), NoSync: true})
+	require.NoError(t, err)
+	defer s.Close()
+	appendN := func(from, n int) {
+		for i := from; i < from+n; i += 50 {
+			var entries []store.AuditEntry
+			for j := i; j < i+50 && j < from+n; j++ {
+				entries = append(entries, realEntry(j, fmt.Sprint("p", j%3)))
+			}
+			_, err := s.AppendAudit(ctx, audit.Link, entries)
+			require.NoError(t, err)
+		}
+	}
+	appendN(0, 100)
+	// Rewrite the agent index as stores before the lists wrote it: one
+	// key per record, an empty value.
+	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAuditAgent)
+		var keys [][]byte
+		require.NoError(t, b.ForEach(func(k, _ []byte) error { keys = append(keys, bytes.Clone(k)); return nil }))
+		for _, k := range keys {
+			require.NoError(t, b.Delete(k))
+		}
+		for seq := int64(1); seq <= 100; seq++ {
+			require.NoError(t, b.Put(auditIndexKey("9144900", seq), []byte{}))
+		}
+		return nil
+	}))
+	appendN(100, 1900)
+
+	keys := map[string]int{}
+	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketAuditAgent, bucketAuditPatient} {
+			keys[string(name)] = tx.Bucket(name).Stats().KeyN
+		}
+		return nil
+	}))
+	assert.Less(t, keys[string(bucketAuditAgent)], 100+10, "1,900 new records of one agent take a handful of keys")
+	assert.Less(t, keys[string(bucketAuditPatient)], 3*10, "and of three patients too")
+
+	for _, q := range []store.AuditQuery{{AgentHPR: "9144900", Count: 37}, {Patient: "p1", Count: 23}} {
+		var got []int64
+		before := int64(0)
+		for {
+			q.Before = before
+			page, err := s.SearchAudit(ctx, q)
+			require.NoError(t, err)
+			if len(page) == 0 {
+				break
+			}
+			for _, r := range page {
+				got = append(got, r.Seq)
+				if q.Patient != "" {
+					require.Equal(t, "p1", r.Patient)
+				}
+			}
+			before = page[len(page)-1].Seq
+		}
+		var want []int64
+		for seq := int64(2000); seq >= 1; seq-- {
+			if q.Patient == "" || (seq-1)%3 == 1 {
+				want = append(want, seq)
+			}
+		}
+		assert.Equal(t, want, got, "every record of %+v once, newest first", q)
+	}
 }

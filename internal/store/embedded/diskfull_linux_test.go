@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,7 +48,14 @@ func TestDiskFull(t *testing.T) {
 	defer func() { _ = s.Close() }()
 	require.NoError(t, s.Ping(ctx))
 
-	body := strings.Repeat("x", 48<<10)
+	// Random letters: bodies are stored compressed, and 48 KiB of one
+	// letter would take a few hundred bytes.
+	rnd := rand.New(rand.NewPCG(1, 2))
+	letters := make([]byte, 48<<10)
+	for i := range letters {
+		letters[i] = 'a' + byte(rnd.IntN(26))
+	}
+	body := string(letters)
 	batch := func(i int) store.Batch {
 		id := fmt.Sprintf("f%03d", i)
 		return store.Batch{

@@ -170,9 +170,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		meta := tx.Bucket(bucketMeta)
 		switch f := meta.Get(keyFormat); {
-		case f == nil, len(f) == 1 && f[0] == 1:
-			// New file, or format 1: its records stay readable as they
-			// are (see formatVersion).
+		case f == nil, len(f) == 1 && f[0] >= 1 && f[0] < formatVersion:
+			// New file, or an older format: its records stay readable as
+			// they are (see formatVersion).
 			return meta.Put(keyFormat, []byte{formatVersion})
 		case len(f) != 1 || f[0] != formatVersion:
 			return fmt.Errorf("unsupported data format %v (this build reads %d)", f, formatVersion)
@@ -367,11 +367,24 @@ func (s *Store) VRead(ctx context.Context, typ, id string, versionID int64) (sto
 	}
 	var v store.Version
 	err := s.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketHist).Get(histKey(histPrefix(typ, id), versionID))
+		// The current version is in cur only (see record.go); hist has the
+		// versions it superseded.
+		b := tx.Bucket(bucketCur).Get(curKey(typ, id))
 		if b == nil {
 			return store.ErrNotFound
 		}
-		var err error
+		h, _, err := decodeHeader(b)
+		if err != nil {
+			return fmt.Errorf("embedded store: %s/%s: %w", typ, id, err)
+		}
+		if versionID > h.version {
+			return store.ErrNotFound
+		}
+		if versionID < h.version {
+			if b = tx.Bucket(bucketHist).Get(histKey(histPrefix(typ, id), versionID)); b == nil {
+				return store.ErrNotFound
+			}
+		}
 		v, err = decodeVersion(typ, id, b)
 		return err
 	}, func() string { return fmt.Sprintf("vread %s/%s/_history/%d", typ, id, versionID) })
@@ -393,27 +406,42 @@ func (s *Store) History(ctx context.Context, typ, id string, q store.HistoryQuer
 		if err != nil {
 			return fmt.Errorf("%s/%s: %w", typ, id, err)
 		}
-		prefix := histPrefix(typ, id)
-		c := tx.Bucket(bucketHist).Cursor()
-		// Versions are consecutive and the current one is the newest, so
-		// seeking to it and walking back visits exactly this resource.
-		for k, b := c.Seek(histKey(prefix, h.version)); k != nil && bytes.HasPrefix(k, prefix); k, b = c.Prev() {
+		// visit adds one version; false when nothing older can qualify.
+		visit := func(b []byte) (bool, error) {
 			rh, _, err := decodeHeader(b)
 			if err != nil {
-				return fmt.Errorf("%s/%s: %w", typ, id, err)
+				return false, fmt.Errorf("%s/%s: %w", typ, id, err)
 			}
 			if !q.Since.IsZero() && time.Unix(0, rh.lastUpdated).Before(q.Since) {
 				// lastUpdated never decreases along a resource's versions
 				// (commit enforces it), so nothing older can qualify.
-				break
+				return false, nil
 			}
 			v, err := decodeVersion(typ, id, b)
 			if err != nil {
-				return err
+				return false, err
 			}
 			out = append(out, v)
-			if q.Count > 0 && len(out) >= q.Count {
-				break
+			return q.Count <= 0 || len(out) < q.Count, nil
+		}
+		if more, err := visit(cur); !more || err != nil {
+			return err
+		}
+		// The current version is in cur; hist has the older ones (and, in
+		// files written before, the current one again). The key below the
+		// current version's is the newest older one; walking back from it
+		// visits exactly this resource's.
+		prefix := histPrefix(typ, id)
+		c := tx.Bucket(bucketHist).Cursor()
+		k, b := c.Seek(histKey(prefix, h.version))
+		if k == nil {
+			k, b = c.Last()
+		} else {
+			k, b = c.Prev()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, b = c.Prev() {
+			if more, err := visit(b); !more || err != nil {
+				return err
 			}
 		}
 		return nil
@@ -755,6 +783,10 @@ type planned struct {
 	noop                 bool // delete of an already deleted resource
 	version              store.Version
 	record               []byte
+	// superseded is the version the write replaces, as hist keeps it:
+	// without index and identifiers, which only the current version
+	// needs. Copied out of bbolt's memory when planned.
+	superseded []byte
 }
 
 // plan checks every write of one request and renders its new versions,
@@ -766,7 +798,7 @@ func (b buckets) plan(writes []store.Write, now int64) ([]planned, error) {
 		p.w = w
 		p.key = curKey(w.Type, w.ID)
 		if raw := b.cur.Get(p.key); raw != nil {
-			h, _, err := decodeHeader(raw)
+			h, body, err := decodeHeader(raw)
 			if err != nil {
 				return nil, fmt.Errorf("embedded store: %s/%s: %w", w.Type, w.ID, err)
 			}
@@ -775,6 +807,9 @@ func (b buckets) plan(writes []store.Write, now int64) ([]planned, error) {
 				// Copied: the record is bbolt's memory.
 				p.oldIdents = h.identifierList()
 			}
+			p.superseded = encodeStored(header{version: h.version, lastUpdated: h.lastUpdated, deleted: h.deleted,
+				patient: h.patient, packed: h.packed}, body)
+			p.old.identifiers, p.old.index = nil, nil
 		}
 		if w.Create && p.exists {
 			return nil, &store.ConflictError{Index: i, Type: w.Type, ID: w.ID, Reason: store.ConflictExists, Current: p.old.version}
@@ -878,8 +913,10 @@ func (b buckets) put(p *planned) error {
 	if err := b.cur.Put(p.key, p.record); err != nil {
 		return err
 	}
-	if err := b.hist.Put(histKey(append(p.key, '/'), p.version.VersionID), p.record); err != nil {
-		return err
+	if p.superseded != nil {
+		if err := b.hist.Put(histKey(append(p.key, '/'), p.old.version), p.superseded); err != nil {
+			return err
+		}
 	}
 	if p.exists && !p.old.deleted && p.old.patient != "" {
 		if err := b.comp.Delete(compKey(p.old.patient, p.w.Type, p.w.ID)); err != nil {

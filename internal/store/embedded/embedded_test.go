@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -427,4 +428,108 @@ func TestReadsFormat1(t *testing.T) {
 	cur, err := s.Read(ctx, "Patient", "p1")
 	require.NoError(t, err)
 	assert.Equal(t, []byte{9, 9}, cur.Index)
+}
+
+// TestHistoryKeepsCurrentOnce: the current version is in cur only, and
+// hist has the versions it superseded, without their index; a file written
+// before, whose hist also holds the current version, shows every version
+// once as well, and goes on in the new layout.
+func TestHistoryKeepsCurrentOnce(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Path: filepath.Join(t.TempDir(), "kj.db"), NoSync: true})
+	require.NoError(t, err)
+	defer s.Close()
+	for i := 1; i <= 3; i++ {
+		w := put("Flag", "f", "p1", fmt.Sprint("v", i))
+		w.Index = []byte{byte(i)}
+		_, err := s.Commit(ctx, store.Batch{Writes: []store.Write{w}})
+		require.NoError(t, err)
+	}
+	histOf := func() (keys int, indexed int) {
+		require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketHist).ForEach(func(_, v []byte) error {
+				h, _, err := decodeHeader(v)
+				require.NoError(t, err)
+				keys++
+				if len(h.index) > 0 {
+					indexed++
+				}
+				return nil
+			})
+		}))
+		return
+	}
+	keys, indexed := histOf()
+	assert.Equal(t, 2, keys, "hist holds the two superseded versions")
+	assert.Zero(t, indexed, "without their index")
+
+	notes := func() []string {
+		h, err := s.History(ctx, "Flag", "f", store.HistoryQuery{})
+		require.NoError(t, err)
+		var out []string
+		for _, v := range h {
+			out = append(out, fmt.Sprintf("%d %s", v.VersionID, v.Body[bytes.Index(v.Body, []byte(`"note"`)):]))
+			one, err := s.VRead(ctx, "Flag", "f", v.VersionID)
+			require.NoError(t, err)
+			assert.Equal(t, string(v.Body), string(one.Body))
+		}
+		return out
+	}
+	assert.Equal(t, []string{`3 "note":"v3"}`, `2 "note":"v2"}`, `1 "note":"v1"}`}, notes())
+	_, err = s.VRead(ctx, "Flag", "f", 4)
+	assert.ErrorIs(t, err, store.ErrNotFound)
+
+	// The layout of files from before: the current version in hist too.
+	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
+		key := curKey("Flag", "f")
+		return tx.Bucket(bucketHist).Put(histKey(append(key, '/'), 3), bytes.Clone(tx.Bucket(bucketCur).Get(key)))
+	}))
+	assert.Equal(t, []string{`3 "note":"v3"}`, `2 "note":"v2"}`, `1 "note":"v1"}`}, notes())
+	h, err := s.History(ctx, "Flag", "f", store.HistoryQuery{Count: 2})
+	require.NoError(t, err)
+	assert.Len(t, h, 2)
+	_, err = s.Commit(ctx, store.Batch{Writes: []store.Write{put("Flag", "f", "p1", "v4")}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{`4 "note":"v4"}`, `3 "note":"v3"}`, `2 "note":"v2"}`, `1 "note":"v1"}`}, notes())
+	keys, indexed = histOf()
+	assert.Equal(t, 3, keys)
+	assert.Zero(t, indexed)
+}
+
+// TestBodiesStoredCompressed: a body is stored compressed with the fixed
+// dictionary, read back exactly; a short one as it is; a damaged
+// compressed body, or a flag this build does not know, is an error, not a
+// panic or a wrong body.
+func TestBodiesStoredCompressed(t *testing.T) {
+	body := []byte(`{"resourceType":"MedicationStatement","id":"pas-1-ms1","meta":{"versionId":"1","lastUpdated":"2026-12-04T02:25:18.777Z","profile":["https://kjernejournal.example.no/fhir/StructureDefinition/KjMedicationStatement"]},"status":"active","medicationCodeableConcept":{"coding":[{"system":"http://www.whocc.no/atc","code":"N06BA04","display":"metylfenidat"}]},"subject":{"reference":"Patient/pas-1"}}`)
+	h := header{version: 1, lastUpdated: 5, patient: "pas-1", index: []byte{1, 2, 3}}
+	rec := encodeRecord(h, body)
+	assert.NotZero(t, rec[1]&flagPacked)
+	assert.Less(t, len(rec), headerLen2+len("pas-1")+3+len(body)/2, "compressed to less than half")
+	v, err := decodeVersion("MedicationStatement", "pas-1-ms1", rec)
+	require.NoError(t, err)
+	assert.Equal(t, string(body), string(v.Body))
+	assert.Equal(t, []byte{1, 2, 3}, v.Index)
+
+	short := encodeRecord(h, []byte(`{"a":1}`))
+	assert.Zero(t, short[1]&flagPacked, "a short body is stored as it is")
+	v, err = decodeVersion("Flag", "f", short)
+	require.NoError(t, err)
+	assert.Equal(t, `{"a":1}`, string(v.Body))
+
+	for i := headerLen2 + len("pas-1") + 3; i < len(rec); i++ {
+		bad := bytes.Clone(rec)
+		bad[i] ^= 0xff
+		if v, err := decodeVersion("MedicationStatement", "pas-1-ms1", bad); err == nil {
+			assert.NotEqual(t, string(body), string(v.Body), "byte %d damaged", i)
+		}
+	}
+	for cut := headerLen2 + len("pas-1") + 3; cut < len(rec); cut++ {
+		_, err := decodeVersion("MedicationStatement", "pas-1-ms1", rec[:cut])
+		assert.ErrorIs(t, err, errCorrupt, "cut at %d", cut)
+	}
+	unknown := bytes.Clone(rec)
+	unknown[1] |= 1 << 5
+	_, err = decodeVersion("MedicationStatement", "pas-1-ms1", unknown)
+	assert.ErrorIs(t, err, errCorrupt, "an unknown flag")
 }

@@ -1,12 +1,15 @@
 package embedded
 
 import (
+	_ "embed"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
@@ -15,20 +18,23 @@ import (
 // orders the contract asks for without sorting:
 //
 //	cur   "Type/id"                       -> record of the current version
-//	hist  "Type/id/" + 8-byte BE version  -> record of that version
+//	hist  "Type/id/" + 8-byte BE version  -> record of a superseded version
 //	comp  "patient\x00Type\x00id"          -> empty (compartment index)
 //	ident "Type\x00system|value\x00id"     -> empty (identifier index)
 //	meta  "format"                        -> formatVersion
 //	meta  "audithead"                     -> 8-byte BE seq + hash (hex)
 //	audit 8-byte BE seq                   -> audit record (audit.go)
-//	audit_patient "patient\x00" + 8-byte BE seq -> empty
-//	audit_agent   "hpr\x00" + 8-byte BE seq     -> empty
-//	audit_org     "org\x00" + 8-byte BE seq     -> empty
+//	audit_patient "patient\x00" + 8-byte BE seq -> posting list (audit.go)
+//	audit_agent   "hpr\x00" + 8-byte BE seq     -> posting list
+//	audit_org     "org\x00" + 8-byte BE seq     -> posting list
 //	queue         "queue/id"                   -> patient length(2), patient, body
 //	queue_patient "patient\x00queue\x00id"      -> empty (Purge finds a patient's items)
 //
-// The current record is kept in both cur and hist so that a Read is one
-// B+tree lookup; the price is one extra copy of each live body on disk.
+// The current version is in cur only, so that a Read is one B+tree
+// lookup and a live body is on disk once; a write moves the version it
+// supersedes to hist, without its index and identifiers (only the current
+// version is searched). Files written before also hold the current
+// version in hist; readers skip it there, and the next write replaces it.
 // comp and ident list only current, not deleted versions, and are changed
 // in the same transaction as cur. The usage log (audit and its three
 // indexes) is append-only and independent of the resources: Purge never
@@ -55,13 +61,17 @@ var (
 )
 
 // formatVersion is the data format of the file. 2 added the search index
-// and identifiers to the record and the ident bucket. A format-1 file is
-// upgraded at Open: its records stay as they are and remain readable
-// (without index), new versions are written as format-2 records. Resources
+// and identifiers to the record and the ident bucket. 3 added compressed
+// bodies (flagPacked), the usage log's posting lists and tail-hash records
+// (audit.go) and hist without the current version. A file of an older
+// format is upgraded at Open: its records stay as they are and remain
+// readable (a format-1 record without index), new ones are written in the
+// current form; a build of an older format refuses the upgraded file
+// rather than misread it. Resources
 // not written since the upgrade have no ident entries, so FindByIdentifier
 // does not find them until they are written again (re-running the seed, or
 // any update, does that).
-const formatVersion = 2
+const formatVersion = 3
 
 // Record layouts. Both start with format(1) flags(1) version(8)
 // lastUpdated unix nanos(8) patient length(2); fixed-width fields keep
@@ -71,9 +81,11 @@ const formatVersion = 2
 //	format 2: header, identifiers length(4), index length(4), patient,
 //	          identifiers (joined by NUL), index, body
 const (
-	recFormat1    = 1
-	recFormat2    = 2
-	flagDeleted   = 1 << 0
+	recFormat1  = 1
+	recFormat2  = 2
+	flagDeleted = 1 << 0
+	// flagPacked: the body is compressed with S2 and bodyDict.
+	flagPacked    = 1 << 1
 	headerLen1    = 1 + 1 + 8 + 8 + 2
 	headerLen2    = headerLen1 + 4 + 4
 	maxPatientLen = math.MaxUint16
@@ -151,6 +163,7 @@ type header struct {
 	version     int64
 	lastUpdated int64
 	deleted     bool
+	packed      bool // the stored body is compressed (flagPacked)
 	patient     string
 	// identifiers and index alias the record (bbolt's mmap or the
 	// encoding buffer): valid only as long as it is.
@@ -166,12 +179,50 @@ func (h *header) identifierList() []string {
 	return strings.Split(string(h.identifiers), "\x00")
 }
 
+// Bodies are stored compressed with S2 (klauspost/compress) and a fixed
+// dictionary of typical stored resources, bodydict1.s2dict: 795 bytes of
+// JSON became about 165, in 2 µs to compress inside the commit and under
+// 1 µs to expand on read, so a resource takes under half the pages it
+// did. The dictionary is part of the data format: records refer to it by
+// the flag alone, so it never changes; another would need a flag of its
+// own.
+//
+//go:embed bodydict1.s2dict
+var bodyDictBytes []byte
+
+var bodyDict = s2.NewDict(bodyDictBytes)
+
+// maxBody bounds the length a compressed body claims, so that a damaged
+// record cannot make a read allocate gigabytes: far above any resource
+// the API accepts.
+const maxBody = 256 << 20
+
+// packMin is the size below which a body is stored as it is: too short to
+// gain from compression.
+const packMin = 64
+
+// encodeRecord encodes a new version, compressing its body.
 func encodeRecord(h header, body []byte) []byte {
+	h.packed = false
+	if len(body) >= packMin {
+		if c := bodyDict.Encode(nil, body); len(c) < len(body) {
+			body, h.packed = c, true
+		}
+	}
+	return encodeStored(h, body)
+}
+
+// encodeStored encodes a record whose body is as stored (compressed if
+// h.packed).
+func encodeStored(h header, body []byte) []byte {
 	pl, il, xl := len(h.patient), len(h.identifiers), len(h.index)
 	b := make([]byte, headerLen2+pl+il+xl+len(body))
 	b[0] = recFormat2
 	if h.deleted {
 		b[1] = flagDeleted
+	}
+	if h.packed {
+		b[1] |= flagPacked
 	}
 	binary.BigEndian.PutUint64(b[2:], uint64(h.version))
 	binary.BigEndian.PutUint64(b[10:], uint64(h.lastUpdated))
@@ -197,6 +248,10 @@ func decodeHeader(b []byte) (header, []byte, error) {
 		version:     int64(binary.BigEndian.Uint64(b[2:])),
 		lastUpdated: int64(binary.BigEndian.Uint64(b[10:])),
 		deleted:     b[1]&flagDeleted != 0,
+		packed:      b[1]&flagPacked != 0,
+	}
+	if b[1]&^(flagDeleted|flagPacked) != 0 || h.packed && b[0] == recFormat1 {
+		return header{}, nil, errCorrupt
 	}
 	pl := int(binary.BigEndian.Uint16(b[18:]))
 	if b[0] == recFormat1 {
@@ -241,12 +296,22 @@ func decodeVersion(typ, id string, b []byte) (store.Version, error) {
 	}
 	if !h.deleted {
 		// One allocation for body and index together.
-		buf := make([]byte, len(body)+len(h.index))
-		copy(buf, body)
-		copy(buf[len(body):], h.index)
-		v.Body = buf[:len(body):len(body)]
+		n := len(body)
+		if h.packed {
+			if n, err = s2.DecodedLen(body); err != nil || n > maxBody {
+				return store.Version{}, fmt.Errorf("embedded store: %s/%s: body: %w", typ, id, errCorrupt)
+			}
+		}
+		buf := make([]byte, n+len(h.index))
+		if !h.packed {
+			copy(buf, body)
+		} else if out, err := bodyDict.Decode(buf[:n], body); err != nil || len(out) != n || &out[0] != &buf[0] {
+			return store.Version{}, fmt.Errorf("embedded store: %s/%s: body: %w", typ, id, errCorrupt)
+		}
+		copy(buf[n:], h.index)
+		v.Body = buf[:n:n]
 		if len(h.index) > 0 {
-			v.Index = buf[len(body):]
+			v.Index = buf[n:]
 		}
 	}
 	return v, nil
