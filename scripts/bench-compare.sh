@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compares two builds of kjernejournal side by side on this machine, the
-# way a change to the hot paths is judged: the same seeded store (copied
-# fresh for every run, so the usage log does not grow across runs), the
+# way a change to the hot paths is judged: the same seeded patients (each
+# build's store copied fresh for every run, so the usage log does not grow
+# across runs), the
 # same load generators, the scenarios run interleaved A B A B ... so that
 # the machine's drift hits both builds alike.
 #
@@ -36,14 +37,18 @@ for tool in wrk jq; do
   fi
 done
 
-echo "== seeding $PATIENTS patients (with the old build, read by both)"
-"$A/kjernejournal" seed --patients "$PATIENTS" --data-dir "$WORK/seeded" --ids-out "$WORK/ids.txt" >/dev/null
+# Each build seeds its own store (the same patients: the seed is fixed),
+# so each reads the data format it writes.
+echo "== seeding $PATIENTS patients with each build"
+"$A/kjernejournal" seed --patients "$PATIENTS" --data-dir "$WORK/seeded-$A" --ids-out "$WORK/ids.txt" >/dev/null
+"$B/kjernejournal" seed --patients "$PATIENTS" --data-dir "$WORK/seeded-$B" --ids-out "$WORK/ids-b.txt" >/dev/null
+cmp -s <(sort "$WORK/ids.txt") <(sort "$WORK/ids-b.txt") || { echo "bench-compare: the builds seed different resources" >&2; exit 1; }
 grep '^Patient/' "$WORK/ids.txt" | sed 's#^Patient/##' > "$WORK/patients.txt"
 ONE=$(head -1 "$WORK/patients.txt")
 
 start() { # bin, flags...
   local bin=$1; shift
-  rm -rf "$WORK/data"; cp -r "$WORK/seeded" "$WORK/data"
+  rm -rf "$WORK/data"; cp -r "$WORK/seeded-$bin" "$WORK/data"
   "$bin/kjernejournal" serve --addr "$ADDR" --data-dir "$WORK/data" --log-level warn "$@" >"$WORK/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 100); do
