@@ -102,6 +102,8 @@ func restNewResource(t *T, typ, patient string) map[string]any {
 		return restConsentBody(patient)
 	case "Subscription":
 		return restSubscriptionBody(patient)
+	case "Condition", "Procedure":
+		return restCriticalBody(typ, patient, restToken())
 	}
 	return nil
 }
@@ -116,7 +118,7 @@ func restChange(typ string, stored map[string]any) map[string]any {
 		m["name"] = []any{map[string]any{"family": "Konformansesen", "given": []any{"Kari", "Oppdatert"}}}
 	case "Flag":
 		m["code"] = map[string]any{"coding": []any{restCoding(restSNOMED, "14106009", "Cardiac pacemaker")}, "text": "Pacemaker (oppdatert)"}
-	case "AllergyIntolerance", "MedicationStatement":
+	case "AllergyIntolerance", "MedicationStatement", "Condition", "Procedure":
 		m["note"] = []any{map[string]any{"text": "Oppdatert av konformansetesten"}}
 	case "Encounter":
 		m["status"] = "cancelled"

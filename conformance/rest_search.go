@@ -41,6 +41,7 @@ func restNewRecord(t *T) *restRecord {
 	r.ids["AllergyIntolerance"], _ = al["id"].(string)
 	cons := restCreate(t, r.patient, restConsentBody(r.patient))
 	r.ids["Consent"], _ = cons["id"].(string)
+	r.addCritical(t)
 	// A read of the record as the gp puts the patient in the usage log.
 	if res := restRead(t, "Patient", r.patient, Request{Path: "Patient/" + r.patient}); res.Status != http.StatusOK {
 		t.Fatalf("fixture: GET Patient/%s as the patient's GP: status %d: %s", r.patient, res.Status, Outcome(res))
@@ -135,6 +136,7 @@ func (r *restRecord) cases() map[string]restSearchCase {
 		cs[k] = restSearchCase{r.patient, ""}
 	}
 	cs["Patient._id"] = restSearchCase{r.patient, ""}
+	r.criticalCases(cs)
 	return cs
 }
 

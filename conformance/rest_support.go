@@ -55,6 +55,8 @@ var restAccessOf = map[string]restAccess{
 	"AuditEvent":          {reader: PersonaAuditor},
 	"DocumentReference":   {reader: PersonaGP},
 	"Subscription":        {reader: PersonaGP, writer: PersonaGP, scope: "patient/Subscription.cr"},
+	"Condition":           {reader: PersonaGP, writer: PersonaGP, scope: "patient/Condition.cud"},
+	"Procedure":           {reader: PersonaGP, writer: PersonaGP, scope: "patient/Procedure.cud"},
 }
 
 // restAs completes req for persona acting on patient's record: the patient

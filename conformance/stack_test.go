@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,9 @@ type stackOptions struct {
 	// may alter answers: the server's public base URL is then the proxy's.
 	front func(*http.Response) error
 	demo  int
+	// noDevClock starts the server without --dev-clock, as a production
+	// server is.
+	noDevClock bool
 }
 
 func freePort(t *testing.T) string {
@@ -107,11 +111,15 @@ func startStack(t *testing.T, o stackOptions) stack {
 	if o.demo == 0 {
 		o.demo = 5
 	}
-	args := []string{"serve", "--addr", kjAddr, "--auth-server", "--sources", sourcesFile,
+	// --dev-clock: the clock group moves the record's clock forward.
+	args := []string{"serve", "--addr", kjAddr, "--auth-server", "--dev-clock", "--sources", sourcesFile,
 		"--demo-patients", fmt.Sprint(o.demo), "--default-region", "helse-sor-ost", "--log-level", "warn",
 		"--smart-key-file", filepath.Join(root, "testdata/smart/dev-signing-key.pem"),
 		"--smart-clients", filepath.Join(root, "testdata/smart/clients.json"),
 		"--smart-personas", filepath.Join(root, "testdata/smart/personas.json")}
+	if o.noDevClock {
+		args = slices.DeleteFunc(args, func(a string) bool { return a == "--dev-clock" })
+	}
 	if o.front != nil {
 		args = append(args, "--base-url", public)
 	}

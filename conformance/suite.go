@@ -36,6 +36,8 @@ var Groups = []struct{ Name, Title string }{
 	{GroupRules, "Norwegian access rules"},
 	{GroupDocuments, "Documents"},
 	{GroupValidity, "Resource validity"},
+	// Last: it moves the development clock forward (clock.go).
+	{GroupClock, "Days that pass (development clock)"},
 }
 
 // Status is a check's outcome.

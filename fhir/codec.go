@@ -160,6 +160,8 @@ var patientFields = map[string]protoreflect.Name{
 	"MedicationStatement": "subject",
 	"Encounter":           "subject",
 	"Consent":             "patient",
+	"Condition":           "subject",
+	"Procedure":           "subject",
 }
 
 func patientOf(typ, id string, res protoreflect.Message) string {

@@ -29,6 +29,9 @@ var mandatoryElements = map[string][]string{
 	"Flag":                {"status", "code", "subject"},
 	"MedicationStatement": {"status", "medication[x]", "subject"},
 	"Encounter":           {"status", "class"},
+	"Condition":           {"subject"},
+	"Procedure":           {"status", "subject"},
+	"Consent":             {"status", "scope", "category"},
 }
 
 // summaryElements lists, per served type, the top-level elements the FHIR
@@ -57,6 +60,21 @@ var summaryElements = map[string][]string{
 		"identifier", "status", "class", "type", "serviceType", "subject",
 		"episodeOfCare", "participant", "appointment", "reasonCode",
 		"reasonReference", "diagnosis",
+	},
+	"Condition": {
+		"identifier", "clinicalStatus", "verificationStatus", "category", "severity",
+		"code", "bodySite", "subject", "encounter", "onset[x]", "abatement[x]",
+		"recordedDate",
+	},
+	"Procedure": {
+		"identifier", "instantiatesCanonical", "instantiatesUri", "basedOn", "partOf",
+		"status", "statusReason", "category", "code", "subject", "encounter",
+		"performed[x]", "recorder", "asserter", "performer", "location", "reasonCode",
+		"reasonReference", "bodySite", "outcome",
+	},
+	"Consent": {
+		"identifier", "status", "scope", "category", "patient", "dateTime", "performer",
+		"organization", "source[x]", "policyRule", "provision",
 	},
 }
 

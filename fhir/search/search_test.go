@@ -13,7 +13,7 @@ var now = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
 
 // testTypes are the resource types the tests' registries are built for:
 // the types kjernejournal stores.
-var testTypes = []string{"Patient", "AllergyIntolerance", "Flag", "MedicationStatement", "Encounter", "Consent"}
+var testTypes = []string{"Patient", "AllergyIntolerance", "Flag", "MedicationStatement", "Encounter", "Consent", "Condition", "Procedure"}
 
 func testRegistry(t testing.TB) *Registry {
 	t.Helper()

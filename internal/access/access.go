@@ -51,7 +51,7 @@ func (b Basis) Elevated() bool { return b == ForhoyetSamtykke || b == ForhoyetAk
 type Section string
 
 const (
-	Critical     Section = "critical"     // kritisk informasjon: AllergyIntolerance, Flag
+	Critical     Section = "critical"     // kritisk informasjon: AllergyIntolerance, Flag, Condition, Procedure, critical Consent
 	Medications  Section = "medications"  // legemidler: MedicationStatement
 	VisitHistory Section = "visits"       // besøkshistorikk: Encounter
 	Documents    Section = "documents"    // journaldokumenter: DocumentReference
@@ -63,7 +63,7 @@ const (
 // SectionOf maps a resource type to its section ("" if not part of a record).
 func SectionOf(resourceType string) Section {
 	switch resourceType {
-	case "AllergyIntolerance", "Flag", "Subscription":
+	case "AllergyIntolerance", "Flag", "Condition", "Procedure", "Subscription":
 		// A Subscription watches a patient's critical information.
 		return Critical
 	case "MedicationStatement":
@@ -112,6 +112,10 @@ type Subject struct {
 	// Patients are the FHIR ids of the patients in the token's context:
 	// the SMART launch patient and the attest's patients[].
 	Patients []string
+	// AttestPatients are the national identity numbers the trust-framework
+	// attest's patients[] names (nil when it names none): the patients the
+	// HP declared to be treating, which a request must agree with.
+	AttestPatients []string
 }
 
 // Request is one access the server is about to make.
@@ -130,6 +134,17 @@ type Request struct {
 	// Change, for a write of a privacy setting, is what the write does:
 	// who may make it is part of the decision.
 	Change *PrivacyChange
+	// Critical marks a Consent that is critical information (scope adr or
+	// treatment), not a privacy setting; see Request.Section.
+	Critical bool
+	// NamedPatient is the FHIR id of the patient the request names in
+	// nhn-patient-nin (an id no record has when the number is nobody's);
+	// "" when the header was not sent. Patient must then be that patient.
+	NamedPatient string
+	// UserRole is the HP category (code system 9060) the request declares
+	// in nhn-user-role; "" when the header was not sent. It must agree
+	// with the token.
+	UserRole string
 }
 
 // PatientState is what the server knows about the patient, from the

@@ -16,10 +16,16 @@ func (pol *Policy) Authorize(p *auth.Principal, r Request, st PatientState) Deci
 	if p == nil {
 		return deny(NotAuthenticated, "this request needs a valid access token")
 	}
+	// The national headers first (national.go): a request about another
+	// patient than nhn-patient-nin names is refused as that, not as
+	// whatever the scopes make of the other patient.
+	if d, ok := national(Subject{Role: RoleOf(p), HPCategory: p.HPCategory}, r); !ok {
+		return d
+	}
 	if r.ResourceType == "Practitioner" {
 		return ownUser(p, r)
 	}
-	sd, ok := scopes(p, r.Interaction.scope(), r.ResourceType, r.Patient)
+	sd, ok := scopes(p, r.Interaction.scope(), r.ResourceType, r.Patient, r.NamedPatient)
 	if !ok {
 		d := deny(InsufficientScope, "the token's scopes do not allow %s on %s%s", r.Interaction.scope(), r.ResourceType, forPatient(r.Patient))
 		if p.Patient != "" && r.Patient != p.Patient && p.Scopes.Permits(auth.ContextPatient, r.ResourceType, r.Interaction.scope()).Allowed {
@@ -72,9 +78,12 @@ func (i Interaction) scope() auth.Interaction {
 // scopes applies the SMART scopes. patient/ scopes reach only the token's
 // own patient (a citizen's own record is bound by the pid rule instead of
 // a launch context); user/ scopes reach the records the rules allow;
-// system/ scopes only ever write (no automatic extraction).
-func scopes(p *auth.Principal, in auth.Interaction, typ, patient string) (auth.Decision, bool) {
-	if patient != "" && patient == p.Patient {
+// system/ scopes only ever write (no automatic extraction). A token
+// without a launch patient takes the patient nhn-patient-nin names as its
+// patient context (named; the national APIs' way of naming it): the rules
+// still ask that the token's attest names that patient.
+func scopes(p *auth.Principal, in auth.Interaction, typ, patient, named string) (auth.Decision, bool) {
+	if patient != "" && (patient == p.Patient || p.Patient == "" && patient == named) {
 		if d := p.Scopes.Permits(auth.ContextPatient, typ, in); d.Allowed {
 			return d, true
 		}
@@ -124,6 +133,7 @@ func SubjectOf(p *auth.Principal, patient string, st PatientState) Subject {
 	s := Subject{
 		Role: RoleOf(p), HPR: p.HPR, PID: p.PID, SecurityLevel: p.SecurityLevel, HPCategory: p.HPCategory,
 		LegalEntity: p.OrgParent, PointOfCare: p.OrgChild, PurposeOfUse: p.PurposeOfUse,
+		AttestPatients: p.Patients,
 	}
 	if p.Patient != "" {
 		s.Patients = append(s.Patients, p.Patient)

@@ -30,6 +30,7 @@ const (
 	LowSecurityLevel      Reason = "security-level-too-low"   // rule 1
 	NoPatientBound        Reason = "no-patient-bound"         // rule 1: cross-patient search, bulk extraction
 	PatientNotInContext   Reason = "patient-not-in-context"   // rule 1
+	AttestPatientMismatch Reason = "attest-patient-mismatch"  // rule 1: the attest's patients[] names someone else
 	BasisMissing          Reason = "access-basis-missing"     // rule 2
 	BasisUnknown          Reason = "access-basis-unknown"     // rule 2
 	UnntakNotSupported    Reason = "unntak-not-supported"     // rule 2
@@ -112,6 +113,9 @@ type Policy struct {
 // Decide applies the access rules to one request: the role's rules, then,
 // for a change of a privacy setting, who may make that change.
 func (p *Policy) Decide(s Subject, r Request, st PatientState) Decision {
+	if d, ok := national(s, r); !ok {
+		return d
+	}
 	d := p.decideRole(s, r, st)
 	if d.Allowed() && r.Change != nil {
 		return decideChange(s.Role, *r.Change)
@@ -135,7 +139,7 @@ func (p *Policy) decideRole(s Subject, r Request, st PatientState) Decision {
 	case CitizenSupport:
 		return support(r, st)
 	case Auditor:
-		if SectionOf(r.ResourceType) == UsageLog && !r.Interaction.writes() {
+		if r.Section() == UsageLog && !r.Interaction.writes() {
 			return permit()
 		}
 		return deny(RoleNotAllowed, "the auditor role reads the usage log only")
@@ -144,7 +148,7 @@ func (p *Policy) decideRole(s Subject, r Request, st PatientState) Decision {
 }
 
 func (p *Policy) practitioner(s Subject, r Request, st PatientState) Decision {
-	sec := SectionOf(r.ResourceType)
+	sec := r.Section()
 	// Rule 1: only authorised HP, with a concrete need, one patient at a time.
 	if s.HPR == "" {
 		return deny(NoHPR, "health personnel need an HPR number in the token to access health data")
@@ -177,6 +181,13 @@ func (p *Policy) practitioner(s Subject, r Request, st PatientState) Decision {
 	if !st.Exists || st.ReservedNow() {
 		return noRecord(r, st)
 	}
+	// Rule 1, the concrete need as the HP declared it: the attest names
+	// the patients the HP is treating, and a launch context naming another
+	// patient does not widen it. Checked after rule 4, so that a reserved
+	// record still answers as an unknown one.
+	if len(s.AttestPatients) > 0 && st.PersonNumber != "" && !slices.Contains(s.AttestPatients, st.PersonNumber) {
+		return deny(AttestPatientMismatch, "the trust-framework attest's patients[] does not name Patient/%s: the token's attest is for another patient, so get a token whose attest names the patient you are treating", r.Patient)
+	}
 	if r.Interaction == Status {
 		return permit()
 	}
@@ -185,7 +196,7 @@ func (p *Policy) practitioner(s Subject, r Request, st PatientState) Decision {
 		return deny(HPBlocked, "the patient has blocked health personnel with HPR number %s from their record", s.HPR)
 	}
 	if r.Interaction.writes() && sec != Critical {
-		return deny(HPWritesCriticalOnly, "health personnel report critical information (AllergyIntolerance, Flag) only; %s comes from the national registers", r.ResourceType)
+		return deny(HPWritesCriticalOnly, "health personnel report critical information (AllergyIntolerance, Flag, Condition, Procedure, Consent of scope adr or treatment) only; %s comes from the national registers", r.ResourceType)
 	}
 	// Rule 2: consent is the main rule, with exemptions the token must support.
 	if d, ok := p.basis(s, r, st); !ok {
@@ -256,7 +267,7 @@ func (p *Policy) basis(s Subject, r Request, st PatientState) (Decision, bool) {
 }
 
 func citizen(s Subject, r Request, st PatientState) Decision {
-	sec := SectionOf(r.ResourceType)
+	sec := r.Section()
 	if s.SecurityLevel < 4 {
 		return deny(LowSecurityLevel, "access to health data needs security level 4; the token has %d", s.SecurityLevel)
 	}
@@ -287,7 +298,7 @@ func citizen(s Subject, r Request, st PatientState) Decision {
 }
 
 func system(r Request, st PatientState) Decision {
-	sec := SectionOf(r.ResourceType)
+	sec := r.Section()
 	if !r.Interaction.writes() {
 		return deny(SystemNoClinicalRead, "system clients feed data and never read health data: no automatic extraction")
 	}
@@ -320,7 +331,7 @@ func noRecord(r Request, st PatientState) Decision {
 }
 
 func support(r Request, st PatientState) Decision {
-	if SectionOf(r.ResourceType) != Privacy {
+	if r.Section() != Privacy {
 		return deny(RoleNotAllowed, "the citizen-support role manages HP blocks only and reads no health data")
 	}
 	if r.Patient == "" {

@@ -37,6 +37,13 @@ func state(f ...func(*PatientState)) PatientState {
 	return st
 }
 
+// named adds the national headers to r: the patient nhn-patient-nin
+// resolved to, and the category nhn-user-role declares.
+func named(r Request, patient, role string) Request {
+	r.NamedPatient, r.UserRole = patient, role
+	return r
+}
+
 func req(i Interaction, typ string, b Basis) Request {
 	return Request{Interaction: i, ResourceType: typ, Patient: pat, Basis: b, BasisHeader: string(b)}
 }
@@ -163,6 +170,23 @@ func TestDecide(t *testing.T) {
 		{"feeder cannot subscribe", feeder, req(Create, "Subscription", ""), state(), Deny, RoleNotAllowed, nil},
 		{"auditor reads no health data", Subject{Role: Auditor}, req(Search, "Flag", ""), state(), Deny, RoleNotAllowed, nil},
 		{"unknown role", Subject{}, req(Read, "Flag", Samtykke), state(), Deny, RoleNotAllowed, nil},
+
+		// The national headers: nhn-patient-nin names the request's patient,
+		// nhn-user-role must agree with the token's attest.
+		{"patient named by nhn-patient-nin", gp(), named(req(Search, "AllergyIntolerance", Samtykke), pat, ""), state(), Permit, OK, nil},
+		{"another patient than nhn-patient-nin names", gp(), named(Request{Interaction: Search, ResourceType: "Flag", Patient: otherPat, Basis: Samtykke, BasisHeader: "SAMTYKKE"}, pat, ""), state(), Deny, PatientNotNamed,
+			func(t *testing.T, d Decision) {
+				assert.NotContains(t, d.Message, "Patient/"+pat, "the header's patient is not named")
+			}},
+		{"another patient than nhn-patient-nin names, before the reservation", gp(), named(req(Read, "Flag", Samtykke), otherPat, ""), state(func(st *PatientState) { st.Reserved = true }), Deny, PatientNotNamed, nil},
+		{"nhn-patient-nin of nobody: as if no record", gp(), named(req(Read, "Flag", Samtykke), pat, ""), PatientState{PersonNumber: pid}, Deny, NoRecord,
+			func(t *testing.T, d Decision) { assert.True(t, d.AsNotFound) }},
+		{"nhn-user-role agrees with the attest", gp(), named(req(Read, "Flag", Samtykke), "", "LE"), state(), Permit, OK, nil},
+		{"nhn-user-role disagrees with the attest", gp(), named(req(Read, "Flag", Samtykke), "", "SP"), state(), Deny, UserRoleMismatch,
+			func(t *testing.T, d Decision) { assert.Contains(t, d.Message, "SP") }},
+		{"nhn-user-role with a token without attest", with(gp(), func(s *Subject) { s.HPCategory = "" }), named(req(Read, "Flag", Samtykke), "", "LE"), state(), Deny, UserRoleMismatch, nil},
+		{"nhn-user-role from a citizen", cit, named(req(Read, "Flag", ""), "", "LE"), state(), Deny, UserRoleMismatch, nil},
+		{"nhn-user-role before the other rules", with(gp(), func(s *Subject) { s.HPR = "" }), named(req(Read, "Flag", Samtykke), "", "SP"), state(), Deny, UserRoleMismatch, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

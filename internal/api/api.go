@@ -259,7 +259,8 @@ func (s *Server) begin(c *gin.Context) {
 	}
 	x := &exchange{id: id}
 	x.facts.Start(id, corr, c.Request.Method, strings.TrimPrefix(c.Request.URL.Path, "/"), c.Request.URL.RawQuery, s.cfg.Now())
-	x.facts.BasisHeader = c.GetHeader(basisHeader)
+	x.facts.BasisHeader = basisFrom(c.Request.Header)
+	x.facts.SourceSystem = sourceSystemFrom(c.Request.Header)
 	c.Set(exchangeKey, x)
 	h := c.Writer.Header()
 	h.Set("X-Request-Id", id)

@@ -59,7 +59,8 @@ func (c *CORS) FrameAncestors() string {
 // corsHeaders are what SMART apps send and must be able to read.
 var (
 	corsAllowed = []string{"Authorization", "DPoP", basisHeader, "If-Match", "If-None-Exist", "If-None-Match",
-		"If-Modified-Since", "Prefer", "Content-Type", "Accept", "X-Request-Id"}
+		"If-Modified-Since", "Prefer", "Content-Type", "Accept", "X-Request-Id", ninHeader, legacyNINHeader, roleHeader,
+		legacyRoleHeader, sourceHeader, legacySourceHeader, legacyBasisHeader}
 	corsExposed = []string{"ETag", "Location", "Content-Location", "Last-Modified", "WWW-Authenticate",
 		"X-Request-Id", "Retry-After"}
 )

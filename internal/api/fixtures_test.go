@@ -68,6 +68,16 @@ func clinical(typ, patient, id, note string) []byte {
 		  "patient":{"reference":"Patient/%s"},"dateTime":"2026-01-05T10:00:00Z",
 		  "policyRule":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"OPTOUT"}]},
 		  "provision":{"type":"deny","code":[{"coding":[{"system":"https://kjernejournal.example.no/fhir/CodeSystem/record-section","code":"medications"}]}]}`, note, patient)
+	case "Condition":
+		// An implant (critical information of type 7).
+		body = fmt.Sprintf(`"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},
+		  "category":[{"coding":[{"system":"https://kjernejournal.example.no/fhir/CodeSystem/critical-info-type","code":"TransplantsAndOtherForeignBodies"}]}],
+		  "code":{"text":%q},"subject":{"reference":"Patient/%s"}`, note, patient)
+	case "Procedure":
+		// Ongoing treatment (critical information of type 6).
+		body = fmt.Sprintf(`"status":"in-progress",
+		  "category":{"coding":[{"system":"https://kjernejournal.example.no/fhir/CodeSystem/critical-info-type","code":"OngoingTreatment"}]},
+		  "code":{"text":%q},"subject":{"reference":"Patient/%s"},"performedDateTime":"2024-05-01"`, note, patient)
 	default:
 		panic("no fixture for " + typ)
 	}

@@ -98,7 +98,11 @@ func TestPrivacySettingsOverHTTP(t *testing.T) {
 		// support reads no health data; HP never change or read privacy settings
 		assert.Equal(t, http.StatusForbidden, s.as_(support, "", "GET", "/Flag/cit-flag", nil).status)
 		assert.Equal(t, http.StatusForbidden, s.as_(gp, "UNNTAK", "POST", "/Consent", consent(privacy.Reservation, true, now, nil)).status)
-		assert.Equal(t, http.StatusForbidden, s.as_(gp, "UNNTAK", "GET", "/Consent?patient="+citizenPatient, nil).status)
+		// An HP's Consent search is for the critical information kept as
+		// Consent (scope adr or treatment), never the privacy settings.
+		r = s.as_(gp, "UNNTAK", "GET", "/Consent?patient="+citizenPatient, nil)
+		assert.Equal(t, http.StatusOK, r.status)
+		assert.NotContains(t, string(r.body), "patient-privacy")
 
 		// Reservation: the record disappears for HP, as if it did not exist,
 		// and no new data is accepted; undo brings everything back.
@@ -172,10 +176,12 @@ func TestReservationPurgeAfter30Days(t *testing.T) {
 		ctx := context.Background()
 		citizen, gp := s.token("citizen", ""), s.token("gp", citizenPatient)
 		require.Equal(t, http.StatusOK, s.as_(gp, "UNNTAK", "GET", "/Flag/cit-flag", nil).status)
-		reservedAt := time.Now().UTC().Truncate(time.Second)
-		r := s.as_(citizen, "", "POST", "/Consent", consent(privacy.Reservation, true, reservedAt, nil))
+		r := s.as_(citizen, "", "POST", "/Consent", consent(privacy.Reservation, true, time.Now().UTC().Truncate(time.Second), nil))
 		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
 		reservation := r.json(t)["id"].(string)
+		// The 30 days run from the time the server recorded (dateTime as stored).
+		reservedAt, err := time.Parse(time.RFC3339Nano, r.json(t)["dateTime"].(string))
+		require.NoError(t, err)
 
 		job := func(at time.Time) []string {
 			p := &privacy.Purger{Store: st, Now: func() time.Time { return at }}
@@ -185,7 +191,7 @@ func TestReservationPurgeAfter30Days(t *testing.T) {
 		}
 		// 29 days 23 hours: nothing is deleted, and undo would still restore it
 		assert.Empty(t, job(reservedAt.Add(30*24*time.Hour-time.Hour)))
-		_, err := st.Read(ctx, "Flag", "cit-flag")
+		_, err = st.Read(ctx, "Flag", "cit-flag")
 		require.NoError(t, err)
 
 		// Another patient reserves and lifts the reservation in time: never purged.

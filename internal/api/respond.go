@@ -60,6 +60,12 @@ func (s *Server) fhir(c *gin.Context) {
 		}
 		req.Principal = x.principal
 	}
+	nat, e := readNational(r.Header)
+	if e != nil {
+		s.fail(c, e)
+		return
+	}
+	req.PersonNumber, req.UserRole = nat.personNumber, nat.userRole
 	if e := s.readCall(c, call); e != nil {
 		s.fail(c, e)
 		return

@@ -352,3 +352,42 @@ func TestVerifyCompactVersion3(t *testing.T) {
 	require.ErrorAs(t, err, &be)
 	assert.Equal(t, "hash or previous", be.Problem)
 }
+
+// TestVerifyCompactVersion3To4: a log written in version 3 that goes on in
+// version 4 (records with and without a source system) verifies as one
+// chain, and an altered source system is found like any altered field.
+func TestVerifyCompactVersion3To4(t *testing.T) {
+	c := NewChain("")
+	var evs [][]byte
+	for i := range 6 {
+		r := with(doctor(), func(r *Record) {
+			r.ID = fmt.Sprintf("ae-%d", i)
+			r.Time = t0.Add(time.Duration(i) * time.Second)
+			r.Interaction, r.ResourceType, r.ResourceID = Read, "Flag", "f1"
+		})
+		body := compactAs(r, 3)
+		if i >= 2 {
+			if i%2 == 0 {
+				r.SourceSystem = "DIPS Arena"
+			}
+			body = Compact(r)[0]
+		}
+		linked, _, err := c.Next(body)
+		require.NoError(t, err)
+		evs = append(evs, linked)
+	}
+	require.EqualValues(t, 3, evs[1][1])
+	require.EqualValues(t, 4, evs[2][1])
+	require.NoError(t, Verify(seq(evs)))
+	ev, err := Render(evs[4])
+	require.NoError(t, err)
+	assert.Contains(t, string(ev), `"display":"DIPS Arena"`)
+
+	altered := slices.Clone(evs)
+	altered[4] = bytes.Replace(slices.Clone(evs[4]), []byte("DIPS Arena"), []byte("DIPS Arenb"), 1)
+	err = Verify(seq(altered))
+	var be *BrokenLinkError
+	require.ErrorAs(t, err, &be)
+	assert.Equal(t, 4, be.Index)
+	assert.Equal(t, "hash or previous", be.Problem)
+}

@@ -364,7 +364,7 @@ func verb(interaction string, refused bool) (no, en string) {
 
 func sectionText(resourceType string) (no, en string) {
 	switch resourceType {
-	case "AllergyIntolerance", "Flag":
+	case "AllergyIntolerance", "Flag", "Condition", "Procedure":
 		return "kritisk informasjon", "critical information"
 	case "MedicationStatement":
 		return "legemiddellisten", "the medication list"

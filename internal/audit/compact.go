@@ -54,8 +54,9 @@ const (
 	// as a string; version 2 stores a value of the fixed vocabularies as
 	// its position in compactWords; version 3 drops the previous hash from
 	// the trailer, stores the issuer as a word and not at all when it is
-	// the server. All three are read.
-	compactVersion = 3
+	// the server; version 4 adds the source system (nhn-source-system),
+	// flagged, after the documents. All four are read.
+	compactVersion = 4
 )
 
 // flag bits of the compact form.
@@ -70,13 +71,21 @@ const (
 	// flagIssuerIsServer (version 3): the token issuer is this server, as
 	// for every token of its own SMART server, and is not stored twice.
 	flagIssuerIsServer
+	// flagSourceSystem (version 4): the record names the requesting
+	// system's source system, stored as the last field. Unflagged, none
+	// is stored, so a record without one costs no byte more than in
+	// version 3.
+	flagSourceSystem
 )
 
 // knownFlags are the flag bits a version may set; any other is refused, so
 // that no bit can hide in a record or change its meaning in a later build.
 func knownFlags(version byte) byte {
 	const v2 = flagRefused | flagOpenedRestricted | flagEmergency | flagClaimed | flagRequestID
-	if version >= 3 {
+	switch {
+	case version >= 4:
+		return v2 | flagIssuerIsServer | flagSourceSystem
+	case version == 3:
 		return v2 | flagIssuerIsServer
 	}
 	return v2
@@ -174,6 +183,11 @@ func encodeFieldsAs(b []byte, r *Record, patient, id string, version byte) []byt
 	if issuerIsServer {
 		flags |= flagIssuerIsServer
 	}
+	// Versions before 4 have no place for a source system: a test that
+	// writes one of them loses it, as those builds did.
+	if version >= 4 && r.SourceSystem != "" {
+		flags |= flagSourceSystem
+	}
 	b = append(b, flags)
 	word(string(r.Outcome.Reason))
 	word(r.Outcome.Message)
@@ -208,6 +222,9 @@ func encodeFieldsAs(b []byte, r *Record, patient, id string, version byte) []byt
 		str(d.ID)
 		str(d.Source)
 		str(d.SourceName)
+	}
+	if flags&flagSourceSystem != 0 {
+		str(r.SourceSystem)
 	}
 	return b
 }
@@ -404,6 +421,13 @@ func decodeFieldsOf(b []byte, version byte) (Record, string, error) {
 	for k := uint64(0); k < n && c.err == nil; k++ {
 		r.Documents = append(r.Documents, Document{ID: c.str("document id"), Source: c.str("document source"),
 			SourceName: c.str("document source name")})
+	}
+	if version >= 4 && flags&flagSourceSystem != 0 {
+		// Flagged and empty would be a second byte string for a record
+		// without one: only the one encodeFieldsAs writes is read.
+		if r.SourceSystem = c.str("source system"); r.SourceSystem == "" {
+			c.fail("source system (flagged, but empty)")
+		}
 	}
 	if flags&^knownFlags(version) != 0 {
 		c.fail("flags (unknown bits)")

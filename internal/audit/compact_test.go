@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -53,6 +54,10 @@ func compactCases() map[string]Record {
 		"token from HelseID": with(doctor(), func(r *Record) {
 			r.Interaction, r.ResourceType, r.ResourceID = Read, "Flag", "f1"
 			r.Issuer = "https://helseid-sts.nhn.no"
+		}),
+		"from a named source system": with(doctor(), func(r *Record) {
+			r.Interaction, r.ResourceType, r.Query = Search, "AllergyIntolerance", "clinical-status=active"
+			r.SourceSystem = "DIPS Arena 21.4 \"Ullevål\""
 		}),
 		"hostile input": {ID: "ae-h", Time: t0, RequestID: "r\x00\n\u2028", Interaction: Read, ResourceType: "Flag", ResourceID: "../../etc/passwd",
 			Patients: []string{"a b"}, User: User{Role: access.Practitioner, HPR: "1\"2", Name: "Ola \\ \"Test\"\t", HPCategory: " L E"},
@@ -252,7 +257,7 @@ func FuzzCompactDecode(f *testing.F) {
 			f.Add(linked)
 		}
 		f.Add(encodeFields(nil, &r, first(r.Patients), "ae-1"))
-		for _, v := range []byte{1, 2} {
+		for _, v := range []byte{1, 2, 3} {
 			linked, _, _ := Link("", compactAs(r, v))
 			f.Add(linked)
 		}
@@ -341,12 +346,13 @@ func TestCompactOlderVersionsStillRead(t *testing.T) {
 	assert.Less(t, len(Compact(own)[0]), len(compactAs(own, 2))-len(own.Issuer), "the server as issuer is not stored twice")
 
 	// One chain: v1, v2 (the issuer the server: version 2 stores it),
-	// v3, v2, v3.
+	// v4, v2, v4, v3, v3 (the issuer the server), v4.
 	type stored struct {
 		r    Record
 		body []byte
 	}
-	order := []stored{{r, v1}, {own, compactAs(own, 2)}, {r, v3}, {r, v2}, {own, Compact(own)[0]}}
+	order := []stored{{r, v1}, {own, compactAs(own, 2)}, {r, v3}, {r, v2}, {own, Compact(own)[0]},
+		{r, compactAs(r, 3)}, {own, compactAs(own, 3)}, {r, Compact(r)[0]}}
 	var evs [][]byte
 	prev := ""
 	for i, s := range order {
@@ -509,9 +515,15 @@ func TestCompactIssuer(t *testing.T) {
 		refused(t, rec, "unknown bits")
 	})
 	t.Run("an unknown flag in version 3", func(t *testing.T) {
-		rec := Compact(base)[0]
+		rec := compactAs(base, 3)
 		flags, _, _ := fieldsAt(t, rec)
 		rec[flags] |= flagIssuerIsServer << 1
+		refused(t, rec, "unknown bits")
+	})
+	t.Run("an unknown flag in version 4", func(t *testing.T) {
+		rec := Compact(base)[0]
+		flags, _, _ := fieldsAt(t, rec)
+		rec[flags] |= flagSourceSystem << 1
 		refused(t, rec, "unknown bits")
 	})
 }
@@ -521,4 +533,109 @@ func TestCompactIssuer(t *testing.T) {
 // 3 still read.
 func compactAs(r Record, version byte) []byte {
 	return encodeFieldsAs([]byte{compactMagic, version}, &r, first(r.Patients), r.ID, version)
+}
+
+// TestCompactSourceSystem: version 4 stores the source system
+// (nhn-source-system) as a flagged last field, renders it as the client
+// agent's who.display, costs nothing when there is none, and reads only
+// the one form the encoder writes; a version 3 record reads and renders
+// as it did.
+func TestCompactSourceSystem(t *testing.T) {
+	base := with(doctor(), func(r *Record) { r.Interaction, r.ResourceType, r.ResourceID = Read, "Flag", "f1" })
+	named := with(base, func(r *Record) { r.SourceSystem = "DIPS Arena" })
+
+	v4 := Compact(named)[0]
+	require.EqualValues(t, 4, v4[1])
+	got, _, err := decodeCompact(v4)
+	require.NoError(t, err)
+	assert.Equal(t, "DIPS Arena", got.SourceSystem)
+	assert.Equal(t, len(Compact(base)[0])+1+len("DIPS Arena"), len(v4), "the field: its length and bytes")
+
+	// Without a source system version 4 is version 3's bytes but for the
+	// version byte: no byte more.
+	plain, v3 := Compact(base)[0], compactAs(base, 3)
+	assert.Equal(t, v3[2:], plain[2:])
+
+	linked, _, err := Link("", v4)
+	require.NoError(t, err)
+	ev, err := Render(linked)
+	require.NoError(t, err)
+	var e struct {
+		Agent []struct {
+			Type struct {
+				Coding []struct{ Code string } `json:"coding"`
+			} `json:"type"`
+			Who struct {
+				Identifier struct{ Value string } `json:"identifier"`
+				Display    string                 `json:"display"`
+			} `json:"who"`
+		} `json:"agent"`
+	}
+	require.NoError(t, json.Unmarshal(ev, &e), string(ev))
+	var client []string
+	for _, a := range e.Agent {
+		if len(a.Type.Coding) == 1 && a.Type.Coding[0].Code == "110153" {
+			client = append(client, a.Who.Identifier.Value+" / "+a.Who.Display)
+		}
+	}
+	assert.Equal(t, []string{base.ClientID + " / DIPS Arena"}, client, "the client agent names the source system")
+	l, err := readLink(ev)
+	require.NoError(t, err)
+	assert.Equal(t, string(Events(named)[0]), string(l.canonical), "rendered as the record's own event")
+
+	// A version 3 record (no source system) renders as version 3 did.
+	linked3, _, err := Link("", v3)
+	require.NoError(t, err)
+	ev3, err := Render(linked3)
+	require.NoError(t, err)
+	l3, err := readLink(ev3)
+	require.NoError(t, err)
+	assert.Equal(t, string(Events(base)[0]), string(l3.canonical))
+	assert.NotContains(t, string(ev3), "DIPS")
+
+	refused := func(t *testing.T, rec []byte, why string) {
+		t.Helper()
+		_, _, err := decodeCompact(rec)
+		assert.ErrorContains(t, err, why)
+		linked, _, err := Link("", rec)
+		require.NoError(t, err)
+		_, err = Render(linked)
+		assert.Error(t, err)
+		assert.Error(t, Verify(seq([][]byte{linked})))
+	}
+	// The flags byte: the last field before it is the patient.
+	flagsAt := func(t *testing.T, rec []byte) int {
+		t.Helper()
+		c := newCompactReader(rec[2:], rec[1])
+		c.str("id")
+		c.varint("time")
+		for _, word := range []bool{false, false, false, true, true, false, false, false, false, false} {
+			if word {
+				c.word("")
+			} else {
+				c.str("")
+			}
+		}
+		require.NoError(t, c.err)
+		return 2 + c.i
+	}
+	t.Run("flagged but empty", func(t *testing.T) {
+		rec := append(slices.Clone(plain), 0)
+		rec[flagsAt(t, rec)] |= flagSourceSystem
+		refused(t, rec, "flagged, but empty")
+	})
+	t.Run("flagged without the field", func(t *testing.T) {
+		rec := slices.Clone(plain)
+		rec[flagsAt(t, rec)] |= flagSourceSystem
+		refused(t, rec, "source system")
+	})
+	t.Run("the flag in version 3", func(t *testing.T) {
+		rec := append([]byte{compactMagic, 3}, v4[2:]...)
+		refused(t, rec, "")
+	})
+	t.Run("a source system not flagged", func(t *testing.T) {
+		rec := slices.Clone(v4)
+		rec[flagsAt(t, rec)] &^= flagSourceSystem
+		refused(t, rec, "bytes after the last field")
+	})
 }

@@ -48,7 +48,8 @@ func wordsIn(version byte) int {
 	switch version {
 	case 2:
 		return 87
-	case 3:
+	case 3, 4:
+		// Version 4 added a field, no words.
 		return 89
 	}
 	return 0

@@ -471,16 +471,31 @@ func clientAgent(e *w, r *Record, requestor bool) {
 		e.concept(CodeSystemUserRole, string(r.User.Role), "")
 		e.b = append(e.b, ']')
 	}
-	if r.ClientID != "" {
-		e.raw(`,"who":{"identifier":{`)
-		if r.Issuer != "" && validURI(r.Issuer) {
-			e.raw(`"system":`)
-			e.str(r.Issuer)
-			e.comma()
+	// The client is the requesting system (BALP's client agent, Source
+	// Role ID): its OAuth client id, and the name the system gives itself
+	// in nhn-source-system (the national API convention) as who.display.
+	// A record without one renders as before.
+	if r.ClientID != "" || r.SourceSystem != "" {
+		e.raw(`,"who":{`)
+		if r.ClientID != "" {
+			e.raw(`"identifier":{`)
+			if r.Issuer != "" && validURI(r.Issuer) {
+				e.raw(`"system":`)
+				e.str(r.Issuer)
+				e.comma()
+			}
+			e.raw(`"value":`)
+			e.str(r.ClientID)
+			e.b = append(e.b, '}')
+			if r.SourceSystem != "" {
+				e.comma()
+			}
 		}
-		e.raw(`"value":`)
-		e.str(r.ClientID)
-		e.raw(`}}`)
+		if r.SourceSystem != "" {
+			e.raw(`"display":`)
+			e.str(r.SourceSystem)
+		}
+		e.b = append(e.b, '}')
 	}
 	// Without a person the client is the highest actor responsible for
 	// the access, so it is the requestor.

@@ -75,6 +75,11 @@ type Record struct {
 	// the namespace of the client id.
 	ClientID string
 	Issuer   string
+	// SourceSystem is the name the requesting system gives itself in the
+	// nhn-source-system header (hit-source-system from older clients), as
+	// sent: a claim of the caller, shown to the auditor with the client.
+	// Stored from compact version 4 on.
+	SourceSystem string
 	// PurposeOfUse is the token's purpose (TREAT, ETREAT, COC, BTG).
 	PurposeOfUse string
 	Basis        access.Basis

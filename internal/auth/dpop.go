@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -30,7 +31,7 @@ const maxJTILen = 256
 
 // checkProof validates the DPoP header of r per RFC 9449 §4.3 for an access
 // token whose SHA-256 is tokenHash and whose cnf.jkt is jkt.
-func (v *Validator) checkProof(r *http.Request, tokenHash [32]byte, jkt string, now time.Time) *Error {
+func (v *Validator) checkProof(ctx context.Context, r *http.Request, tokenHash [32]byte, jkt string, now time.Time) *Error {
 	vals := r.Header.Values("DPoP")
 	if len(vals) == 0 {
 		return v.invalidProof("DPoP proof missing")
@@ -128,7 +129,11 @@ func (v *Validator) checkProof(r *http.Request, tokenHash [32]byte, jkt string, 
 	// Checked last so that only proofs that are valid in every other respect
 	// take a slot: an attacker without the key cannot fill the cache.
 	replayKey := sha256.Sum256([]byte(jkt + "\x00" + c.Jti))
-	switch v.replay.add(replayKey, c.Iat.t.Add(v.cfg.DPoP.ProofWindow+2*v.skew), now) {
+	expires := c.Iat.t.Add(v.cfg.DPoP.ProofWindow + 2*v.skew)
+	if v.cfg.DPoP.Replay != nil {
+		return v.claimProof(ctx, replayKey, now, expires)
+	}
+	switch v.replay.add(replayKey, expires, now) {
 	case replaySeen:
 		return v.invalidProof("DPoP proof replayed")
 	case replayFull:

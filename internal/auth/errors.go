@@ -18,6 +18,10 @@ const (
 	CodeInvalidToken      = "invalid_token"
 	CodeInvalidDPoPProof  = "invalid_dpop_proof"
 	CodeInsufficientScope = "insufficient_scope"
+	// CodeTemporarilyUnavailable: the DPoP replay check could not be made
+	// (the store did not answer); the request may be retried with a new
+	// proof.
+	CodeTemporarilyUnavailable = "temporarily_unavailable"
 )
 
 // Error is the only error type Validate returns. The REST layer answers with
@@ -37,6 +41,9 @@ type Error struct {
 
 	realm string
 	algs  string // DPoP algs auth-param, space separated
+	// dpopOnly: the server accepts DPoP only (Config.RequireDPoP), so a
+	// request without credentials is not invited to send a Bearer token.
+	dpopOnly bool
 }
 
 func (e *Error) Error() string {
@@ -60,6 +67,9 @@ func (e *Error) WWWAuthenticate() string {
 // scheme the failure concerns is named, so a client is not invited to retry a
 // DPoP-bound token as Bearer.
 func (e *Error) Challenges() []string {
+	if e.Missing() && e.dpopOnly {
+		return []string{e.challenge(SchemeDPoP)}
+	}
 	if e.Missing() {
 		return []string{e.challenge(SchemeBearer), e.challenge(SchemeDPoP)}
 	}

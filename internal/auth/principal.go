@@ -88,6 +88,9 @@ type Principal struct {
 	// Patients are the identifier ids of the attest's patients[] (national
 	// identity numbers), in order.
 	Patients []string
+	// AttestTime is when the attest was made (its toa), zero when it says
+	// not; an attest lives at most 60 minutes (Config.MaxAttestAge).
+	AttestTime time.Time
 
 	kind Kind
 }
@@ -181,12 +184,18 @@ func classify(p *Principal) Kind {
 // patient "identifier"{id,system} object (the draft's patient identity, and
 // what DOMAIN.md calls patients[]) are read as well; the schema allows extra
 // members. Unknown members are ignored, wrong JSON types make the token
-// invalid: the issuer signed something we cannot interpret.
+// invalid: the issuer signed something we cannot interpret. The trust
+// framework's specification spells the care relation "care_relation";
+// HelseID's schema "care_relationship": both are read, and an attest with
+// both is refused (which one the issuer meant would be a guess). "toa" is
+// the time of the attest (a NumericDate).
 type Attest struct {
 	Type             string                 `json:"type"`
 	Practitioner     AttestPractitioner     `json:"practitioner"`
 	CareRelationship AttestCareRelationship `json:"care_relationship"`
 	Patients         []AttestPatient        `json:"patients"`
+
+	toa time.Time
 }
 
 // Coding is a code with its code system.
@@ -374,6 +383,21 @@ func parseAttest(raw json.RawMessage) (*Attest, error) {
 		if err := json.Unmarshal(it, &a); err != nil {
 			return nil, fmt.Errorf("authorization_details: trust-framework attest: %w", err)
 		}
+		var extra struct {
+			CareRelation     *AttestCareRelationship `json:"care_relation"`
+			CareRelationship json.RawMessage         `json:"care_relationship"`
+			TOA              *numericDate            `json:"toa"`
+		}
+		if err := json.Unmarshal(it, &extra); err != nil {
+			return nil, fmt.Errorf("authorization_details: trust-framework attest: %w", err)
+		}
+		if extra.CareRelation != nil {
+			if len(extra.CareRelationship) > 0 {
+				return nil, errors.New("authorization_details: trust-framework attest has both care_relation and care_relationship")
+			}
+			a.CareRelationship = *extra.CareRelation
+		}
+		a.toa = extra.TOA.time()
 		found = &a
 	}
 	return found, nil
@@ -414,6 +438,7 @@ func principalFromClaims(c *claims) (*Principal, error) {
 	}
 	if a != nil {
 		p.Attest = a
+		p.AttestTime = a.toa
 		if a.Practitioner.Authorization.System == domain.SystemHPCategory {
 			p.HPCategory = a.Practitioner.Authorization.Code
 		}

@@ -46,6 +46,24 @@ type DPoPConfig struct {
 	ReplayCacheSize int
 	// Algorithms allowed for proofs. Default: Config.Algorithms.
 	Algorithms []string
+	// Replay, when set, is where used proofs are remembered instead of
+	// this process's memory: a store shared by every server process and
+	// kept across restarts, so that a proof is accepted once, anywhere,
+	// ever (RFC 9449 §11.1). Without it the in-memory cache forgets
+	// every proof on a restart and knows nothing of other processes.
+	Replay ReplayStore
+	// ReplayTimeout bounds each call to Replay (within the request's own
+	// deadline). Default 2 s: a store that does not answer refuses the
+	// request (fail closed) rather than holding it.
+	ReplayTimeout time.Duration
+}
+
+// ReplayStore remembers DPoP proofs across processes and restarts; both
+// storage engines implement it (store.Once).
+type ReplayStore interface {
+	// ClaimOnce records key until expires and reports true, atomically,
+	// unless key is recorded with an expiry after now.
+	ClaimOnce(ctx context.Context, key string, now, expires time.Time) (bool, error)
 }
 
 // Config configures a Validator.
@@ -82,6 +100,23 @@ type Config struct {
 	// Realm for the WWW-Authenticate challenges; default "kjernejournal".
 	Realm string
 	DPoP  DPoPConfig
+	// RequireDPoP refuses every token presented as Bearer: the national
+	// APIs accept only DPoP-bound HelseID tokens, so a stolen token is
+	// useless without the client's key. Challenges then name DPoP only.
+	RequireDPoP bool
+	// MaxTokenLifetime refuses tokens whose exp - iat (nbf when there is no
+	// iat) exceeds it: a long-lived token is a long-lived theft. 0 means
+	// no limit. With a limit, a token without iat and nbf is refused.
+	MaxTokenLifetime time.Duration
+	// MaxAttestAge refuses a token whose trust-framework attest was made
+	// (its toa) longer ago than this, checked on every request, since a
+	// token outlives the moment it was verified. Default 60 min (the
+	// trust framework's limit); negative: no limit.
+	MaxAttestAge time.Duration
+	// ScopeMap maps issuer scopes (HelseID API scopes such as
+	// nhn:kjernejournal/api) onto the SMART scopes they grant here; the
+	// token keeps its own scopes as well. Nil: no mapping.
+	ScopeMap map[string][]string
 }
 
 var defaultAlgorithms = []string{"RS256", "RS384", "PS256", "ES256", "ES384"}
@@ -138,6 +173,15 @@ func NewValidator(ctx context.Context, cfg Config) (*Validator, error) {
 	}
 	if cfg.DPoP.ReplayCacheSize <= 0 {
 		cfg.DPoP.ReplayCacheSize = 100_000
+	}
+	if cfg.DPoP.ReplayTimeout <= 0 {
+		cfg.DPoP.ReplayTimeout = 2 * time.Second
+	}
+	if cfg.MaxAttestAge == 0 {
+		cfg.MaxAttestAge = 60 * time.Minute
+	}
+	if cfg.MaxTokenLifetime < 0 {
+		return nil, errors.New("auth: MaxTokenLifetime must not be negative")
 	}
 	if cfg.Realm == "" {
 		cfg.Realm = "kjernejournal"
@@ -281,7 +325,7 @@ func (v *Validator) Validate(ctx context.Context, r *http.Request) (*Principal, 
 func (v *Validator) validate(ctx context.Context, r *http.Request) (*Principal, *Error) {
 	hs := r.Header.Values("Authorization")
 	if len(hs) == 0 {
-		return nil, &Error{Status: http.StatusUnauthorized, Scheme: SchemeBearer, Description: "authentication required", realm: v.cfg.Realm, algs: v.dpopAlgsParam}
+		return nil, v.missing("authentication required")
 	}
 	if len(hs) > 1 {
 		return nil, v.errorf(http.StatusBadRequest, SchemeBearer, CodeInvalidRequest, "more than one Authorization header")
@@ -295,7 +339,13 @@ func (v *Validator) validate(ctx context.Context, r *http.Request) (*Principal, 
 	default:
 		// Other schemes (Basic, …) are not credentials we understand: the
 		// client is told which ones we do, as for a request without any.
-		return nil, &Error{Status: http.StatusUnauthorized, Scheme: SchemeBearer, Description: "unsupported authorization scheme", realm: v.cfg.Realm, algs: v.dpopAlgsParam}
+		return nil, v.missing("unsupported authorization scheme")
+	}
+	if scheme == SchemeBearer && v.cfg.RequireDPoP {
+		// Refused before the token is even verified: however valid, a
+		// Bearer token is not what this server accepts, and the client
+		// must learn to use DPoP rather than retry.
+		return nil, v.invalidToken(SchemeDPoP, "this server accepts DPoP-bound tokens only (RFC 9449): present the token as Authorization: DPoP with a DPoP proof")
 	}
 	token = strings.TrimLeft(token, " ")
 	if !ok || token == "" {
@@ -321,6 +371,12 @@ func (v *Validator) validate(ctx context.Context, r *http.Request) (*Principal, 
 		}
 	}
 
+	// The attest ages while the token is cached, so its age is checked on
+	// every request, not once at verification; before the proof, so that a
+	// refused token does not use up the client's proof.
+	if e := v.checkAttestAge(p, scheme, now); e != nil {
+		return nil, e
+	}
 	switch {
 	case p.DPoPThumbprint != "" && scheme != SchemeDPoP:
 		// RFC 9449 §7.2: a bound token sent as Bearer is someone who has the
@@ -331,7 +387,7 @@ func (v *Validator) validate(ctx context.Context, r *http.Request) (*Principal, 
 	case scheme == SchemeDPoP:
 		// The proof's ath binds it to this token's SHA-256; only DPoP pays
 		// for the hash, Bearer requests find the cache by the token itself.
-		if e := v.checkProof(r, sha256.Sum256([]byte(token)), p.DPoPThumbprint, now); e != nil {
+		if e := v.checkProof(ctx, r, sha256.Sum256([]byte(token)), p.DPoPThumbprint, now); e != nil {
 			return nil, e
 		}
 	}
@@ -478,8 +534,23 @@ func (v *Validator) verifyToken(ctx context.Context, token, scheme string, now t
 	if c.Iat != nil && c.Iat.t.After(now.Add(v.skew)) {
 		return nil, v.invalidToken(scheme, "token issued in the future")
 	}
+	if v.cfg.MaxTokenLifetime > 0 {
+		start := c.Iat
+		if start == nil {
+			start = c.Nbf
+		}
+		if start == nil {
+			return nil, v.invalidToken(scheme, "token has neither iat nor nbf, so its lifetime cannot be checked")
+		}
+		if life := c.Exp.t.Sub(start.t); life > v.cfg.MaxTokenLifetime {
+			return nil, v.invalidToken(scheme, "token lifetime %s exceeds the %s this server accepts", life.Round(time.Second), v.cfg.MaxTokenLifetime)
+		}
+	}
 	if c.Cnf != nil && c.Cnf.JKT == "" {
 		return nil, v.invalidToken(scheme, "cnf without jkt: unsupported confirmation method")
+	}
+	if len(v.cfg.ScopeMap) > 0 {
+		c.Scope = mapScopes(c.Scope, v.cfg.ScopeMap)
 	}
 	p, err := principalFromClaims(&c)
 	if err != nil {

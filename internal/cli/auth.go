@@ -15,6 +15,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/loopback"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/smart"
+	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
 // authFlags configure token validation, the built-in authorisation server
@@ -30,6 +31,7 @@ type authFlags struct {
 	hospitals   *string
 	specialists *string
 	tokenCache  *int
+	helseID     helseIDFlags
 }
 
 func addAuthFlags(fs *flagSet) authFlags {
@@ -44,6 +46,7 @@ func addAuthFlags(fs *flagSet) authFlags {
 		hospitals:   fs.String("hospitals", "", "organisation numbers of legal entities that are hospitals, comma-separated (default with --auth-server: the synthetic hospitals)"),
 		specialists: fs.String("contract-specialists", "", "organisation numbers of contract specialists (avtalespesialister), comma-separated (default with --auth-server: the personas marked contract_specialist)"),
 		tokenCache:  fs.Int("token-cache-size", 10000, "verified tokens kept until they expire, so a token's signature is checked once; -1 switches the cache off"),
+		helseID:     addHelseIDFlags(fs),
 	}
 }
 
@@ -57,8 +60,9 @@ type security struct {
 
 // setup builds the token validation, the policy and, with --auth-server,
 // the built-in authorisation server; patients lists the patients its
-// development pages offer (nil: none).
-func (f authFlags) setup(ctx context.Context, addr, base string, patients func(context.Context) []smart.PatientChoice) (*security, error) {
+// development pages offer (nil: none); st, if not nil, remembers used DPoP
+// proofs.
+func (f authFlags) setup(ctx context.Context, addr, base string, patients func(context.Context) []smart.PatientChoice, st store.Store) (*security, error) {
 	if *f.noAuth {
 		if !loopback.Addr(addr) {
 			return nil, fmt.Errorf("--insecure-no-auth is allowed on loopback addresses only, not %s", addr)
@@ -116,8 +120,12 @@ func (f authFlags) setup(ctx context.Context, addr, base string, patients func(c
 	if len(issuers) == 0 {
 		return nil, errors.New("no token issuer: use --auth-server, --trusted-issuers, or --insecure-no-auth on loopback")
 	}
-	v, err := auth.NewValidator(ctx, auth.Config{Issuers: issuers, Audiences: []string{audience}, ExternalBaseURL: base,
-		TokenCacheSize: *f.tokenCache})
+	vcfg := auth.Config{Issuers: issuers, Audiences: []string{audience}, ExternalBaseURL: base,
+		TokenCacheSize: *f.tokenCache}
+	if err := f.helseID.apply(&vcfg, st); err != nil {
+		return nil, err
+	}
+	v, err := auth.NewValidator(ctx, vcfg)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/api"
+	"github.com/kjernejournal/kjernejournal/internal/devclock"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/loopback"
@@ -43,6 +44,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	demoSeed := fs.Int64("demo-seed", 1, "random seed of the demo patients")
 	grace := fs.Duration("shutdown-timeout", 15*time.Second, "how long shutdown waits for in-flight requests")
 	af := addAuthFlags(fs)
+	dcf := addDevClockFlags(fs)
 	df := addDocFlags(fs)
 	subAllow := fs.String("subscription-allow", "", "hosts (or .domain suffixes) change notifications may be sent to, comma-separated; with --auth-server, http on loopback is allowed too")
 	cpuProfile := fs.String("cpu-profile", "", "write a Go CPU profile of the whole run to this file (for `go tool pprof`)")
@@ -107,17 +109,29 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if base == "" {
 		base = "http://" + ln.Addr().String()
 	}
-	sec, err := af.setup(ctx, ln.Addr().String(), base, patientChoices(st))
+	sec, err := af.setup(ctx, ln.Addr().String(), base, patientChoices(st), st)
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	clock, clockCall, err := dcf.setup(ln.Addr().String(), af)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// The record's clock: the development clock when on, else the real
+	// time. It stamps accesses and privacy settings and drives the 7-day
+	// and 30-day rules; token validation keeps the real time (devclock).
+	recordNow := time.Now
+	if clock != nil {
+		recordNow = clock.Now
 	}
 	cors := corsConfig(*corsOrigins, *af.builtin && loopback.Addr(ln.Addr().String()))
 	if sec.cap != nil {
 		sec.cap.CORS = cors.Enabled()
 	}
 	cfg := api.Config{Store: st, Codec: codec, Logger: log, MaxBodyBytes: *maxBody,
-		BaseURL: base, Version: Version, Policy: sec.policy, Security: sec.cap, Audit: !*noAudit, CORS: cors}
+		BaseURL: base, Version: Version, Policy: sec.policy, Security: sec.cap, Audit: !*noAudit, CORS: cors, Now: recordNow}
 	fed, signer, regionOf, err := df.setup(base)
 	if err != nil {
 		ln.Close()
@@ -137,7 +151,6 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	notes := notify.NewStoreState(st)
 	dispatcher := notify.NewDispatcher(notes, notify.Options{ServerBase: base, Log: log})
 	cfg.Notify = &interaction.Notifications{State: notes, Dispatcher: dispatcher, Dev: *af.builtin, Allow: splitList(*subAllow)}
-	jobs.Go(func() { dispatcher.Run(jobsCtx) })
 	if *noAudit {
 		if !loopback.Addr(ln.Addr().String()) {
 			ln.Close()
@@ -162,11 +175,22 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Mounts = append(cfg.Mounts, api.Mount{Prefix: "/", Handler: webapp.Landing(site)},
 		api.Mount{Prefix: "/app/", Handler: webapp.App(site)})
 	fmt.Fprintf(stdout, "start page: %s/ (the kjernejournal app for clinicians and citizens)\n", base)
+	purger := &privacy.Purger{Store: st, Log: log, Now: recordNow, Types: append(slices.Clone(privacy.PurgedTypes), notify.PurgeTypes...)}
+	if clock != nil {
+		log.Warn("the development clock is ON: the usage log's and the reservations' time runs ahead of the real time; never expose this server", "offset", clock.Offset().String(), "movable", clockCall)
+	}
+	if clockCall {
+		cfg.Mounts = append(cfg.Mounts, api.Mount{Prefix: devclock.Path, Handler: devclock.Handler(clock, purger.RunOnce), Methods: []string{http.MethodPost}})
+		fmt.Fprintf(stdout, "development clock: %s%s (ahead by %s)\n", base, devclock.Path, clock.Offset())
+	}
 	srv, err := api.New(cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	// The dispatcher starts once the server exists: api.New gave it the
+	// access rules' gate (blocks, reservations) before anything is sent.
+	jobs.Go(func() { dispatcher.Run(jobsCtx) })
 	var handler http.Handler = srv
 	hs := &http.Server{
 		Handler:           handler,
@@ -177,7 +201,6 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	purger := &privacy.Purger{Store: st, Log: log, Types: append(slices.Clone(privacy.PurgedTypes), notify.PurgeTypes...)}
 	jobs.Go(func() { purger.Run(jobsCtx, *purgeEvery) })
 	log.Info("listening", "addr", ln.Addr().String(), "store", sf.describe(), "version", Version)
 	fmt.Fprintf(stdout, "kjernejournal listening on http://%s (%s)\n", ln.Addr(), sf.describe())

@@ -46,7 +46,7 @@ const (
 // as, in the order the CapabilityStatement lists them. A new slice each
 // call: callers may keep or change it.
 func RecordTypes() []string {
-	return []string{"Patient", "AllergyIntolerance", "Flag", "MedicationStatement", "Encounter", "Consent"}
+	return []string{"Patient", "AllergyIntolerance", "Flag", "MedicationStatement", "Encounter", "Consent", "Condition", "Procedure"}
 }
 
 // PatientElement names the element that ties a resource of typ to its

@@ -42,14 +42,31 @@ func (p *Preparer) Write(res *fhir.Resource, ifMatch int64, create bool) (store.
 		return store.Write{}, errors.New("ingest: Preparer needs a Codec and a search Registry")
 	}
 	// A type with a kjernejournal profile declares it, whoever wrote it.
-	if _, ok := profile.URL(res.Type); ok {
-		if err := profile.Declare(res); err != nil {
-			return store.Write{}, fmt.Errorf("ingest: profile of %s/%s: %w", res.Type, res.ID, err)
+	// Where the profile follows from the content (which Condition, and
+	// whether a Consent is critical information), the printed JSON says
+	// which, and is printed again with it.
+	var stored []byte
+	var err error
+	switch res.Type {
+	case "Condition", "Consent":
+		if stored, err = p.Codec.Marshal(res); err != nil {
+			return store.Write{}, fmt.Errorf("ingest: print %s/%s: %w", res.Type, res.ID, err)
+		}
+		if want, ok := profile.URLOf(res.Type, stored); ok {
+			profile.DeclareAs(res, want)
+			stored = nil
+		}
+	default:
+		if _, ok := profile.URL(res.Type); ok {
+			if err := profile.Declare(res); err != nil {
+				return store.Write{}, fmt.Errorf("ingest: profile of %s/%s: %w", res.Type, res.ID, err)
+			}
 		}
 	}
-	stored, err := p.Codec.Marshal(res)
-	if err != nil {
-		return store.Write{}, fmt.Errorf("ingest: print %s/%s: %w", res.Type, res.ID, err)
+	if stored == nil {
+		if stored, err = p.Codec.Marshal(res); err != nil {
+			return store.Write{}, fmt.Errorf("ingest: print %s/%s: %w", res.Type, res.ID, err)
+		}
 	}
 	idx, err := p.Search.Extract(res.Type, stored)
 	if err != nil {

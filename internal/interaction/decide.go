@@ -26,6 +26,9 @@ type ask struct {
 	// its Type is "" otherwise.
 	current store.Version
 	change  *access.PrivacyChange
+	// critical marks a Consent that is critical information, not a
+	// privacy setting (criticalVersion, criticalConsentSearch).
+	critical bool
 	// state asks for the patient's state even with the access rules off
 	// (the caller answers from it).
 	state bool
@@ -37,7 +40,12 @@ type ask struct {
 // with the decision, for the interactions that answer from it.
 func (s *Service) decide(ctx context.Context, req *Request, q ask) (access.Decision, access.PatientState, error) {
 	var st access.PatientState
-	if s.cfg.Policy != nil || q.state {
+	switch {
+	case q.patient == unknownPerson:
+		// nhn-patient-nin named nobody: no record, with the number the
+		// header gave (national.go).
+		st.PersonNumber = req.PersonNumber
+	case s.cfg.Policy != nil || q.state:
 		var err error
 		if st, err = s.patientState(ctx, q.patient, q.current); err != nil {
 			return access.Decision{}, st, err
@@ -47,12 +55,15 @@ func (s *Service) decide(ctx context.Context, req *Request, q ask) (access.Decis
 	if s.cfg.Policy == nil {
 		d = access.Decision{Effect: access.Permit, Reason: access.OK, Message: "access rules are off"}
 	} else {
-		d = s.cfg.Policy.Authorize(req.Principal, access.Request{
+		ar := access.Request{
 			Interaction: q.in, ResourceType: q.typ, Patient: q.patient, ID: q.id,
-			Basis: basisOf(req.Basis), BasisHeader: req.Basis, Change: q.change,
-		}, st)
+			Basis: basisOf(req.Basis), BasisHeader: req.Basis, Change: q.change, Critical: q.critical,
+		}
+		req.national(&ar)
+		d = s.cfg.Policy.Authorize(req.Principal, ar, st)
+		req.hideNamed(&d, q.patient)
 	}
-	req.Facts.note(q.patient, q.typ, d)
+	req.Facts.note(loggedPatient(q.patient), q.typ, d)
 	return d, st, nil
 }
 

@@ -76,6 +76,7 @@ func (s *Service) documentSearch(ctx context.Context, req *Request, c *Call) (*R
 			return nil, invalid(name, "invalid value for %s", name)
 		}
 	}
+	patient = req.patientOr(patient)
 	if patient == "" {
 		// Rule 1, as for every search: exactly one patient.
 		_, d := access.BindSearch("DocumentReference", access.Binding{})
@@ -133,9 +134,10 @@ func (s *Service) documentRead(ctx context.Context, req *Request, c *Call) (*Res
 		return nil, fail(http.StatusUnauthorized, "login", "documents are opened with a health personnel's token")
 	}
 	// The document belongs to the patient in the token's context (the
-	// SMART launch patient); a token without one names no patient, which
-	// the rules refuse like any request for health data without one.
-	_, st, err := s.require(ctx, req, ask{in: access.Read, typ: "DocumentReference", patient: p.Patient, state: true}, absent{})
+	// SMART launch patient, or for a token without one the patient
+	// nhn-patient-nin names); a request with neither names no patient,
+	// which the rules refuse like any request for health data without one.
+	_, st, err := s.require(ctx, req, ask{in: access.Read, typ: "DocumentReference", patient: req.patientOr(p.Patient), state: true}, absent{})
 	if err != nil {
 		return nil, err
 	}

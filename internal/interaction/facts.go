@@ -34,6 +34,13 @@ type Facts struct {
 	Principal    *auth.Principal
 	Unverified   *audit.Claimed // what a refused token claimed
 	NamedPatient string         // the patient the request named, checked or not
+	// SourceSystem is the nhn-source-system header (the EHR's name for
+	// itself), for the usage log.
+	SourceSystem string
+	// CriticalConsent marks a write of a Consent that is critical
+	// information, which the log names as the write it is, not as a change
+	// of privacy settings.
+	CriticalConsent bool
 	// Status is how the request (or entry) was answered.
 	Status    int
 	Accesses  []Access
@@ -124,6 +131,7 @@ func (f *Facts) entry(index int, c *Call) *Facts {
 	e := &Facts{}
 	e.Start(f.RequestID, f.CorrelationID, c.Method, c.Path, c.RawQuery, f.Time)
 	e.BasisHeader, e.Principal, e.Entry = f.BasisHeader, f.Principal, index+1
+	e.SourceSystem = f.SourceSystem
 	f.entries = append(f.entries, e)
 	return e
 }
@@ -164,6 +172,7 @@ func (f *Facts) Entries(now time.Time, server string) []store.AuditEntry {
 		Server:        server,
 		Documents:     f.Documents,
 		Claimed:       f.Unverified,
+		SourceSystem:  f.SourceSystem,
 	}
 	if f.Kind == "" {
 		// Not understood as a FHIR call (a routing refusal, a mounted
@@ -247,7 +256,7 @@ func (f *Facts) interaction() audit.Interaction {
 	case History:
 		return audit.History
 	case Create, Update, Delete:
-		if f.Type == "Consent" {
+		if f.Type == "Consent" && !f.CriticalConsent {
 			return audit.PrivacyChange
 		}
 		return audit.Interaction(f.Kind)

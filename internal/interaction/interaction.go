@@ -118,7 +118,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	return &Service{cfg: cfg, store: cfg.Store, codec: cfg.Codec, reg: cfg.Search, log: cfg.Log, started: cfg.Now()}, nil
+	s := &Service{cfg: cfg, store: cfg.Store, codec: cfg.Codec, reg: cfg.Search, log: cfg.Log, started: cfg.Now()}
+	if cfg.Notify != nil && cfg.Notify.Dispatcher != nil {
+		// Every notification passes the access rules (notifygate.go).
+		cfg.Notify.Dispatcher.SetGate(s.notificationAllowed)
+	}
+	return s, nil
 }
 
 // Request is one request as the interactions see it.
@@ -133,6 +138,18 @@ type Request struct {
 	// Facts are what the usage log records of the request; the
 	// interactions add to them as they run.
 	Facts *Facts
+	// PersonNumber is the nhn-patient-nin header (fødselsnummer or
+	// D-nummer, checked by the adapter), "" when not sent: the patient the
+	// request is about, for EHRs that do not know our FHIR ids. Do
+	// resolves it once (see national.go).
+	PersonNumber string
+	// UserRole is the HP category code the nhn-user-role header declares
+	// ("" when not sent); the decision point checks it against the token.
+	UserRole string
+	// named is PersonNumber resolved to the patient's FHIR id (or
+	// unknownPerson); resolved says the lookup was made.
+	named    string
+	resolved bool
 }
 
 // entry is the Request of one Bundle entry: the same identity, basis and
@@ -147,6 +164,9 @@ func (r *Request) entry(index int, call *Call) *Request {
 // entries alike. An error is always an *Error, the answer to give.
 func (s *Service) Do(ctx context.Context, req *Request, call *Call) (*Result, error) {
 	req.Facts.describe(call)
+	if err := s.resolveNamed(ctx, req); err != nil {
+		return nil, errorOf(err)
+	}
 	res, err := s.do(ctx, req, call)
 	if err != nil {
 		return nil, errorOf(err)

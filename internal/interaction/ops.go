@@ -32,12 +32,17 @@ func (s *Service) status(ctx context.Context, req *Request, c *Call) (*Result, e
 	}
 	var last time.Time
 	has := false
-	for _, typ := range []string{"AllergyIntolerance", "Flag"} {
+	// Every type of the national model; of the Consents, the critical
+	// information only (the privacy settings show as restricted/blocked).
+	for _, typ := range append(domain.CriticalTypes(), "Consent") {
 		vs, err := s.store.Compartment(ctx, c.ID, typ)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
 		for _, v := range vs {
+			if typ == "Consent" && !criticalVersion(v) {
+				continue
+			}
 			has = true
 			if v.LastUpdated.After(last) {
 				last = v.LastUpdated
@@ -134,9 +139,7 @@ func (s *Service) capabilityStatement(base string) []byte {
 		res.SearchInclude, res.SearchRevInclude, res.SearchParam = s.searchCapabilities(t)
 		// The profile every stored resource of the type conforms to and
 		// declares in meta.profile, so that clients can find it.
-		if u, ok := profile.URL(t); ok {
-			res.SupportedProfile = []string{u}
-		}
+		res.SupportedProfile = profile.Profiles(t)
 		if t == "Patient" {
 			res.Operation = []csOperation{{Name: "kj-status", Definition: domain.Base + "OperationDefinition/kj-status"}}
 		}

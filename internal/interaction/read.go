@@ -139,7 +139,7 @@ func (s *Service) answerVersion(ctx context.Context, req *Request, sh Shape, v s
 // allowVersion passes a read of one stored version through the decision
 // point, and its granular scope constraints.
 func (s *Service) allowVersion(ctx context.Context, req *Request, v store.Version, missing absent) error {
-	d, _, err := s.require(ctx, req, ask{in: access.Read, typ: v.Type, patient: v.Patient, current: v}, missing)
+	d, _, err := s.require(ctx, req, ask{in: access.Read, typ: v.Type, patient: v.Patient, current: v, critical: criticalVersion(v)}, missing)
 	if err != nil {
 		return err
 	}

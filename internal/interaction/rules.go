@@ -19,7 +19,7 @@ import (
 // information: the HP of the token, and when. A body that is not a JSON
 // object is left to the parser, which says what is wrong with it.
 func stampRecorder(body []byte, typ string, p *auth.Principal, now time.Time) ([]byte, error) {
-	if p == nil || p.Kind() != auth.KindPractitioner || p.HPR == "" || typ != "AllergyIntolerance" && typ != "Flag" {
+	if p == nil || p.Kind() != auth.KindPractitioner || p.HPR == "" || !domain.IsCriticalType(typ) && !(typ == "Consent" && profile.CriticalConsent(body)) {
 		return body, nil
 	}
 	obj := bytes.TrimSpace(body)
@@ -60,6 +60,19 @@ func stampRecorder(body []byte, typ string, p *auth.Principal, now time.Time) ([
 		member("recordedDate", strconv.AppendQuote(nil, fhir.FormatInstant(now)))
 	case "Flag":
 		member("author", who)
+	default:
+		// The national profiles name the recorder by a contained
+		// PractitionerRole (recorderRef) instead.
+		role, ref, err := recorderRole(p)
+		if err != nil {
+			return nil, err
+		}
+		member("contained", role)
+		if typ == "Consent" {
+			member("performer", append(append([]byte{'['}, ref...), ']'))
+		} else {
+			member("recorder", ref)
+		}
 	}
 	return append(out, '}'), nil
 }
@@ -119,7 +132,7 @@ func checkRules(res *fhir.Resource, body []byte) error {
 // every violated rule. Declaring the profile in meta.profile is ingest's,
 // which prints every stored resource.
 func checkProfile(typ string, body []byte) error {
-	if _, ok := profile.URL(typ); !ok {
+	if _, ok := profile.URLOf(typ, body); !ok {
 		return nil
 	}
 	issues := profile.Check(typ, body)

@@ -43,7 +43,7 @@ func (s *Service) search(ctx context.Context, req *Request, c *Call) (*Result, e
 	if err != nil {
 		return nil, err
 	}
-	q, warnings, err := s.reg.ParseQuery(c.Type, params, c.Lenient)
+	q, warnings, err := s.reg.ParseQuery(c.Type, translateCriticalInfoType(c.Type, params), c.Lenient)
 	if err != nil {
 		return nil, err
 	}
@@ -66,6 +66,10 @@ func (s *Service) search(ctx context.Context, req *Request, c *Call) (*Result, e
 			b.Patients, b.Bound = []string{c.Compartment}, true
 		}
 	}
+	if !b.Bound && req.named != "" {
+		// No parameter names the patient: nhn-patient-nin does.
+		b.Patients, b.Bound = []string{req.named}, true
+	}
 	patient, bd := access.BindSearch(c.Type, b)
 	if !bd.Allowed() {
 		req.Facts.note("", c.Type, bd)
@@ -74,18 +78,20 @@ func (s *Service) search(ctx context.Context, req *Request, c *Call) (*Result, e
 	// A search bound to no patient at all (an identifier nobody has, or
 	// contradicting patient parameters) still passes the decision point,
 	// for no patient, and then finds nothing.
-	d, _, err := s.require(ctx, req, ask{in: access.Search, typ: c.Type, patient: patient}, absent{})
+	critical := c.Type == "Consent" && criticalConsentSearch(req, params)
+	d, _, err := s.require(ctx, req, ask{in: access.Search, typ: c.Type, patient: patient, critical: critical}, absent{})
 	if err != nil {
 		return nil, err
 	}
+	hidden := d.Hides(c.Type) || critical && slices.Contains(d.Hidden, access.Critical)
 	var matches []search.Candidate
-	if patient != "" && !d.Hides(c.Type) {
+	if patient != "" && !hidden {
 		all, err := s.store.Compartment(ctx, patient, c.Type)
 		if err != nil {
 			return nil, err
 		}
 		for _, v := range all {
-			if v.Patient != patient || !s.admits(d, v) {
+			if v.Patient != patient || !s.admits(d, v) || v.Type == "Consent" && criticalVersion(v) != critical {
 				continue
 			}
 			idx, err := s.indexOf(v)
@@ -201,18 +207,24 @@ func (s *Service) included(ctx context.Context, req *Request, q *search.Query, p
 	if patient == "" || len(page) == 0 || len(q.Include) == 0 && len(q.RevInclude) == 0 {
 		return nil, nil
 	}
-	decisions := map[string]*access.Decision{} // per type; nil: refused
-	permitted := func(typ string) (*access.Decision, error) {
-		d, done := decisions[typ]
+	// Per type, and for Consent per kind (privacy setting or critical
+	// information); nil: refused.
+	decisions := map[string]*access.Decision{}
+	permitted := func(typ string, critical bool) (*access.Decision, error) {
+		key := typ
+		if critical {
+			key += "#critical"
+		}
+		d, done := decisions[key]
 		if !done {
-			dd, _, err := s.decide(ctx, req, ask{in: access.Read, typ: typ, patient: patient})
+			dd, _, err := s.decide(ctx, req, ask{in: access.Read, typ: typ, patient: patient, critical: critical})
 			if err != nil {
 				return nil, err
 			}
-			if dd.Allowed() && !dd.Hides(typ) {
+			if dd.Allowed() && !dd.Hides(typ) && !(critical && slices.Contains(dd.Hidden, access.Critical)) {
 				d = &dd
 			}
-			decisions[typ] = d
+			decisions[key] = d
 		}
 		return d, nil
 	}
@@ -222,7 +234,7 @@ func (s *Service) included(ctx context.Context, req *Request, q *search.Query, p
 		if seen[key] || v.Deleted || v.Patient != patient {
 			return nil
 		}
-		d, err := permitted(v.Type)
+		d, err := permitted(v.Type, criticalVersion(v))
 		if err != nil {
 			return err
 		}

@@ -36,6 +36,11 @@ func (s *Service) subscriptionCreate(ctx context.Context, req *Request, c *Call)
 		return nil, err
 	}
 	sub.ID = rand.Text()
+	if req.Principal != nil {
+		// Who subscribed is the token's, checked against the patient's
+		// blocks before every notification (notifygate.go).
+		sub.SubscriberHPR = req.Principal.HPR
+	}
 	req.Facts.ID = sub.ID
 	p := &pending{call: c, write: n.State.CreateWrite(sub), status: http.StatusCreated, facts: req.Facts}
 	if _, err := s.commit(ctx, []*pending{p}, req.Facts); err != nil {

@@ -69,6 +69,11 @@ func (s *Service) usageLog(ctx context.Context, req *Request, c *Call) (*Result,
 	if q.Count == 0 {
 		q.Count = 100
 	}
+	if q.Patient == "" && req.named != "" {
+		// nhn-patient-nin names the person whose log is searched; an
+		// unknown person's placeholder finds no records.
+		q.Patient = req.named
+	}
 	d, _, err := s.require(ctx, req, ask{in: access.Search, typ: "AuditEvent", patient: q.Patient}, absent{})
 	if err != nil {
 		return nil, err

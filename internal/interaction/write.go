@@ -17,6 +17,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/ingest"
 	"github.com/kjernejournal/kjernejournal/internal/notify"
 	"github.com/kjernejournal/kjernejournal/internal/privacy"
+	"github.com/kjernejournal/kjernejournal/internal/profile"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -125,6 +126,10 @@ func (s *Service) prepare(ctx context.Context, req *Request, c *Call, o prepareO
 			return nil, err
 		}
 	}
+	body, res, err := s.stampSettingTime(ctx, c, body, res)
+	if err != nil {
+		return nil, err
+	}
 	if len(o.refs) > 0 {
 		// A transaction's urn:uuid: references become the resources they
 		// name before the rules look at the patient reference.
@@ -148,12 +153,14 @@ func (s *Service) prepare(ctx context.Context, req *Request, c *Call, o prepareO
 	}
 	res.SetID(id)
 	req.Facts.ID = id
-	if res.Type == "Consent" {
+	if res.Type == "Consent" && !profile.CriticalConsent(body) {
 		setting, err := privacy.Parse(body)
 		if err != nil {
 			return nil, err
 		}
 		p.change = &access.PrivacyChange{New: setting.Rule()}
+	} else if res.Type == "Consent" {
+		req.Facts.CriticalConsent = true
 	}
 	holder, err := s.checkPatientHeld(ctx, res, o.created)
 	if err != nil {
@@ -227,6 +234,11 @@ func (s *Service) decideWrite(ctx context.Context, req *Request, p *pending) err
 	}
 	newPatient := p.res.Patient
 	missing := absent{kind: patientNotHeld, typ: c.Type, id: newPatient}
+	// A Consent without a privacy change is critical information.
+	critical := c.Type == "Consent" && p.change == nil
+	if err := checkConsentKind(p.prev, critical); err != nil {
+		return err
+	}
 	if p.prev != nil && !p.prev.Deleted {
 		if p.change != nil {
 			prev, err := privacy.Parse(p.prev.Body)
@@ -237,7 +249,7 @@ func (s *Service) decideWrite(ctx context.Context, req *Request, p *pending) err
 			p.change.Previous = &r
 		}
 		// (A Patient's own previous version is its state's source.)
-		d, _, err := s.require(ctx, req, ask{in: in, typ: c.Type, patient: p.prev.Patient, current: *p.prev, change: p.change}, absent{kind: unknownResource, typ: c.Type, id: c.ID})
+		d, _, err := s.require(ctx, req, ask{in: in, typ: c.Type, patient: p.prev.Patient, current: *p.prev, change: p.change, critical: critical}, absent{kind: unknownResource, typ: c.Type, id: c.ID})
 		if err != nil {
 			return err
 		}
@@ -245,7 +257,7 @@ func (s *Service) decideWrite(ctx context.Context, req *Request, p *pending) err
 			return s.admitsWrite(req, d, p)
 		}
 	}
-	d, _, err := s.require(ctx, req, ask{in: in, typ: c.Type, patient: newPatient, current: p.holder, change: p.change}, missing)
+	d, _, err := s.require(ctx, req, ask{in: in, typ: c.Type, patient: newPatient, current: p.holder, change: p.change, critical: critical}, missing)
 	if err != nil {
 		return err
 	}
@@ -501,7 +513,7 @@ func (s *Service) outbox(ctx context.Context, ps []*pending) []store.QueueOp {
 	var events []notify.Event
 	for _, p := range ps {
 		w := p.write
-		if w.Type != "AllergyIntolerance" && w.Type != "Flag" {
+		if !criticalChange(p) {
 			continue
 		}
 		patient := w.Patient

@@ -49,6 +49,7 @@ type Dispatcher struct {
 	state State
 	opt   Options
 	wake  chan struct{}
+	gate  gateBox
 
 	mu    sync.Mutex
 	busy  map[string]bool // subscription id -> a worker runs
@@ -136,6 +137,15 @@ func (d *Dispatcher) Publish(ctx context.Context, events ...Event) ([]Delivery, 
 				}
 			}
 			if len(match) == 0 {
+				continue
+			}
+			// The access rules first: nothing is queued (or counted) for a
+			// blocked subscriber or a reserved patient.
+			ok, err := d.permits(ctx, s)
+			if err != nil {
+				return out, err
+			}
+			if !ok {
 				continue
 			}
 			del, err := d.state.Enqueue(ctx, s.ID, match, now)
@@ -291,6 +301,15 @@ func (d *Dispatcher) deliver(ctx context.Context, del Delivery) error {
 			return err
 		}
 		if sub.Status == StatusOff {
+			return d.state.Done(ctx, del)
+		}
+		// Asked again at sending: a block or reservation made after the
+		// notification was queued drops it unsent.
+		ok, err := d.permits(ctx, sub)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			return d.state.Done(ctx, del)
 		}
 		sub.ServerBase = d.opt.ServerBase

@@ -221,7 +221,7 @@ func TestParseSubscriptionRefusals(t *testing.T) {
 		{"criteria with extra parameter", subJSON("Flag?patient=p1&status=active", "https://ehr.sykehus.no/hook", "id-only"), false,
 			"Subscription.criteria", "only the patient parameter"},
 		{"criteria for another type", subJSON("Observation?patient=p1", "https://ehr.sykehus.no/hook", "id-only"), false,
-			"Subscription.criteria", "only offered on AllergyIntolerance and Flag"},
+			"Subscription.criteria", "only offered on critical information"},
 		{"unknown payload content", subJSON("Flag?patient=p1", "https://ehr.sykehus.no/hook", "everything"), false,
 			"Subscription.channel.payload.extension", "unknown payload content"},
 		{"websocket channel", []byte(`{"resourceType":"Subscription","status":"requested","reason":"r","criteria":"Flag?patient=p1",

@@ -57,7 +57,11 @@ const (
 )
 
 // WatchedTypes are the resource types a Subscription may watch.
-var WatchedTypes = []string{"AllergyIntolerance", "Flag"}
+// They are the critical information of the national model; a Subscription
+// on Consent hears of the critical Consents only (limits of
+// life-prolonging treatment, treatment clarifications), never of privacy
+// settings.
+var WatchedTypes = []string{"AllergyIntolerance", "Flag", "Condition", "Procedure", "Consent"}
 
 // Subscription is a parsed, accepted Subscription together with the state
 // the server keeps for it.
@@ -72,6 +76,12 @@ type Subscription struct {
 	Payload      string // PayloadIDOnly or PayloadEmpty
 	Headers      []string
 	End          time.Time // zero: no end
+
+	// SubscriberHPR is the HPR number of the health personnel whose token
+	// created the subscription, set by the server (ExtSubscriber): the
+	// access rules check the patient's blocks against it before every
+	// notification.
+	SubscriberHPR string
 
 	// Server state, not taken from a client's body.
 	Error    string // the last delivery error, empty when the last attempt succeeded
@@ -299,7 +309,7 @@ func parseCriteria(c string) (typ, patient, why string) {
 		known = known || t == typ
 	}
 	if !known {
-		return "", "", fmt.Sprintf("subscriptions are only offered on AllergyIntolerance and Flag, not on %q", typ)
+		return "", "", fmt.Sprintf("subscriptions are only offered on critical information (%s), not on %q", strings.Join(WatchedTypes, ", "), typ)
 	}
 	if !hasQuery || query == "" {
 		return "", "", fmt.Sprintf("criteria must name exactly one patient: %s?patient=<id>; subscriptions across patients are refused", typ)
@@ -410,13 +420,16 @@ func (s Subscription) render(versionID int64, lastUpdated time.Time, withState b
 	if !s.End.IsZero() {
 		fs.End = s.End.UTC().Format(time.RFC3339Nano)
 	}
+	if s.SubscriberHPR != "" {
+		fs.Extension = append(fs.Extension, extension{URL: ExtSubscriber, ValueString: s.SubscriberHPR})
+	}
 	if withState {
 		fs.Error = s.Error
 		failures := s.Failures
-		fs.Extension = []extension{
-			{URL: ExtFailureCount, ValueInteger: &failures},
-			{URL: ExtEventCount, ValueString: strconv.FormatInt(s.Events, 10)},
-		}
+		fs.Extension = append(fs.Extension,
+			extension{URL: ExtFailureCount, ValueInteger: &failures},
+			extension{URL: ExtEventCount, ValueString: strconv.FormatInt(s.Events, 10)},
+		)
 	} else if fs.Status == StatusError {
 		// The stored status is the client's; error is delivery state.
 		fs.Status = StatusActive
@@ -466,6 +479,8 @@ func decodeStored(body []byte) (Subscription, error) {
 			if err == nil {
 				s.Events = n
 			}
+		case ExtSubscriber:
+			s.SubscriberHPR = e.ValueString
 		}
 	}
 	return s, nil

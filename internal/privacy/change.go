@@ -7,6 +7,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
+	"github.com/kjernejournal/kjernejournal/internal/profile"
 )
 
 // Rule is what the access rules need of the setting to decide who may
@@ -17,10 +18,16 @@ func (s Setting) Rule() access.PrivacySetting {
 
 // ParseAll parses a patient's stored Consents. It fails on the first one
 // that is not a valid KjPrivacyConsent: access must fail closed, since an
-// unreadable block or reservation cannot simply be ignored.
+// unreadable block or reservation cannot simply be ignored. A Consent that
+// is critical information (scope adr or treatment: limits of
+// life-prolonging treatment, treatment clarifications; told apart by
+// profile.CriticalConsent) is no privacy setting and is left out.
 func ParseAll(consents [][]byte) ([]Setting, error) {
 	out := make([]Setting, 0, len(consents))
 	for i, c := range consents {
+		if profile.CriticalConsent(c) {
+			continue
+		}
 		s, err := Parse(c)
 		if err != nil {
 			return nil, fmt.Errorf("privacy: stored Consent %d: %w", i, err)

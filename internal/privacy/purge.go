@@ -6,14 +6,16 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kjernejournal/kjernejournal/internal/profile"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
 // PurgedTypes are deleted when a reservation is 30 days old: the record
-// itself. The Patient and the privacy settings stay, so that the person
+// itself, with the Consents that are critical information (RunOnce). The
+// Patient and the privacy settings stay, so that the person
 // stays reserved (no new data is accepted) and can still see and change
 // their settings; the usage log is not a resource and stays too.
-var PurgedTypes = []string{"AllergyIntolerance", "Flag", "MedicationStatement", "Encounter"}
+var PurgedTypes = []string{"AllergyIntolerance", "Flag", "MedicationStatement", "Encounter", "Condition", "Procedure"}
 
 // Purger deletes the records of patients whose reservation (reservasjon)
 // is 30 days old. Its state is the store itself, so it survives restarts:
@@ -72,6 +74,22 @@ func (p *Purger) RunOnce(ctx context.Context) ([]string, error) {
 		n, err := p.Store.Purge(ctx, patient, types)
 		if err != nil {
 			return purged, fmt.Errorf("purge: record of Patient/%s: %w", patient, err)
+		}
+		// Critical information stored as Consent (limits of
+		// life-prolonging treatment, treatment clarifications) is part
+		// of the record; the privacy settings beside it are not.
+		var critical []string
+		for _, v := range vs {
+			if profile.CriticalConsent(v.Body) {
+				critical = append(critical, v.ID)
+			}
+		}
+		if len(critical) > 0 {
+			m, err := p.Store.PurgeResources(ctx, patient, "Consent", critical)
+			if err != nil {
+				return purged, fmt.Errorf("purge: critical information of Patient/%s: %w", patient, err)
+			}
+			n += m
 		}
 		if p.Log != nil && n > 0 {
 			p.Log.Info("reservation 30 days old: record deleted", "patient", patient, "resources", n)

@@ -14,7 +14,8 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
 )
 
-// A record purged 30 days after its reservation takes the queue items
+// A record purged 30 days after its reservation takes its critical
+// information (Consents with scope adr included) and the queue items
 // about the patient (pending notifications) with it, on the real store,
 // and leaves other patients' record and queue items alone.
 func TestPurgerRemovesRecordAndQueueItems(t *testing.T) {
@@ -34,6 +35,9 @@ func TestPurgerRemovesRecordAndQueueItems(t *testing.T) {
 				put("Patient", p, p, `{"resourceType":"Patient"}`),
 				put("Flag", "f-"+p, p, `{"resourceType":"Flag"}`),
 				put("AllergyIntolerance", "a-"+p, p, `{"resourceType":"AllergyIntolerance"}`),
+				// Critical information stored as Consent: a limit of
+				// life-prolonging treatment.
+				put("Consent", "adr-"+p, p, `{"resourceType":"Consent","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"adr"}]}}`),
 			},
 			Queue: []store.QueueOp{{Queue: "notify-delivery", ID: "d-" + p, Patient: p, Body: []byte("pending")}},
 		})
@@ -71,7 +75,11 @@ func TestPurgerRemovesRecordAndQueueItems(t *testing.T) {
 		left = append(left, v.Type)
 	}
 	assert.Equal(t, []string{"Consent", "Patient"}, left, "the person and the settings stay")
+	_, err = st.Read(ctx, "Consent", "adr-p1")
+	assert.ErrorIs(t, err, store.ErrNotFound, "a Consent that is critical information goes with the record")
+	_, err = st.Read(ctx, "Consent", "c-p1")
+	require.NoError(t, err, "the reservation itself stays")
 	cs, err = st.Compartment(ctx, "p2", "")
 	require.NoError(t, err)
-	assert.Len(t, cs, 3, "the other patient's record is untouched")
+	assert.Len(t, cs, 4, "the other patient's record is untouched")
 }

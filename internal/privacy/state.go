@@ -13,6 +13,8 @@ type Summary struct {
 	Reserved bool
 	// ReservedSince is the earliest active reservation's dateTime: the
 	// deletion deadline counts from the first opt-out still in force.
+	// The dateTime is the server's time of recording (StampSince), never
+	// a client's.
 	// Zero when only the secret address reserves the patient and no
 	// automatic reservation Consent has been written yet.
 	ReservedSince time.Time

@@ -57,10 +57,12 @@ var CriticalInfoTypes = []string{
 var profileURL = map[string]string{
 	"AllergyIntolerance": AllergyIntoleranceURL,
 	"Flag":               FlagURL,
+	"Procedure":          ProcedureURL,
 }
 
 // URL returns the kjernejournal profile of a resource type, and whether
-// the type has one.
+// the type has one. Condition and Consent have none here: their profile
+// follows from the resource (URLOf).
 func URL(resourceType string) (string, bool) {
 	u, ok := profileURL[resourceType]
 	return u, ok
@@ -173,6 +175,12 @@ func Check(resourceType string, body []byte) []Issue {
 		c.resourceType(resourceType, r.ResourceType)
 		c.meta(resourceType, r.Meta)
 		c.flag(&r)
+	case "Condition", "Procedure", "Consent":
+		url, ok := URLOf(resourceType, body)
+		if !ok {
+			return nil
+		}
+		c.checkCritical(resourceType, url, body)
 	default:
 		return nil
 	}
@@ -438,7 +446,7 @@ func Declared(body []byte) bool {
 	if json.Unmarshal(body, &r) != nil || r.Meta == nil {
 		return false
 	}
-	want, ok := profileURL[r.ResourceType]
+	want, ok := URLOf(r.ResourceType, body)
 	if !ok {
 		return false
 	}
@@ -453,7 +461,7 @@ func Declared(body []byte) bool {
 // named; other kjernejournal profiles and repeats are dropped. The other
 // members of the resource and of meta keep their values and order.
 func WithProfile(body []byte, typ string) ([]byte, error) {
-	want, ok := profileURL[typ]
+	want, ok := URLOf(typ, body)
 	if !ok {
 		return nil, fmt.Errorf("profile: %s has no kjernejournal profile", typ)
 	}
@@ -492,6 +500,12 @@ func Declare(res *fhir.Resource) error {
 	}
 	res.SetProfiles(declared(want, res.Profiles()))
 	return nil
+}
+
+// DeclareAs is Declare for a type whose profile depends on the content
+// (Condition, Consent): want is URLOf the resource's printed JSON.
+func DeclareAs(res *fhir.Resource, want string) {
+	res.SetProfiles(declared(want, res.Profiles()))
 }
 
 // declared is meta.profile with want first: the profiles a resource

@@ -26,6 +26,17 @@ var embedded = func() map[string]map[string][]byte {
 		profiles.AllergySubstances,
 		profiles.PrivacySettingValueSet,
 		profiles.RecordSectionValueSet,
+		profiles.ConditionComplicationsOfAnesthesia,
+		profiles.ConditionCriticalMedicalCondition,
+		profiles.ConditionTransplantsAndOtherForeignBodies,
+		profiles.ConditionInfection,
+		profiles.ProcedureProfile,
+		profiles.ConsentLimitsOfLifeProlongingTreatment,
+		profiles.ConsentTreatmentClarification,
+		profiles.SourceOfInformation,
+		profiles.ValidUntil,
+		profiles.NationalCriticalInfoTypeCodes,
+		profiles.NationalCriticalInfoTypeValueSet,
 	}
 	out := map[string]map[string][]byte{}
 	for _, body := range all {

@@ -150,6 +150,7 @@ func (g *generator) record(seed int64, index int) (Record, error) {
 	resources = g.flags(p, resources)
 	resources = g.medications(p, resources)
 	resources = g.encounters(p, resources)
+	resources = g.criticalModel(p, resources)
 	rec.Resources = make([][]byte, 0, len(resources))
 	for _, res := range resources {
 		b, err := json.Marshal(res)

@@ -47,7 +47,7 @@ func TestGenerateValidFHIR(t *testing.T) {
 			want := "Patient/" + pat.ID
 			switch res.ResourceType {
 			case "Patient":
-			case "AllergyIntolerance":
+			case "AllergyIntolerance", "Consent":
 				if res.Patient.Reference != want {
 					t.Errorf("%s %s: patient %q, want %q", res.ResourceType, res.ID, res.Patient.Reference, want)
 				}
@@ -58,7 +58,7 @@ func TestGenerateValidFHIR(t *testing.T) {
 			}
 		}
 	}
-	for _, typ := range []string{"Patient", "AllergyIntolerance", "Flag", "MedicationStatement", "Encounter"} {
+	for _, typ := range []string{"Patient", "AllergyIntolerance", "Flag", "MedicationStatement", "Encounter", "Condition", "Procedure", "Consent"} {
 		if counts[typ] == 0 {
 			t.Errorf("no %s among 300 patients", typ)
 		}

@@ -245,8 +245,16 @@ func (s *Server) createLaunch(w http.ResponseWriter, r *http.Request) {
 	case p == nil || p.Kind != KindPractitioner:
 		oauthError(w, http.StatusBadRequest, "invalid_request", "practitioner must name a practitioner persona")
 		return
+	case req.Patient == "" && req.PatientPID != "" && !personNumber.MatchString(req.PatientPID):
+		oauthError(w, http.StatusBadRequest, "invalid_request", "patient_pid must be a person number (11 digits)")
+		return
+	case req.Patient == "" && req.PatientPID != "":
+		// A launch by person number only, as an EHR on the national APIs
+		// makes it: no FHIR patient in the token, the person number in the
+		// attest's patients[], and the request names the patient in
+		// nhn-patient-nin.
 	case !validFHIRID(req.Patient):
-		oauthError(w, http.StatusBadRequest, "invalid_request", "patient must be a FHIR id")
+		oauthError(w, http.StatusBadRequest, "invalid_request", "patient must be a FHIR id, or empty with patient_pid")
 		return
 	case req.Encounter != "" && !validFHIRID(req.Encounter):
 		oauthError(w, http.StatusBadRequest, "invalid_request", "encounter must be a FHIR id")

@@ -43,6 +43,7 @@ func TokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	issuer := fs.String("issuer", envOr("KJ_SMART_ISSUER", DefaultIssuer), "token issuer: the server's base URL [KJ_SMART_ISSUER]")
 	audience := fs.String("audience", os.Getenv("KJ_SMART_AUDIENCE"), "token audience: the FHIR base URL (default: issuer) [KJ_SMART_AUDIENCE]")
 	claims := fs.Bool("claims", false, "also print the decoded claims to stderr")
+	dpopJKT := fs.String("dpop-jkt", "", "bind the token to the DPoP key with this RFC 7638 SHA-256 thumbprint (cnf.jkt), for a server run with --require-dpop")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kjernejournal token --as PERSONA [--patient ID] [flags]")
 		fmt.Fprintln(stderr, "\nPrints a development access token from the built-in SMART server's key.")
@@ -74,7 +75,7 @@ func TokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	tok, err := srv.IssueToken(ctx, TokenRequest{
 		Persona: *as, Patient: *patient, PatientPID: *patientPID, Encounter: *encounter,
-		Scopes: splitScope(*scope), Lifetime: *lifetime,
+		Scopes: splitScope(*scope), Lifetime: *lifetime, DPoPJKT: *dpopJKT,
 	})
 	if err != nil {
 		return err

@@ -226,6 +226,7 @@ func (s *Server) SMARTConfiguration() map[string]any {
 		"response_modes_supported":              []string{"query"},
 		"capabilities":                          capabilities,
 		"code_challenge_methods_supported":      []string{"S256"},
+		"dpop_signing_alg_values_supported":     dpopAlgs, // RFC 9449 §5.1
 		"id_token_signing_alg_values_supported": []string{s.signer.alg.String()},
 		"subject_types_supported":               []string{"public"},
 		"user_access_brand_bundle":              s.issuer + "/auth/brands",

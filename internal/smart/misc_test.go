@@ -78,7 +78,7 @@ func TestTokenCommand(t *testing.T) {
 	assert.Equal(t, "990010000", c[smart.ClaimHPRNumber])
 	assert.Equal(t, "pas-42", c["patient"])
 	assert.Equal(t, "kjernejournal-dev", c["client_id"])
-	assert.Equal(t, "openid fhirUser launch/patient patient/*.rs patient/AllergyIntolerance.cud patient/Flag.cud", c["scope"])
+	assert.Equal(t, "openid fhirUser launch/patient patient/*.rs patient/AllergyIntolerance.cud patient/Flag.cud patient/Condition.cud patient/Procedure.cud patient/Consent.cud", c["scope"])
 
 	out.Reset()
 	require.NoError(t, smart.TokenCommand(context.Background(), []string{"--as", "feeder", "--scope", "system/Encounter.cud",

@@ -129,6 +129,14 @@ type grant struct {
 	banner   bool // need_patient_banner
 	nonce    string
 	authTime time.Time
+	// For IssueToken only (development and test tokens): the DPoP key
+	// thumbprint the token is bound to (cnf.jkt), when the attest was
+	// made (toa; zero: when the token is issued) and the person numbers
+	// its patients[] names instead of the patient in context (nil: that
+	// patient).
+	jkt        string
+	attestTime time.Time
+	attestPIDs []string
 }
 
 type launch struct {

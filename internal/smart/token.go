@@ -45,14 +45,19 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		oerr.write(w)
 		return
 	}
+	jkt, oerr := s.dpopKey(r)
+	if oerr != nil {
+		oerr.write(w)
+		return
+	}
 	var resp *tokenResponse
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case "authorization_code":
-		resp, oerr = s.codeGrant(r, client)
+		resp, oerr = s.codeGrant(r, client, jkt)
 	case "refresh_token":
-		resp, oerr = s.refreshGrant(r, client)
+		resp, oerr = s.refreshGrant(r, client, jkt)
 	case "client_credentials":
-		resp, oerr = s.clientCredentials(r, client)
+		resp, oerr = s.clientCredentials(r, client, jkt)
 	case "":
 		oerr = &oauthErr{http.StatusBadRequest, "invalid_request", "grant_type is missing"}
 	default:
@@ -76,7 +81,7 @@ func badGrant(desc string) *oauthErr {
 	return &oauthErr{http.StatusBadRequest, "invalid_grant", desc}
 }
 
-func (s *Server) codeGrant(r *http.Request, client *Client) (*tokenResponse, *oauthErr) {
+func (s *Server) codeGrant(r *http.Request, client *Client, jkt string) (*tokenResponse, *oauthErr) {
 	f := r.PostForm
 	code, verifier := f.Get("code"), f.Get("code_verifier")
 	if code == "" {
@@ -114,6 +119,7 @@ func (s *Server) codeGrant(r *http.Request, client *Client) (*tokenResponse, *oa
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(c.challenge)) != 1 {
 		return nil, badGrant("code_verifier does not match the code_challenge")
 	}
+	c.grant.jkt = jkt
 	resp, _, err := s.issue(&c.grant, c.family)
 	if err != nil {
 		return nil, &oauthErr{http.StatusInternalServerError, "server_error", err.Error()}
@@ -121,7 +127,7 @@ func (s *Server) codeGrant(r *http.Request, client *Client) (*tokenResponse, *oa
 	return resp, nil
 }
 
-func (s *Server) refreshGrant(r *http.Request, client *Client) (*tokenResponse, *oauthErr) {
+func (s *Server) refreshGrant(r *http.Request, client *Client, jkt string) (*tokenResponse, *oauthErr) {
 	rt := r.PostForm.Get("refresh_token")
 	if rt == "" {
 		return nil, &oauthErr{http.StatusBadRequest, "invalid_request", "refresh_token is missing"}
@@ -144,7 +150,13 @@ func (s *Server) refreshGrant(r *http.Request, client *Client) (*tokenResponse, 
 	if g.client.ID != client.ID {
 		return nil, badGrant("the refresh token was issued to another client")
 	}
+	if g.grant.jkt != "" && jkt != g.grant.jkt {
+		// RFC 9449 §5: a refresh token bound to a key is used with a
+		// proof by that key, or a thief holding it could use it.
+		return nil, invalidProof("the refresh token is bound to a DPoP key: refresh with a DPoP proof by that key")
+	}
 	ng := g.grant
+	ng.jkt = jkt
 	if sc := r.PostForm.Get("scope"); sc != "" {
 		want := splitScope(sc)
 		for _, x := range want {
@@ -172,7 +184,7 @@ func (s *Server) refreshGrant(r *http.Request, client *Client) (*tokenResponse, 
 	return resp, nil
 }
 
-func (s *Server) clientCredentials(r *http.Request, client *Client) (*tokenResponse, *oauthErr) {
+func (s *Server) clientCredentials(r *http.Request, client *Client, jkt string) (*tokenResponse, *oauthErr) {
 	if client.AuthMethod != AuthPrivateKeyJWT {
 		return nil, &oauthErr{http.StatusBadRequest, "unauthorized_client", "client_credentials needs a confidential client with private_key_jwt"}
 	}
@@ -187,7 +199,7 @@ func (s *Server) clientCredentials(r *http.Request, client *Client) (*tokenRespo
 	if len(scopes) == 0 {
 		return nil, &oauthErr{http.StatusBadRequest, "invalid_scope", "no requested system/ scope is allowed for this client"}
 	}
-	g := &grant{client: client, scopes: scopes, authTime: s.now()}
+	g := &grant{client: client, scopes: scopes, authTime: s.now(), jkt: jkt}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	resp, _, err := s.issue(g, "")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -49,6 +50,10 @@ func (s *Server) accessClaims(g *grant, jti string, now, exp time.Time) map[stri
 	}
 	if g.encounter != "" {
 		c["encounter"] = g.encounter
+	}
+	if g.jkt != "" {
+		// RFC 9449 §6.1: the token is bound to the client's DPoP key.
+		c["cnf"] = map[string]any{"jkt": g.jkt}
 	}
 	p := g.persona
 	if p == nil || p.Kind == KindSystem {
@@ -143,14 +148,31 @@ func (s *Server) attest(g *grant) map[string]any {
 		patient["department"] = ref(p.Department, domain.SystemRESH)
 	}
 	patients := []any{}
-	if g.patient != "" {
+	if g.patient != "" || g.patientPID != "" {
+		// A launch by person number only (the national APIs' way: the EHR
+		// never learns our FHIR ids) names the patient in the attest alone.
 		patients = append(patients, patient)
+	}
+	if g.attestPIDs != nil {
+		patients = []any{}
+		for _, pid := range g.attestPIDs {
+			pt := maps.Clone(patient)
+			pt["identifier"] = map[string]any{"id": pid, "system": domain.SystemFNR}
+			patients = append(patients, pt)
+		}
+	}
+	// toa: when the attest was made. It lives at most 60 minutes, and the
+	// resource server refuses an older one.
+	toa := g.attestTime
+	if toa.IsZero() {
+		toa = s.now()
 	}
 	return map[string]any{
 		"type":              AuthorizationDetailsType,
 		"practitioner":      practitioner,
 		"care_relationship": care,
 		"patients":          patients,
+		"toa":               toa.Unix(),
 	}
 }
 
@@ -187,9 +209,13 @@ func (s *Server) issue(g *grant, familyID string) (*tokenResponse, string, error
 	if err != nil {
 		return nil, "", err
 	}
+	tokenType := "Bearer"
+	if g.jkt != "" {
+		tokenType = "DPoP" // RFC 9449 §5
+	}
 	resp := &tokenResponse{
 		AccessToken: at,
-		TokenType:   "Bearer",
+		TokenType:   tokenType,
 		ExpiresIn:   int64(s.cfg.AccessTokenLifetime / time.Second),
 		Scope:       strings.Join(g.scopes, " "),
 		Patient:     g.patient,
@@ -246,6 +272,16 @@ type TokenRequest struct {
 	ClientID string
 	// Lifetime of the token; default the server's access token lifetime.
 	Lifetime time.Duration
+	// DPoPJKT binds the token to a DPoP key (its RFC 7638 thumbprint,
+	// the token's cnf.jkt); empty: a Bearer token.
+	DPoPJKT string
+	// AttestTime is the attest's toa; zero: now. Tests use it for an
+	// attest older than the 60 minutes it may live.
+	AttestTime time.Time
+	// AttestPatientPIDs, if not nil, are the person numbers the attest's
+	// patients[] names instead of PatientPID: tests use it for an attest
+	// that disagrees with the patient in context.
+	AttestPatientPIDs []string
 }
 
 // IssuedToken is a minted access token and its decoded claims.
@@ -282,7 +318,8 @@ func (s *Server) IssueToken(_ context.Context, req TokenRequest) (IssuedToken, e
 		client = &Client{ID: clientID}
 	}
 	g := &grant{client: client, persona: p, patient: req.Patient, patientPID: req.PatientPID,
-		encounter: req.Encounter, scopes: scopes, authTime: s.now()}
+		encounter: req.Encounter, scopes: scopes, authTime: s.now(),
+		jkt: req.DPoPJKT, attestTime: req.AttestTime, attestPIDs: req.AttestPatientPIDs}
 	if p.Kind == KindCitizen && g.patient == "" {
 		g.patient = p.FHIRID
 		g.patientPID = p.PID

@@ -66,4 +66,11 @@ type Maintenance interface {
 	// leaving no trace of them (the usage log, which is not a resource,
 	// stays). It returns how many resources it removed.
 	Purge(ctx context.Context, patient string, types []string) (int, error)
+	// PurgeResources removes every version of the named resources of typ
+	// that belong to patient (one of another patient, or none, is left
+	// alone), as Purge does, for a type whose resources in the record are
+	// not all purged (a patient's critical-information Consents go, their
+	// privacy settings stay). Queue items are left alone. It returns how
+	// many resources it removed.
+	PurgeResources(ctx context.Context, patient, typ string, ids []string) (int, error)
 }

@@ -37,6 +37,9 @@ type purgeRequest struct {
 	// candidates are, per type, the ids whose current version belonged
 	// to the patient when Purge scanned cur outside the committer.
 	candidates map[string][]string
+	// exact: the candidates are all (PurgeResources): no compartment
+	// scan, no queue items.
+	exact bool
 }
 
 func seqKey(seq int64) []byte {
@@ -701,6 +704,26 @@ func (s *Store) Purge(ctx context.Context, patient string, types []string) (int,
 	return res.purged, res.err
 }
 
+// PurgeResources removes the named resources of typ that belong to
+// patient (store.Maintenance).
+func (s *Store) PurgeResources(ctx context.Context, patient, typ string, ids []string) (int, error) {
+	if patient == "" || len(patient) > maxNameLen || strings.IndexByte(patient, 0) >= 0 || !validName(typ) {
+		return 0, fmt.Errorf("embedded store: purge: invalid patient %q or type %q", patient, typ)
+	}
+	var valid []string
+	for _, id := range ids {
+		if validName(id) {
+			valid = append(valid, id)
+		}
+	}
+	if len(valid) == 0 {
+		return 0, ctx.Err()
+	}
+	p := &purgeRequest{patient: patient, types: []string{typ}, candidates: map[string][]string{typ: valid}, exact: true}
+	res := s.submit(&request{ctx: ctx, purge: p})
+	return res.purged, res.err
+}
+
 // ownedBy lists the resources of typ whose current version, deleted or
 // not, belongs to patient. The compartment index lists only those not
 // deleted, and one deleted between this scan and the purge would be out of
@@ -734,15 +757,17 @@ func (s *Store) ownedBy(ctx context.Context, patient, typ string) ([]string, err
 // listed types, re-checking each against its current record, and the
 // patient's queue items.
 func (b buckets) purge(p *purgeRequest) (int, error) {
-	if err := b.purgeQueue(p.patient); err != nil {
-		return 0, storageError{fmt.Errorf("purge queue items of %s: %w", p.patient, err)}
+	if !p.exact {
+		if err := b.purgeQueue(p.patient); err != nil {
+			return 0, storageError{fmt.Errorf("purge queue items of %s: %w", p.patient, err)}
+		}
 	}
 	n := 0
 	for _, typ := range p.types {
 		ids := slices.Clone(p.candidates[typ])
 		prefix := compKey(p.patient, typ, "")
 		c := b.comp.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && !p.exact; k, _ = c.Next() {
 			ids = append(ids, string(k[len(prefix):]))
 		}
 		slices.Sort(ids)

@@ -106,11 +106,13 @@ func (s *Store) Stats() Stats {
 var _ store.Store = (*Store)(nil)
 
 // request is one unit of work for the committer: a Commit or an
-// AppendAudit (batch) or a Purge (purge); exactly one is set.
+// AppendAudit (batch) or a Purge (purge) or a ClaimOnce (once); exactly
+// one is set.
 type request struct {
 	ctx   context.Context
 	batch *store.Batch
 	purge *purgeRequest
+	once  *onceRequest
 	resp  chan result
 }
 
@@ -118,6 +120,7 @@ type result struct {
 	versions []store.Version
 	records  []store.AuditRecord
 	purged   int
+	claimed  bool
 	err      error
 }
 
@@ -685,6 +688,8 @@ func (s *Store) commitGroup(group []*request) {
 			var res result
 			if r.purge != nil {
 				res.purged, res.err = b.purge(r.purge)
+			} else if r.once != nil {
+				res.claimed, res.err = claimOnce(tx, r.once)
 			} else {
 				if len(r.batch.Audit) > 0 && chain == nil {
 					var err error

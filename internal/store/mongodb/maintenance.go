@@ -3,6 +3,7 @@ package mongodb
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -42,27 +43,55 @@ func (s *Store) Purge(ctx context.Context, patient string, types []string) (int,
 		return 0, fmt.Errorf("mongodb: purge %s: %s: %w", patient, what, classify(err))
 	}
 	var found, claims []doc
+	filter := bson.D{{Key: "patient", Value: patient}}
 	if len(types) > 0 {
 		inTypes := bson.D{{Key: "$in", Value: types}}
-		err := s.findAll(ctx, s.resources, &found, bson.D{{Key: "patient", Value: patient}, {Key: "type", Value: inTypes}},
-			options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}}))
-		if err != nil {
+		if err := s.findPurged(ctx, append(filter, bson.E{Key: "type", Value: inTypes}), &found, &claims); err != nil {
 			return fail("resources", err)
 		}
-		// Claims of creates that never committed (a writer died) are the
-		// patient's data too, with no resources document to find them by.
-		err = s.findAll(ctx, s.history, &claims, bson.D{{Key: "patient", Value: patient}, {Key: "type", Value: inTypes},
-			{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}},
-			options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}}))
-		if err != nil {
-			return fail("claims", err)
-		}
 	}
+	return s.purge(ctx, patient, append(found, claims...), true)
+}
 
+// PurgeResources implements store.Maintenance: Purge of exactly the named
+// resources, the patient's queue items left alone.
+func (s *Store) PurgeResources(ctx context.Context, patient, typ string, ids []string) (int, error) {
+	if patient == "" || typ == "" {
+		return 0, fmt.Errorf("mongodb: purge: no patient or type")
+	}
+	if len(ids) == 0 {
+		return 0, ctx.Err()
+	}
+	var found, claims []doc
+	filter := bson.D{{Key: "patient", Value: patient}, {Key: "type", Value: typ}, {Key: "id", Value: bson.D{{Key: "$in", Value: ids}}}}
+	if err := s.findPurged(ctx, filter, &found, &claims); err != nil {
+		return 0, fmt.Errorf("mongodb: purge %s: %s: %w", patient, typ, classify(err))
+	}
+	return s.purge(ctx, patient, append(found, claims...), false)
+}
+
+// findPurged finds the resources a purge removes by filter (patient and
+// type at least), and the claims of creates of such resources that never
+// committed (a writer died), which have no resources document to find
+// them by but are the patient's data too.
+func (s *Store) findPurged(ctx context.Context, filter bson.D, found, claims *[]doc) error {
+	proj := options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}})
+	if err := s.findAll(ctx, s.resources, found, filter, proj); err != nil {
+		return err
+	}
+	return s.findAll(ctx, s.history, claims, append(slices.Clone(filter), bson.E{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}), proj)
+}
+
+// purge removes the found resources; withQueue also the patient's queue
+// items.
+func (s *Store) purge(ctx context.Context, patient string, docs []doc, withQueue bool) (int, error) {
+	fail := func(what string, err error) (int, error) {
+		return 0, fmt.Errorf("mongodb: purge %s: %s: %w", patient, what, classify(err))
+	}
 	keys := []string{}
 	byType := map[string][]string{}
 	seen := map[string]bool{}
-	for _, d := range append(found, claims...) {
+	for _, d := range docs {
 		k := resourceKey(d.Type, d.ID)
 		if seen[k] {
 			continue
@@ -80,11 +109,15 @@ func (s *Store) Purge(ctx context.Context, patient string, types []string) (int,
 	// removed. Usage-log entries stay: the log outlives the record.
 	// (Rewritten in Go and set by _id rather than with $pull and a
 	// condition, which FerretDB does not apply.)
+	if len(keys) == 0 && !withQueue {
+		return 0, nil
+	}
+	named := bson.A{bson.D{{Key: "writes.key", Value: bson.D{{Key: "$in", Value: keys}}}}}
+	if withQueue {
+		named = append(named, bson.D{{Key: "queue.patient", Value: patient}})
+	}
 	var recs []txnRecord
-	err := s.findAll(ctx, s.txns, &recs, bson.D{{Key: "$or", Value: bson.A{
-		bson.D{{Key: "writes.key", Value: bson.D{{Key: "$in", Value: keys}}}},
-		bson.D{{Key: "queue.patient", Value: patient}},
-	}}})
+	err := s.findAll(ctx, s.txns, &recs, bson.D{{Key: "$or", Value: named}})
 	if err != nil {
 		return fail("transaction records", err)
 	}
@@ -97,7 +130,7 @@ func (s *Store) Purge(ctx context.Context, patient string, types []string) (int,
 		}
 		queue := make([]txnQueueOp, 0, len(rec.Queue))
 		for _, q := range rec.Queue {
-			if q.Patient != patient {
+			if !withQueue || q.Patient != patient {
 				queue = append(queue, q)
 			}
 		}
@@ -114,11 +147,13 @@ func (s *Store) Purge(ctx context.Context, patient string, types []string) (int,
 		}
 	}
 
-	c, cancel := s.op(ctx)
-	_, err = s.queue.DeleteMany(c, bson.D{{Key: "patient", Value: patient}})
-	cancel()
-	if err != nil {
-		return fail("queue items", err)
+	if withQueue {
+		c, cancel := s.op(ctx)
+		_, err = s.queue.DeleteMany(c, bson.D{{Key: "patient", Value: patient}})
+		cancel()
+		if err != nil {
+			return fail("queue items", err)
+		}
 	}
 	if len(keys) == 0 {
 		return 0, nil
@@ -136,7 +171,7 @@ func (s *Store) Purge(ctx context.Context, patient string, types []string) (int,
 			return fail("history", err)
 		}
 	}
-	c, cancel = s.op(ctx)
+	c, cancel := s.op(ctx)
 	res, err := s.resources.DeleteMany(c, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
 	cancel()
 	if err != nil {

@@ -111,6 +111,9 @@ type Store struct {
 	audit        *committer
 	closeGuard
 
+	// onceState is the per-process state of ClaimOnce (once.go).
+	onceState onceState
+
 	// crashAt makes Commit stop dead at a protocol step, as if the process
 	// died there; only tests set it.
 	crashAt crashPoint
@@ -172,6 +175,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		auditBatches: db.Collection(collBatches),
 	}
 	if err := s.ensureIndexes(ctx); err != nil {
+		disconnect(client, opts.OpTimeout)
+		return nil, err
+	}
+	if err := s.ensureOnceIndex(ctx); err != nil {
 		disconnect(client, opts.OpTimeout)
 		return nil, err
 	}

@@ -34,6 +34,7 @@ var auditTests = []struct {
 	{"AuditSearchPaging", testAuditSearchPaging},
 	{"ScanType", testScanType},
 	{"Purge", testPurge},
+	{"PurgeResources", testPurgeResources},
 	{"PurgeKeepsAuditLog", testPurgeKeepsAuditLog},
 }
 
@@ -595,6 +596,45 @@ func testPurge(t *testing.T, s store.Store) {
 	assert.Empty(t, cs)
 	assert.Empty(t, find(t, s, "Patient", fnr+"|p1"))
 	assert.Equal(t, []string{"p2"}, find(t, s, "Patient", fnr+"|p2"))
+}
+
+// testPurgeResources: the named resources of the patient go with every
+// version and identifier; the others of the type stay, so do another
+// patient's of the same id list, and the patient's queue items.
+func testPurgeResources(t *testing.T, s store.Store) {
+	for _, p := range []string{"p1", "p2"} {
+		commit1(t, s, indexed("Consent", "keep-"+p, p, "privacy setting", nil))
+		commit1(t, s, indexed("Consent", "adr-"+p, p, "v1", nil, "urn:adr|"+p))
+		commit1(t, s, indexed("Consent", "adr-"+p, p, "v2", nil, "urn:adr|"+p))
+	}
+	_, err := s.Commit(ctx, store.Batch{Queue: []store.QueueOp{{Queue: "q", ID: "i1", Patient: "p1", Body: []byte("x")}}})
+	require.NoError(t, err)
+
+	n, err := s.PurgeResources(ctx, "p1", "Consent", []string{"adr-p1", "adr-p2", "missing"})
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "only p1's own named resource")
+	_, err = s.Read(ctx, "Consent", "adr-p1")
+	requireNotFound(t, err, "Read")
+	_, err = s.VRead(ctx, "Consent", "adr-p1", 1)
+	requireNotFound(t, err, "VRead of an older version")
+	assert.Empty(t, find(t, s, "Consent", "urn:adr|p1"))
+	cs, err := s.Compartment(ctx, "p1", "Consent")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"Consent/keep-p1"}, ids(cs), "the rest of the type stays")
+	for _, id := range []string{"adr-p2", "keep-p2"} {
+		_, err = s.Read(ctx, "Consent", id)
+		require.NoError(t, err, "another patient's %s stays", id)
+	}
+	var queued []string
+	require.NoError(t, s.ScanQueue(ctx, "q", func(it store.QueueItem) error { queued = append(queued, it.ID); return nil }))
+	assert.Equal(t, []string{"i1"}, queued, "queue items stay")
+
+	n, err = s.PurgeResources(ctx, "p1", "Consent", []string{"adr-p1"})
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing left to remove")
+	n, err = s.PurgeResources(ctx, "p1", "Consent", nil)
+	require.NoError(t, err)
+	assert.Zero(t, n)
 }
 
 func testPurgeKeepsAuditLog(t *testing.T, s store.Store) {

@@ -61,7 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FindByIdentifierFollowsVersions", testFindByIdentifierFollowsVersions},
 		{"FindByIdentifierAllOrNothing", testFindByIdentifierAllOrNothing},
 	}
-	for _, tc := range append(tests, batchTests...) {
+	for _, tc := range append(append(tests, batchTests...), onceTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
 			require.NotNil(t, s, "open returned a nil store")

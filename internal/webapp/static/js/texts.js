@@ -37,6 +37,7 @@ const REASONS = {
   "security-level-too-low": ["For lavt sikkerhetsnivå", "Innloggingen må ha sikkerhetsnivå 4 (høyt) for å gi tilgang til helseopplysninger."],
   "no-patient-bound": ["Mangler pasient", "Hver forespørsel må gjelde nøyaktig én pasient."],
   "patient-not-in-context": ["Feil pasient", "Pasienten er ikke den pasienten innloggingen gjelder."],
+  "attest-patient-mismatch": ["Attesten gjelder en annen pasient", "Tillitsattesten i innloggingen nevner ikke denne pasienten. Logg inn på nytt for pasienten du behandler."],
   "access-basis-missing": ["Tilgangsgrunnlag mangler", "Oppgi tilgangsgrunnlag (unntak, samtykke eller akutt)."],
   "access-basis-unknown": ["Ukjent tilgangsgrunnlag", "Tilgangsgrunnlaget er ikke gyldig."],
   "unntak-not-supported": ["Unntak fra samtykke gjelder ikke deg",
