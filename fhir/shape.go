@@ -32,6 +32,7 @@ var mandatoryElements = map[string][]string{
 	"Condition":           {"subject"},
 	"Procedure":           {"status", "subject"},
 	"Consent":             {"status", "scope", "category"},
+	"Subscription":        {"status", "reason", "criteria", "channel"},
 }
 
 // summaryElements lists, per served type, the top-level elements the FHIR
@@ -75,6 +76,9 @@ var summaryElements = map[string][]string{
 	"Consent": {
 		"identifier", "status", "scope", "category", "patient", "dateTime", "performer",
 		"organization", "source[x]", "policyRule", "provision",
+	},
+	"Subscription": {
+		"status", "contact", "end", "reason", "criteria", "error", "channel",
 	},
 }
 

@@ -268,8 +268,10 @@ func TestIndexBinarySize(t *testing.T) {
 	}
 	t.Logf("%-20s %4d indexes: format 1 %5.1f bytes, format 2 %5.1f bytes (%.0f%%)",
 		"all", n, float64(sum1)/float64(n), float64(sum2)/float64(n), 100*float64(sum2)/float64(sum1))
-	if avg := float64(sum2) / float64(n); avg > 165 {
-		t.Errorf("format 2 takes %.1f bytes an index, was 161", avg)
+	// 164.4 before issue 17's base parameters (Patient's address and
+	// telecom, meta.profile and meta.source, ...), 189.6 after.
+	if avg := float64(sum2) / float64(n); avg > 193 {
+		t.Errorf("format 2 takes %.1f bytes an index, was 189.6", avg)
 	}
 }
 

@@ -39,6 +39,7 @@ type Entry struct {
 //	reference: Ref ("Type/id", or the literal reference when it is not one),
 //	           System, Code (Reference.identifier, for :identifier)
 //	string:    Text (Fold of the value), Raw (the value as stored, for :exact)
+//	uri:       Ref (the uri or canonical as stored)
 type Value struct {
 	System string `json:"s,omitempty"`
 	Code   string `json:"c,omitempty"`
@@ -149,6 +150,10 @@ func appendValues(dst []Value, typ string, n node) []Value {
 		return appendRef(dst, n.v)
 	case "string":
 		return appendString(dst, n.v)
+	case "uri":
+		if u, ok := n.v.(string); ok && u != "" {
+			return append(dst, Value{Ref: u})
+		}
 	}
 	return dst
 }

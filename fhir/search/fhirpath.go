@@ -11,18 +11,23 @@ import (
 //
 //	expr  = term *( "|" term )
 //	term  = path | "(" path " as " Type ")"
-//	path  = Type 1*( "." name ) [ ".where(resolve() is " Type ")" | ".as(" Type ")" ]
+//	path  = Type 1*( "." name ) [ ".where(resolve() is " Type ")" | ".as(" Type ")"
+//	        | ".where(" name "='" value "')" ]
 //
 // A step naming a choice element ("effective", "medication") matches every
 // choice variant (effectiveDateTime, effectivePeriod, ...); "as Type" keeps
 // one of them. where(resolve() is Type) is decided from the reference
 // itself (its "Type/id" or Reference.type), since search must not fetch
-// other resources to build an index.
+// other resources to build an index. where(name='value') keeps the
+// objects whose element name is the string value (ContactPoint.system for
+// Patient's email and phone).
 type path struct {
 	root      string   // the resource type (or Resource) the path starts at
 	steps     []string // element names after the root
 	as        string   // choice type to keep, "" for all
 	resolveIs string   // reference target type to keep, "" for all
+	whereKey  string   // where(whereKey='whereVal'): keep objects whose element is that string
+	whereVal  string
 }
 
 func parseExpression(expr string) ([]path, error) {
@@ -59,6 +64,15 @@ func parseTerm(t string) (path, error) {
 			if !isName(p.resolveIs) {
 				return p, fmt.Errorf("term %q: malformed where(resolve() is Type)", t)
 			}
+		case strings.HasSuffix(body, "'") && strings.Contains(body, ".where("):
+			i := strings.LastIndex(body, ".where(")
+			cond := strings.TrimSuffix(body[i+len(".where("):], "'")
+			k, v, ok := strings.Cut(cond, "='")
+			if !ok || !isName(k) || v == "" || strings.ContainsAny(v, "'\\") {
+				return p, fmt.Errorf("term %q: malformed where(name='value')", t)
+			}
+			p.whereKey, p.whereVal = k, v
+			t = body[:i]
 		case strings.Contains(body, ".as("):
 			i := strings.LastIndex(body, ".as(")
 			p.as = body[i+len(".as("):]
@@ -149,6 +163,11 @@ func (p *path) eval(root map[string]any, dst []node) []node {
 		}
 		if p.resolveIs != "" && refType(n.v) != p.resolveIs {
 			continue
+		}
+		if p.whereKey != "" {
+			if m, ok := n.v.(map[string]any); !ok || m[p.whereKey] != p.whereVal {
+				continue
+			}
 		}
 		dst = append(dst, n)
 	}

@@ -74,6 +74,8 @@ func (c *clause) one(q *qvalue, x *Value) bool {
 		return strings.HasPrefix(x.Text, q.text)
 	case "date":
 		return dateMatch(q.prefix, q.lo, q.hi, x.Low, x.High)
+	case "uri":
+		return x.Ref == q.raw
 	case "reference":
 		if c.modifier == "identifier" {
 			return x.Code != "" && q.matchToken(x.System, x.Code)

@@ -14,7 +14,7 @@ func TestParseErrors(t *testing.T) {
 	r := testRegistry(t)
 	cases := []struct{ typ, query, code, expr string }{
 		{"AllergyIntolerance", "foo=bar", "not-supported", "foo"},
-		{"AllergyIntolerance", "_tag=x", "not-supported", "_tag"},
+		{"AllergyIntolerance", "_text=x", "not-supported", "_text"},
 		{"AllergyIntolerance", "_has:Flag:patient:status=active", "not-supported", "_has:Flag:patient:status"},
 		{"AllergyIntolerance", "clinical-status:exact=active", "not-supported", "clinical-status:exact"},
 		{"AllergyIntolerance", "clinical-status:below=active", "not-supported", "clinical-status:below"},

@@ -424,6 +424,12 @@ func (p *parser) value(prm *Param, modifier, raw string) (qvalue, string) {
 		return qvalue{text: t, raw: u}, ""
 	case "date":
 		return p.date(raw)
+	case "uri":
+		u := unescape(raw)
+		if u == "" {
+			return qvalue{}, "empty value"
+		}
+		return qvalue{raw: u}, ""
 	case "reference":
 		if modifier == "identifier" {
 			return parseToken(raw)

@@ -28,7 +28,7 @@ type Definition struct {
 // Param is one search parameter as it applies to one resource type.
 type Param struct {
 	Name          string // the code used in the query string
-	Type          string // token | date | reference | string
+	Type          string // token | date | reference | string | uri
 	URL           string // SearchParameter.url, for CapabilityStatement definition
 	Documentation string
 	Expression    string   // the definition's full FHIRPath expression
@@ -98,7 +98,7 @@ func ParseDefinitions(bundle []byte) ([]Definition, error) {
 	return defs, nil
 }
 
-var supportedTypes = []string{"token", "date", "reference", "string"}
+var supportedTypes = []string{"token", "date", "reference", "string", "uri"}
 
 // NewRegistry compiles definitions for the resource types given. Every
 // base type must be one of types (or Resource / DomainResource, meaning

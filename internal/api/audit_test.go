@@ -84,6 +84,9 @@ func TestEveryRequestIsAudited(t *testing.T) {
 	}{
 		{"GET", "/metadata", nil, nil, ""},
 		{"GET", "/StructureDefinition/KjFlag", nil, nil, ""},
+		{"GET", "/SearchParameter/clinical-patient", nil, nil, ""},
+		{"GET", "/StructureDefinition?url=https%3A%2F%2Fkjernejournal.example.no%2Ffhir%2FStructureDefinition%2FKjFlag", nil, nil, ""},
+		{"PUT", "/SearchParameter/clinical-patient", []byte(`{"resourceType":"SearchParameter","id":"clinical-patient"}`), nil, ""},
 		{"GET", "/Flag/sec-flag-0", nil, nil, ""},
 		{"GET", "/Patient/" + p0, nil, nil, p0},
 		{"GET", "/Flag/sec-flag-0/_history/1", nil, nil, ""},

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/api"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/store"
@@ -101,6 +102,11 @@ func TestCapabilityStatementFollowsRoutes(t *testing.T) {
 		for _, i := range rm["interaction"].([]any) {
 			codes = append(codes, i.(map[string]any)["code"].(string))
 		}
+		if access.IsConformanceType(rm["type"].(string)) {
+			// the server's own conformance resources: read and search only
+			assert.Equal(t, []string{"read", "search-type"}, codes, rm["type"])
+			continue
+		}
 		for _, want := range []string{"read", "vread", "update", "delete", "history-instance", "create"} {
 			if rm["type"] == "Consent" && want == "delete" {
 				// privacy settings are lifted by an update, never deleted (405)
@@ -110,7 +116,7 @@ func TestCapabilityStatementFollowsRoutes(t *testing.T) {
 			assert.Contains(t, codes, want, rm["type"])
 		}
 	}
-	assert.ElementsMatch(t, domain.RecordTypes(), types)
+	assert.ElementsMatch(t, append(domain.RecordTypes(), access.ConformanceTypes...), types)
 	// every advertised interaction is routed to that interaction
 	svc := c.srv.Interactions()
 	sample := map[string][2]string{

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -189,6 +190,15 @@ func negotiate(c *gin.Context, q url.Values) (output, *interaction.Error) {
 		return &interaction.Error{Status: http.StatusNotAcceptable, Issues: []fhir.Issue{{Severity: "error", Code: "not-supported", Diagnostics: msg, Expression: []string{"_format"}}}}
 	}
 	if f := q.Get("_format"); f != "" {
+		// An unencoded + in the query arrives as a space
+		// (_format=application/fhir+json).
+		f = strings.ReplaceAll(strings.TrimSpace(f), " ", "+")
+		if mt, params, err := mime.ParseMediaType(f); err == nil && strings.Contains(mt, "/") {
+			if !fhirVersionR4(params) {
+				return out, notAcceptable("this server speaks FHIR R4 (4.0) only; _format=" + f + " is not supported")
+			}
+			f = mt
+		}
 		switch f {
 		case "json", ctFHIRJSON, ctJSON:
 			if f == ctJSON {
@@ -202,7 +212,7 @@ func negotiate(c *gin.Context, q url.Values) (output, *interaction.Error) {
 	} else if accept := c.GetHeader("Accept"); accept != "" {
 		ct, ok := acceptable(accept)
 		if !ok {
-			e := notAcceptable("none of the types in Accept: " + accept + " is served; this server speaks application/fhir+json and application/json")
+			e := notAcceptable("none of the types in Accept: " + accept + " is served; this server speaks application/fhir+json and application/json, FHIR 4.0")
 			e.Issues[0].Expression = nil
 			return out, e
 		}
@@ -229,6 +239,9 @@ func acceptable(accept string) (string, bool) {
 		if q, ok := params["q"]; ok && (q == "0" || q == "0.0" || q == "0.00" || q == "0.000") {
 			continue
 		}
+		if !fhirVersionR4(params) {
+			continue
+		}
 		switch mt {
 		case ctFHIRJSON, "*/*", "application/*":
 			return ctFHIRJSON, true
@@ -249,6 +262,9 @@ func (s *Server) answer(c *gin.Context, out output, call *interaction.Call, res 
 					c.Status(http.StatusNotModified)
 					return
 				}
+			} else if notModifiedSince(c.GetHeader("If-Modified-Since"), v.LastUpdated) {
+				c.Status(http.StatusNotModified)
+				return
 			}
 		}
 	}
@@ -308,4 +324,28 @@ func (s *Server) baseURL(c *gin.Context) string {
 		scheme = "https"
 	}
 	return scheme + "://" + c.Request.Host
+}
+
+// fhirVersionR4 reports whether a media type's fhirVersion parameter, if
+// any, names R4 (4.0, or a 4.0.x release).
+func fhirVersionR4(params map[string]string) bool {
+	v, ok := params["fhirversion"] // mime lower-cases parameter names
+	if !ok {
+		return true
+	}
+	return v == "4.0" || strings.HasPrefix(v, "4.0.")
+}
+
+// notModifiedSince reports whether an If-Modified-Since header (an HTTP
+// date, to the second) is at or after lastUpdated, so that a read is
+// answered 304. A missing or malformed header never is (RFC 9110 13.1.3).
+func notModifiedSince(h string, lastUpdated time.Time) bool {
+	if h == "" {
+		return false
+	}
+	t, err := http.ParseTime(h)
+	if err != nil {
+		return false
+	}
+	return !lastUpdated.Truncate(time.Second).After(t)
 }

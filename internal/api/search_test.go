@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kjernejournal/kjernejournal/fhir/search"
+	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
@@ -472,9 +473,12 @@ func TestSearchCapabilityStatement(t *testing.T) {
 		r := c.do("GET", "/metadata", nil)
 		require.Equal(t, http.StatusOK, r.status)
 		require.NoError(t, json.Unmarshal(r.body, &cs))
-		require.Len(t, cs.Rest[0].Resource, len(domain.RecordTypes()))
-		sample := map[string]string{"token": "x", "date": "ge2020", "reference": "Practitioner/x", "string": "a"}
+		require.Len(t, cs.Rest[0].Resource, len(domain.RecordTypes())+len(access.ConformanceTypes))
+		sample := map[string]string{"token": "x", "date": "ge2020", "reference": "Practitioner/x", "string": "a", "uri": "http://example.org/x"}
 		for _, res := range cs.Rest[0].Resource {
+			if access.IsConformanceType(res.Type) {
+				continue // not records: internal/interaction TestConformanceResources
+			}
 			var codes []string
 			for _, in := range res.Interaction {
 				codes = append(codes, in.Code)

@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kjernejournal/kjernejournal/internal/access"
 )
 
 // Kind is what a call does. Its value is the FHIR interaction code (or
@@ -76,14 +77,13 @@ type Call struct {
 // Public reports whether the call needs no token: the CapabilityStatement
 // and the server's conformance resources.
 func (c *Call) Public() bool {
-	return c.Kind == Capabilities || c.Kind == Read && isConformanceType(c.Type)
+	return c.Kind == Capabilities || (c.Kind == Read || c.Kind == Search) && isConformanceType(c.Type)
 }
 
-// conformanceTypes are our StructureDefinitions, CodeSystems and
-// ValueSets, public like the CapabilityStatement.
-var conformanceTypes = [...]string{"StructureDefinition", "CodeSystem", "ValueSet"}
-
-func isConformanceType(t string) bool { return slices.Contains(conformanceTypes[:], t) }
+// isConformanceType reports whether t is one of the server's conformance
+// resource types (StructureDefinition, CodeSystem, ValueSet,
+// SearchParameter), public like the CapabilityStatement (canonical.go).
+func isConformanceType(t string) bool { return access.IsConformanceType(t) }
 
 // served reports whether the server answers resource type t at all.
 func (s *Service) served(t string) bool {
@@ -265,7 +265,9 @@ func (s *Service) routeType(c *Call, where func() string) *Error {
 			return notAllowed(http.MethodPost, "%s: a Subscription is created with POST and read by id", where())
 		}
 	case isConformanceType(c.Type):
-		return notFound("%s resources are read by id (%s/{id})", c.Type, c.Type)
+		if c.Method != http.MethodGet {
+			return notAllowed(http.MethodGet, "%s: %s resources are built into the server: read them by id or search them with GET", where(), c.Type)
+		}
 	case c.Type == "Practitioner":
 		return notFound("Practitioner is read by id only: the signed-in practitioner's own, named by the token's fhirUser")
 	}

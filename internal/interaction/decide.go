@@ -100,6 +100,10 @@ func (s *Service) admits(d access.Decision, v store.Version) bool {
 	}
 	return d.Admits(func(c auth.Constraint) bool {
 		q, _, err := s.reg.ParseQuery(v.Type, url.Values{c.Param: {c.Value}}, false)
+		if err == nil && q.Reextract() {
+			idx, err := s.indexFor(q, v)
+			return err == nil && q.Match(idx)
+		}
 		return err == nil && q.Match(idx)
 	})
 }

@@ -181,7 +181,7 @@ func (s *Service) do(ctx context.Context, req *Request, call *Call) (*Result, er
 	case Read:
 		switch {
 		case isConformanceType(call.Type):
-			return s.conformanceRead(call)
+			return s.conformanceRead(req, call)
 		case call.Type == "Subscription":
 			return s.subscriptionRead(ctx, req, call)
 		case call.Type == "Practitioner":
@@ -198,6 +198,9 @@ func (s *Service) do(ctx context.Context, req *Request, call *Call) (*Result, er
 			return s.usageLog(ctx, req, call)
 		case "DocumentReference":
 			return s.documentSearch(ctx, req, call)
+		}
+		if isConformanceType(call.Type) {
+			return s.conformanceSearch(req, call)
 		}
 		return s.search(ctx, req, call)
 	case Create:

@@ -65,16 +65,6 @@ func (s *Service) status(ctx context.Context, req *Request, c *Call) (*Result, e
 	return &Result{Status: http.StatusOK, Body: []byte(body)}, nil
 }
 
-// conformanceRead serves our StructureDefinitions, CodeSystems and
-// ValueSets: public, like the CapabilityStatement.
-func (s *Service) conformanceRead(c *Call) (*Result, error) {
-	body, ok := profile.Resource(c.Type, c.ID)
-	if !ok {
-		return nil, notFound("%s/%s is not known", c.Type, c.ID)
-	}
-	return &Result{Status: http.StatusOK, Body: body}, nil
-}
-
 // capabilities serves GET /metadata. The statement is generated from what
 // the router (ParseCall) and the search registry serve, so it cannot
 // promise what is not there.
@@ -140,8 +130,9 @@ func (s *Service) capabilityStatement(base string) []byte {
 		// The profile every stored resource of the type conforms to and
 		// declares in meta.profile, so that clients can find it.
 		res.SupportedProfile = profile.Profiles(t)
+		res.Operation = []csOperation{validateOperation}
 		if t == "Patient" {
-			res.Operation = []csOperation{{Name: "kj-status", Definition: domain.Base + "OperationDefinition/kj-status"}}
+			res.Operation = append(res.Operation, csOperation{Name: "kj-status", Definition: domain.Base + "OperationDefinition/kj-status"})
 		}
 		resources = append(resources, res)
 	}
@@ -172,6 +163,7 @@ func (s *Service) capabilityStatement(base string) []byte {
 			Documentation: "read only, and only the signed-in practitioner's own (Practitioner/<HPR number>, the token's fhirUser), built from the token's HelseID claims",
 		})
 	}
+	resources = append(resources, conformanceCapabilities()...)
 	if s.cfg.Audit {
 		resources = append(resources, csResource{
 			Type: "AuditEvent", Interaction: []csInteraction{{string(Search)}}, Versioning: "no-version",

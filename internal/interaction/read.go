@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -165,7 +166,7 @@ func (s *Service) history(ctx context.Context, req *Request, c *Call) (*Result, 
 	count, since := 100, time.Time{}
 	for name := range c.Query {
 		switch name {
-		case "_count", "_since", "_format", "_pretty", "_summary", "_elements":
+		case "_count", "_since", "_format", "_pretty", "_summary", "_elements", historyOffset:
 		default:
 			e := fail(http.StatusBadRequest, "not-supported", "parameter %q is not supported on _history", name)
 			e.Issues[0].Expression = []string{name}
@@ -178,6 +179,14 @@ func (s *Service) history(ctx context.Context, req *Request, c *Call) (*Result, 
 			return nil, invalid("_count", "_count must be a non-negative integer, not %q", cs)
 		}
 		count = min(n, 1000)
+	}
+	offset := 0
+	if off := c.Query.Get(historyOffset); off != "" {
+		n, err := strconv.Atoi(off)
+		if err != nil || n < 0 {
+			return nil, invalid(historyOffset, "%s must be a non-negative integer, not %q", historyOffset, off)
+		}
+		offset = n
 	}
 	if ss := c.Query.Get("_since"); ss != "" {
 		t, err := parseInstant(ss)
@@ -210,8 +219,9 @@ func (s *Service) history(ctx context.Context, req *Request, c *Call) (*Result, 
 		}
 	}
 	total := len(versions)
-	if len(versions) > count {
-		versions = versions[:count]
+	links := []fhir.Link{{Relation: "self", URL: selfURL(req, c)}}
+	if sh.Summary != "count" {
+		versions, links = historyPage(req, c, versions, offset, count, links)
 	}
 	var entries []fhir.BundleEntry
 	if sh.Summary != "count" {
@@ -243,8 +253,46 @@ func (s *Service) history(ctx context.Context, req *Request, c *Call) (*Result, 
 		}
 	}
 	return &Result{Status: http.StatusOK, Body: fhir.Bundle(fhir.BundleOptions{
-		Type: "history", Total: &total, Links: []fhir.Link{{Relation: "self", URL: selfURL(req, c)}}, ID: rand.Text(),
+		Type: "history", Total: &total, Links: links, ID: rand.Text(),
 	}, entries)}, nil
+}
+
+// historyOffset is the paging parameter of a history: the number of
+// (newest first) versions the page skips. The next and previous links
+// carry it; a client never needs to make it up.
+const historyOffset = "_offset"
+
+// historyPage cuts the page of count versions at offset out of versions
+// and adds first, previous and next links for the pages around it.
+func historyPage(req *Request, c *Call, versions []store.Version, offset, count int, links []fhir.Link) ([]store.Version, []fhir.Link) {
+	total := len(versions)
+	page := func(rel string, off int) fhir.Link {
+		q := url.Values{}
+		for k, v := range c.Query {
+			q[k] = v
+		}
+		q.Set("_count", strconv.Itoa(count))
+		if off > 0 {
+			q.Set(historyOffset, strconv.Itoa(off))
+		} else {
+			q.Del(historyOffset)
+		}
+		return fhir.Link{Relation: rel, URL: req.Base + "/" + c.Path + "?" + q.Encode()}
+	}
+	if count > 0 && (offset > 0 || total > count) {
+		links = append(links, page("first", 0))
+		if offset > 0 {
+			links = append(links, page("previous", max(offset-count, 0)))
+		}
+		if offset+count < total {
+			links = append(links, page("next", offset+count))
+		}
+	}
+	versions = versions[min(offset, total):]
+	if len(versions) > count {
+		versions = versions[:count]
+	}
+	return versions, links
 }
 
 // selfURL is the absolute URL of the call as requested.

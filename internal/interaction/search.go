@@ -94,7 +94,7 @@ func (s *Service) search(ctx context.Context, req *Request, c *Call) (*Result, e
 			if v.Patient != patient || !s.admits(d, v) || v.Type == "Consent" && criticalVersion(v) != critical {
 				continue
 			}
-			idx, err := s.indexOf(v)
+			idx, err := s.indexFor(q, v)
 			if err != nil {
 				return nil, fmt.Errorf("search %s/%s: %w", v.Type, v.ID, err)
 			}
@@ -274,7 +274,7 @@ func (s *Service) included(ctx context.Context, req *Request, q *search.Query, p
 			if seen[v.Type+"/"+v.ID] {
 				continue
 			}
-			idx, err := s.indexOf(v)
+			idx, err := s.indexFor(q, v)
 			if err != nil {
 				return nil, fmt.Errorf("revinclude %s/%s: %w", v.Type, v.ID, err)
 			}

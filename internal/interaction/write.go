@@ -135,6 +135,20 @@ func (s *Service) prepare(ctx context.Context, req *Request, c *Call, o prepareO
 		// name before the rules look at the patient reference.
 		res.RewriteReferences(o.refs)
 	}
+	if c.Entry {
+		// A Bundle entry's conditional references (condrefs.go).
+		changed, err := s.resolveConditionalRefs(ctx, req, c, res)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			// The rules and the profile check what is stored: the
+			// resolved references.
+			if body, err = s.codec.Marshal(res); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := checkBody(res, body); err != nil {
 		return nil, err
 	}
@@ -492,7 +506,7 @@ func (s *Service) matchInRecord(ctx context.Context, typ, patient, criteria, wha
 	}
 	var out []store.Version
 	for _, v := range all {
-		idx, err := s.indexOf(v)
+		idx, err := s.indexFor(q, v)
 		if err != nil {
 			return nil, err
 		}
