@@ -313,15 +313,23 @@ func (c *checker) condition(r *critical) {
 	}
 }
 
+// status checks a code element that must hold one of allowed ("must be
+// a, b or c, is …").
+func (c *checker) status(key, path string, status *string, allowed ...string) {
+	if status != nil && oneOf(*status, allowed...) {
+		return
+	}
+	got := "absent"
+	if status != nil {
+		got = fmt.Sprintf("%q", *status)
+	}
+	list := strings.Join(allowed[:len(allowed)-1], ", ") + " or " + allowed[len(allowed)-1]
+	c.rule(key, path, "must be %s, is %s", list, got)
+}
+
 func (c *checker) procedure(r *critical) {
 	const t = "Procedure"
-	if r.Status == nil || !oneOf(*r.Status, "in-progress", "completed", "entered-in-error") {
-		got := "absent"
-		if r.Status != nil {
-			got = fmt.Sprintf("%q", *r.Status)
-		}
-		c.rule("kj-procedure-1", t+".status", "must be in-progress, completed or entered-in-error, is %s", got)
-	}
+	c.status("kj-procedure-1", t+".status", r.Status, "in-progress", "completed", "entered-in-error")
 	c.infoType("kj-procedure-2", t, r.Category, []string{domain.OngoingTreatment})
 	c.what("kj-procedure-3", t+".code", r.Code, "the ongoing treatment")
 	c.patientRef("kj-procedure-4", t+".subject", r.Subject)
@@ -355,13 +363,7 @@ func (c *checker) procedure(r *critical) {
 
 func (c *checker) consent(r *critical) {
 	const t = "Consent"
-	if r.Status == nil || !oneOf(*r.Status, "active", "inactive", "entered-in-error") {
-		got := "absent"
-		if r.Status != nil {
-			got = fmt.Sprintf("%q", *r.Status)
-		}
-		c.rule("kj-consent-1", t+".status", "must be active, inactive or entered-in-error, is %s", got)
-	}
+	c.status("kj-consent-1", t+".status", r.Status, "active", "inactive", "entered-in-error")
 	kind := c.infoType("kj-consent-2", t, r.Category, []string{domain.LimitsOfLifeProlongingTreatment, domain.TreatmentClarification})
 	if s, ok := consentScopes[kind]; ok && (r.Scope == nil || !slices.Contains(r.Scope.Coding, coding{domain.SystemConsentScope, s.scope})) {
 		c.rule("kj-consent-3", t+".scope", "%s goes with scope %s#%s", kind, domain.SystemConsentScope, s.scope)
