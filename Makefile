@@ -5,6 +5,8 @@
 GO        ?= go
 BIN       := bin
 ADDR      ?= 127.0.0.1:8080
+# The admin listener of `make run` (/metrics, /healthz, /readyz).
+ADMIN_ADDR ?= 127.0.0.1:9090
 DATA      ?= data
 DEMO      ?= 50
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -36,7 +38,7 @@ run: build
 	$(BIN)/kjsource --addr 127.0.0.1:8092 --name "Nordlandssykehuset HF" --patients $(DEMO) --seed 1 \
 	  --kj-issuer http://$(ADDR) 2>>$(BIN)/kjsource.log & S2=$$!; \
 	$(BIN)/kjernejournal serve --addr $(ADDR) --data-dir $(DATA) --demo-patients $(DEMO) --auth-server \
-	  --sources testdata/sources/sources.json --default-region helse-sor-ost
+	  --sources testdata/sources/sources.json --default-region helse-sor-ost --admin-addr $(ADMIN_ADDR)
 
 vet:
 	$(GO) vet ./...

@@ -34,8 +34,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				fmt.Fprintf(&b, "\n## %s\n\n| Check | Result | Description | Reason |\n|---|---|---|---|\n", g.Title)
 				first = false
 			}
+			reason := res.Message
+			if reason == "" {
+				reason = res.Note
+			}
 			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", res.Check.ID, strings.ToUpper(string(res.Status)),
-				cell(res.Check.Title), cell(res.Message))
+				cell(res.Check.Title), cell(reason))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -95,6 +99,9 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 				continue
 			}
 			c := junitCase{Name: res.Check.ID, Classname: "conformance." + g.Name, Time: seconds(res.Elapsed), SystemOut: res.Check.Title}
+			if res.Note != "" {
+				c.SystemOut += "\n" + res.Note
+			}
 			switch res.Status {
 			case Fail:
 				c.Failure = &junitMessage{Message: firstLine(res.Message), Text: res.Message}

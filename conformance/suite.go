@@ -102,6 +102,8 @@ type Result struct {
 	Check   Check
 	Status  Status
 	Message string // why it failed or was skipped; empty on pass
+	// Note is what a passing check measured (Notef), for the report.
+	Note    string
 	Elapsed time.Duration
 }
 
@@ -165,6 +167,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			line := fmt.Sprintf("%-4s %s (%s)", strings.ToUpper(string(res.Status)), c.ID, res.Elapsed.Round(time.Millisecond))
 			if res.Message != "" {
 				line += ": " + firstLine(res.Message)
+			} else if res.Note != "" {
+				line += ": " + firstLine(res.Note)
 			}
 			fmt.Fprintln(cfg.Progress, line)
 		}
@@ -192,6 +196,7 @@ type T struct {
 	env          *env
 	check        Check
 	msgs         []string
+	notes        []string
 	failed       bool
 	skipped      bool
 	cleanup      []func()
@@ -224,6 +229,7 @@ func (e *env) run(ctx context.Context, c Check) (res Result) {
 	if res.Status != Pass {
 		res.Message = strings.Join(t.msgs, "\n")
 	}
+	res.Note = strings.Join(t.notes, "\n")
 	return res
 }
 
@@ -256,6 +262,12 @@ func (t *T) Cleanup(f func()) { t.cleanup = append(t.cleanup, f) }
 func (t *T) Errorf(format string, args ...any) {
 	t.failed = true
 	t.msgs = append(t.msgs, fmt.Sprintf(format, args...))
+}
+
+// Notef records a figure the check measured (an agreement rate, say),
+// which the report shows whatever the outcome.
+func (t *T) Notef(format string, args ...any) {
+	t.notes = append(t.notes, fmt.Sprintf(format, args...))
 }
 
 // Fatalf records a failure and ends the check.

@@ -33,6 +33,8 @@ var mandatoryElements = map[string][]string{
 	"Procedure":           {"status", "subject"},
 	"Consent":             {"status", "scope", "category"},
 	"Subscription":        {"status", "reason", "criteria", "channel"},
+	"AuditEvent":          {"type", "recorded", "agent", "source"},
+	"DocumentReference":   {"status", "content"},
 }
 
 // summaryElements lists, per served type, the top-level elements the FHIR
@@ -79,6 +81,18 @@ var summaryElements = map[string][]string{
 	},
 	"Subscription": {
 		"status", "contact", "end", "reason", "criteria", "error", "channel",
+	},
+	"AuditEvent": {
+		"type", "subtype", "action", "recorded", "outcome", "outcomeDesc", "purposeOfEvent",
+	},
+	// The signed-in practitioner's own, built from the token.
+	"Practitioner": {
+		"identifier", "active", "name", "telecom", "address", "gender", "birthDate",
+	},
+	"DocumentReference": {
+		"masterIdentifier", "identifier", "status", "docStatus", "type", "category",
+		"subject", "date", "author", "relatesTo", "description", "securityLabel",
+		"content", "context",
 	},
 }
 
@@ -140,7 +154,24 @@ func summary(body []byte) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("fhir: Summary: no summary definition for resource type %q", typ)
 	}
-	return subset(ms, len(body), newNameMatcher(list, []string{"implicitRules"}))
+	// The mandatory elements too (AuditEvent.agent and source are not
+	// summary elements), so that a summary is still a valid resource.
+	return subset(ms, len(body), newNameMatcher(list, mandatoryElements[typ], []string{"implicitRules"}))
+}
+
+// summaryText is _summary=text: the narrative, id, meta and the
+// mandatory top-level elements, which the R4 search page asks for so
+// that the result is still a valid resource.
+func summaryText(body []byte) ([]byte, error) {
+	ms, err := scanObject(body, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fhir: SummaryText: %w", err)
+	}
+	typ := resourceTypeOf(ms)
+	if _, ok := summaryElements[typ]; !ok {
+		return nil, fmt.Errorf("fhir: SummaryText: no summary definition for resource type %q", typ)
+	}
+	return subset(ms, len(body), newNameMatcher([]string{"text", "implicitRules"}, mandatoryElements[typ]))
 }
 
 func resourceTypeOf(ms []member) string {

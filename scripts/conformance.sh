@@ -96,7 +96,10 @@ wait_up() { # name url pid log
 echo "== kjernejournal on $BASE (embedded store, built-in SMART authorisation server, $DEMO demo patients, sources ous, nlsh and down)"
 # --dev-clock: the clock group moves the record's clock forward (the
 # 7-day and 30-day rules); it runs last, and tokens keep the real time.
+# The rate limits are off: the SMART attack checks fail authentications by
+# the hundred within seconds from one address.
 bin/kjernejournal serve --addr "127.0.0.1:$KJ_PORT" --data-dir "$WORK/data" --auth-server --dev-clock \
+  --rate-failed-auth off --rate-auth-server off \
   --demo-patients "$DEMO" --sources "$WORK/sources.json" --default-region helse-sor-ost --log-level warn \
   --smart-key-file testdata/smart/dev-signing-key.pem --smart-clients testdata/smart/clients.json \
   --smart-personas testdata/smart/personas.json \

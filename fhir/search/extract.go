@@ -1,7 +1,6 @@
 package search
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/fhir/fhirpath"
 )
 
 // Index holds the search values of one resource version, extracted once
@@ -33,13 +33,16 @@ type Entry struct {
 //
 //	token:     System, Code (a code, Coding, Identifier value, id, boolean),
 //	           Text (folded Coding.display, CodeableConcept.text or
-//	           Identifier.type.text, for :text)
+//	           Identifier.type.text, for :text), Raw (an Identifier's type
+//	           coding as system|code, one value per coding, for :of-type)
 //	date:      Low, High (inclusive range in microseconds since the epoch,
 //	           UTC; open Period ends are the int64 extremes)
 //	reference: Ref ("Type/id", or the literal reference when it is not one),
 //	           System, Code (Reference.identifier, for :identifier)
 //	string:    Text (Fold of the value), Raw (the value as stored, for :exact)
 //	uri:       Ref (the uri or canonical as stored)
+//	quantity:  Low, High (the range the value's precision implies, in
+//	           millionths of the unit; quantity.go), System, Code (the unit)
 type Value struct {
 	System string `json:"s,omitempty"`
 	Code   string `json:"c,omitempty"`
@@ -65,10 +68,10 @@ func (x *Index) Values(param string) []Value {
 // that bypassed validation) are left out rather than failing the write:
 // they cannot match a search, which is the safe outcome.
 func (r *Registry) Extract(resourceType string, resourceJSON []byte) (Index, error) {
-	var root map[string]any
-	d := json.NewDecoder(bytes.NewReader(resourceJSON))
-	d.UseNumber()
-	if err := d.Decode(&root); err != nil {
+	// DecodeJSON is encoding/json with UseNumber, faster: this is on
+	// every write.
+	root, err := fhirpath.DecodeJSON(resourceJSON)
+	if err != nil {
 		return Index{}, fmt.Errorf("search: extract: %w", err)
 	}
 	if rt, _ := root["resourceType"].(string); rt != resourceType {
@@ -150,6 +153,8 @@ func appendValues(dst []Value, typ string, n node) []Value {
 		return appendRef(dst, n.v)
 	case "string":
 		return appendString(dst, n.v)
+	case "quantity":
+		return appendQuantity(dst, n.v)
 	case "uri":
 		if u, ok := n.v.(string); ok && u != "" {
 			return append(dst, Value{Ref: u})
@@ -169,10 +174,27 @@ func appendToken(dst []Value, v any) []Value {
 	case map[string]any:
 		if _, isIdentifier := v["value"]; isIdentifier {
 			val := Value{System: str(v, "system"), Code: str(v, "value")}
-			if t, ok := v["type"].(map[string]any); ok {
+			t, _ := v["type"].(map[string]any)
+			if t != nil {
 				val.Text = Fold(str(t, "text"))
 			}
-			return append(dst, val)
+			// One value per coding of Identifier.type, the coding in Raw
+			// as system|code, for :of-type; an untyped identifier is one
+			// value without Raw.
+			typed := false
+			codings, _ := t["coding"].([]any)
+			for _, c := range codings {
+				if cm, ok := c.(map[string]any); ok && str(cm, "code") != "" {
+					tv := val
+					tv.Raw = str(cm, "system") + "|" + str(cm, "code")
+					dst = append(dst, tv)
+					typed = true
+				}
+			}
+			if !typed {
+				dst = append(dst, val)
+			}
+			return dst
 		}
 		coding, isConcept := v["coding"].([]any)
 		if _, hasText := v["text"]; isConcept || hasText {

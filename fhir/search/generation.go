@@ -36,6 +36,7 @@ var addedLater = map[string]bool{
 	"Encounter.based-on":            true,
 	"Encounter.diagnosis":           true,
 	"Encounter.episode-of-care":     true,
+	"Encounter.length":              true,
 	"Encounter.location":            true,
 	"Encounter.location-period":     true,
 	"Encounter.part-of":             true,
@@ -63,6 +64,32 @@ var addedLater = map[string]bool{
 	"Resource._security":            true,
 	"Resource._source":              true,
 	"Resource._tag":                 true,
+	// Issue 17, search: the rest of Condition's and Procedure's.
+	"Condition.abatement-age":          true,
+	"Condition.abatement-date":         true,
+	"Condition.abatement-string":       true,
+	"Condition.asserter":               true,
+	"Condition.body-site":              true,
+	"Condition.encounter":              true,
+	"Condition.evidence":               true,
+	"Condition.evidence-detail":        true,
+	"Condition.onset-age":              true,
+	"Condition.onset-date":             true,
+	"Condition.onset-info":             true,
+	"Condition.recorded-date":          true,
+	"Condition.severity":               true,
+	"Condition.stage":                  true,
+	"Condition.verification-status":    true,
+	"Procedure.based-on":               true,
+	"Procedure.date":                   true,
+	"Procedure.encounter":              true,
+	"Procedure.instantiates-canonical": true,
+	"Procedure.instantiates-uri":       true,
+	"Procedure.location":               true,
+	"Procedure.part-of":                true,
+	"Procedure.performer":              true,
+	"Procedure.reason-code":            true,
+	"Procedure.reason-reference":       true,
 }
 
 func (p *Param) addedLater(resourceType string) bool {
@@ -79,6 +106,11 @@ func (q *Query) Reextract() bool {
 	}
 	for i := range q.clauses {
 		if q.clauses[i].p != nil && q.clauses[i].p.addedLater(q.Type) {
+			return true
+		}
+		if q.clauses[i].modifier == "of-type" {
+			// Indexes stored before :of-type lack the identifier's type
+			// codings (Value.Raw of an identifier).
 			return true
 		}
 	}

@@ -18,6 +18,11 @@ func (q *Query) Match(idx Index) bool {
 			return false
 		}
 	}
+	for _, h := range q.has {
+		if !h.match(&idx) {
+			return false
+		}
+	}
 	return true
 }
 
@@ -38,9 +43,10 @@ func (c *clause) match(vals []Value) bool {
 	switch c.modifier {
 	case "missing":
 		return (len(vals) == 0) == c.values[0].missing
-	case "not":
+	case "not", "not-in":
 		// :not is the complement, so a resource without any value
-		// matches, as the specification requires.
+		// matches, as the specification requires; :not-in is the
+		// complement of :in in the same way.
 		return !c.anyValue(vals)
 	}
 	return c.anyValue(vals)
@@ -60,8 +66,13 @@ func (c *clause) anyValue(vals []Value) bool {
 func (c *clause) one(q *qvalue, x *Value) bool {
 	switch c.p.Type {
 	case "token":
-		if c.modifier == "text" {
+		switch c.modifier {
+		case "text":
 			return wordPrefix(x.Text, q.text)
+		case "in", "not-in":
+			return q.vs.contains(x.System, x.Code)
+		case "of-type":
+			return q.matchOfType(x)
 		}
 		return q.matchToken(x.System, x.Code)
 	case "string":
@@ -74,6 +85,8 @@ func (c *clause) one(q *qvalue, x *Value) bool {
 		return strings.HasPrefix(x.Text, q.text)
 	case "date":
 		return dateMatch(q.prefix, q.lo, q.hi, x.Low, x.High)
+	case "quantity":
+		return q.matchQuantity(x)
 	case "uri":
 		return x.Ref == q.raw
 	case "reference":
@@ -98,8 +111,11 @@ func (q *qvalue) matchToken(system, code string) bool {
 }
 
 func (q *qvalue) matchRef(ref string, targets []string) bool {
-	if q.refRaw != "" {
-		return ref == q.refRaw
+	if q.refRaw != "" && ref == q.refRaw {
+		return true
+	}
+	if q.refID == "" {
+		return false
 	}
 	i := strings.LastIndexByte(ref, '/')
 	if i <= 0 || ref[i+1:] != q.refID {
@@ -183,9 +199,14 @@ func (ch *Chain) match(vals []Value) bool {
 // asks for from one matched resource. The caller reads them (from the same
 // patient's compartment: an include never leaves the patient) and adds
 // them with search mode "include".
-func (q *Query) IncludeRefs(idx Index) []string {
+func (q *Query) IncludeRefs(idx Index) []string { return q.includeRefs(idx, false) }
+
+func (q *Query) includeRefs(idx Index, iterateOnly bool) []string {
 	var out []string
 	for _, inc := range q.Include {
+		if inc.Source != idx.Type || iterateOnly && !inc.Iterate {
+			continue
+		}
 		for _, v := range idx.Values(inc.Param) {
 			typ, _, ok := strings.Cut(v.Ref, "/")
 			if !ok || inc.Target != "" && typ != inc.Target || strings.Contains(v.Ref, ":") {

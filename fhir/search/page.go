@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Candidate is a matched resource waiting to be sorted and paged. Body is
@@ -67,11 +68,48 @@ func (q *Query) sortSignature() uint32 {
 }
 
 func (q *Query) keysOf(idx *Index) []sortVal {
+	return q.keysWith(q.sortTypes(), idx)
+}
+
+// sortTypes is the parameter type of each sort key, looked up once per
+// sort rather than once per candidate; "" is a range, a date (the
+// default _lastUpdated) or a quantity, and "id" the resource id.
+func (q *Query) sortTypes() []string {
+	sk := q.sortKeys()
+	out := make([]string, len(sk))
+	for i, k := range sk {
+		switch {
+		case k.Param == "_id":
+			out[i] = "id"
+		case k.Param == lastUpdatedParam || q.reg == nil:
+		default:
+			if p := q.reg.param(q.Type, k.Param); p != nil && p.Type != "date" && p.Type != "quantity" {
+				out[i] = p.Type
+			}
+		}
+	}
+	return out
+}
+
+// maxSortText bounds the text of one sort key, so that a cursor stays
+// short whatever the data holds. Every comparison uses the bounded key,
+// so values that differ only after it are ordered by id, consistently on
+// every page.
+const maxSortText = 64
+
+func (q *Query) keysWith(types []string, idx *Index) []sortVal {
 	sk := q.sortKeys()
 	out := make([]sortVal, len(sk))
 	for i, k := range sk {
-		if k.Param == "_id" {
+		switch types[i] {
+		case "id":
 			out[i] = sortVal{present: true, s: idx.ID}
+			continue
+		case "":
+		default:
+			if s, ok := textSortKey(types[i], idx.Values(k.Param)); ok {
+				out[i] = sortVal{present: true, s: s}
+			}
 			continue
 		}
 		vals := idx.Values(k.Param)
@@ -95,6 +133,50 @@ func (q *Query) keysOf(idx *Index) []sortVal {
 		out[i] = sortVal{present: true, n: n}
 	}
 	return out
+}
+
+// textSortKey is the sort key of a string, token, reference or uri
+// parameter: its first value in the element's order (for a name, the
+// family name of the first HumanName), the same in both directions, as
+// the order a reader sees in the resource:
+//
+//	string:    the folded text, so case and accents do not decide the order
+//	token:     the code, then the system (codes of different systems
+//	           interleave by code; text-only values are skipped)
+//	reference: the reference as indexed ("Type/id" or the literal URL)
+//	uri:       the uri as stored
+//
+// A resource without such a value has no key and sorts last.
+func textSortKey(typ string, vals []Value) (string, bool) {
+	for i := range vals {
+		v := &vals[i]
+		var s string
+		switch typ {
+		case "string":
+			s = v.Text
+		case "token":
+			if v.Code != "" {
+				s = v.Code + "\x00" + v.System
+			}
+		case "reference", "uri":
+			s = v.Ref
+		}
+		if s != "" {
+			return truncateKey(s), true
+		}
+	}
+	return "", false
+}
+
+func truncateKey(s string) string {
+	if len(s) <= maxSortText {
+		return s
+	}
+	i := maxSortText
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
 }
 
 // compareKeys orders two positions; missing values sort last in either
@@ -135,8 +217,9 @@ type keyed struct {
 
 func (q *Query) keyed(cs []Candidate) []keyed {
 	ks := make([]keyed, len(cs))
+	types := q.sortTypes()
 	for i, c := range cs {
-		ks[i] = keyed{c, q.keysOf(c.Index)}
+		ks[i] = keyed{c, q.keysWith(types, c.Index)}
 	}
 	slices.SortFunc(ks, func(a, b keyed) int {
 		return q.compareKeys(a.keys, a.c.Index.ID, b.keys, b.c.Index.ID)

@@ -260,7 +260,7 @@ func TestRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := []Definition{
-		{URL: "u", Code: "x", Type: "quantity", Base: []string{"Flag"}, Expression: "Flag.code"},
+		{URL: "u", Code: "x", Type: "number", Base: []string{"Flag"}, Expression: "Flag.code"},
 		{URL: "u", Code: "x", Type: "token", Base: []string{"Observation"}, Expression: "Observation.code"},
 		{URL: "u", Code: "x", Type: "token", Base: []string{"Flag"}, Expression: "Flag.code.first()"},
 		{URL: "u", Code: "x", Type: "token", Base: []string{"Flag"}, Expression: "Encounter.class"},

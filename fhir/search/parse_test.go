@@ -15,7 +15,7 @@ func TestParseErrors(t *testing.T) {
 	cases := []struct{ typ, query, code, expr string }{
 		{"AllergyIntolerance", "foo=bar", "not-supported", "foo"},
 		{"AllergyIntolerance", "_text=x", "not-supported", "_text"},
-		{"AllergyIntolerance", "_has:Flag:patient:status=active", "not-supported", "_has:Flag:patient:status"},
+		{"AllergyIntolerance", "_has:Flag:patient:status=active", "invalid", "_has:Flag:patient:status"},
 		{"AllergyIntolerance", "clinical-status:exact=active", "not-supported", "clinical-status:exact"},
 		{"AllergyIntolerance", "clinical-status:below=active", "not-supported", "clinical-status:below"},
 		{"AllergyIntolerance", "date:not=2024", "not-supported", "date:not"},
@@ -46,17 +46,22 @@ func TestParseErrors(t *testing.T) {
 		{"AllergyIntolerance", "_count=-1", "invalid", "_count"},
 		{"AllergyIntolerance", "_count=abc", "invalid", "_count"},
 		{"AllergyIntolerance", "_count=1&_count=2", "invalid", "_count"},
-		{"AllergyIntolerance", "_sort=code", "not-supported", "_sort"},
+		{"AllergyIntolerance", "_sort=nosuch", "not-supported", "_sort"},
+		{"AllergyIntolerance", "code:in=http://example.org/ValueSet/unknown", "invalid", "code:in"},
+		{"AllergyIntolerance", "code:in=https://kjernejournal.example.no/fhir/ValueSet/allergy-substance", "invalid", "code:in"},
+		{"AllergyIntolerance", "code:of-type=a|b|c", "not-supported", "code:of-type"},
+		{"AllergyIntolerance", "identifier:of-type=a|b", "invalid", "identifier:of-type"},
+		{"AllergyIntolerance", "identifier:of-type=a||c", "invalid", "identifier:of-type"},
 		{"AllergyIntolerance", "_sort=date,date", "invalid", "_sort"},
 		{"AllergyIntolerance", "_total=maybe", "invalid", "_total"},
-		{"AllergyIntolerance", "_summary=text", "not-supported", "_summary"},
+		{"AllergyIntolerance", "_summary=maybe", "invalid", "_summary"},
 		{"AllergyIntolerance", "_summary=yes", "invalid", "_summary"},
 		{"AllergyIntolerance", "_elements=code,a%20b", "invalid", "_elements"},
 		{"AllergyIntolerance", "_include=Flag:author", "invalid", "_include"},
 		{"AllergyIntolerance", "_include=AllergyIntolerance:code", "invalid", "_include"},
 		{"AllergyIntolerance", "_include=AllergyIntolerance:*", "invalid", "_include"},
 		{"AllergyIntolerance", "_include=AllergyIntolerance:patient:Practitioner", "invalid", "_include"},
-		{"AllergyIntolerance", "_include:iterate=AllergyIntolerance:patient", "not-supported", "_include:iterate"},
+		{"AllergyIntolerance", "_include:recurse=AllergyIntolerance:patient", "not-supported", "_include:recurse"},
 		{"AllergyIntolerance", "_revinclude=Flag:encounter", "invalid", "_revinclude"},
 		{"AllergyIntolerance", "_pretty=yes", "invalid", "_pretty"},
 		{"AllergyIntolerance", "_cursor=abc", "invalid", "_cursor"},
@@ -131,7 +136,7 @@ func TestResultParameters(t *testing.T) {
 		q.Summary != "count" || !slices.Equal(q.Elements, []string{"code", "patient"}) || q.Format != "json" || !q.Pretty {
 		t.Errorf("query %+v", q)
 	}
-	if !slices.Equal(q.Include, []Include{{"AllergyIntolerance", "patient", ""}, {"AllergyIntolerance", "recorder", "Practitioner"}}) {
+	if !slices.Equal(q.Include, []Include{{Source: "AllergyIntolerance", Param: "patient"}, {Source: "AllergyIntolerance", Param: "recorder", Target: "Practitioner"}}) {
 		t.Errorf("include %+v", q.Include)
 	}
 	q, issues, err := r.ParseQuery("Flag", url.Values{"_count": {"5000"}}, false)
@@ -141,7 +146,7 @@ func TestResultParameters(t *testing.T) {
 	if q := mustParse(t, r, "Flag", ""); q.Count != DefaultCount {
 		t.Errorf("default count %d", q.Count)
 	}
-	if q := mustParse(t, r, "Patient", "_revinclude=AllergyIntolerance:patient&_revinclude=Flag:subject:Patient"); !slices.Equal(q.RevInclude, []Include{{"AllergyIntolerance", "patient", ""}, {"Flag", "subject", "Patient"}}) {
+	if q := mustParse(t, r, "Patient", "_revinclude=AllergyIntolerance:patient&_revinclude=Flag:subject:Patient"); !slices.Equal(q.RevInclude, []Include{{Source: "AllergyIntolerance", Param: "patient"}, {Source: "Flag", Param: "subject", Target: "Patient"}}) {
 		t.Errorf("revinclude %+v", q.RevInclude)
 	}
 

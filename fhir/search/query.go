@@ -32,7 +32,7 @@ type Query struct {
 	Count      int       // _count, default DefaultCount, at most MaxCount
 	SortBy     []SortKey // _sort; empty means _lastUpdated then id
 	Total      string    // _total: "", none, estimate or accurate
-	Summary    string    // _summary: "", true, false, data or count
+	Summary    string    // _summary: "", true, false, text, data or count
 	Elements   []string  // _elements
 	Include    []Include // _include
 	RevInclude []Include // _revinclude
@@ -43,6 +43,7 @@ type Query struct {
 	reg      *Registry
 	clauses  []clause
 	chains   []*Chain
+	has      []*Has // _has (has.go)
 	accepted url.Values
 	cursor   *cursor
 	apNow    int64
@@ -58,6 +59,9 @@ type SortKey struct {
 // parameter Param refers to the other side (restricted to Target if set).
 type Include struct {
 	Source, Param, Target string
+	// Iterate is _include:iterate / _revinclude:iterate: applied to the
+	// included resources too, round after round (include.go).
+	Iterate bool
 }
 
 // Chain is a chained reference search (patient.identifier=system|value), or
@@ -114,6 +118,7 @@ type qvalue struct {
 	refID        string
 	refRaw       string // a reference that is not Type/id (urn, canonical)
 	missing      bool
+	vs           *valueSet // :in and :not-in
 }
 
 // Error is returned by ParseQuery when the query is refused; Issues are
@@ -293,6 +298,10 @@ func (p *parser) pair(name, value string) {
 		p.fail(name, "invalid", "the value of %s contains control characters or invalid UTF-8", name)
 		return
 	}
+	if strings.HasPrefix(name, "_has:") {
+		p.reverseChain(name, value)
+		return
+	}
 	base, _, _ := strings.Cut(name, ":")
 	if slices.Contains(resultParams, base) {
 		p.result(name, base, value)
@@ -403,6 +412,12 @@ func (p *parser) chain(name string, prm *Param, modifier, chainPart, value strin
 func (p *parser) value(prm *Param, modifier, raw string) (qvalue, string) {
 	switch prm.Type {
 	case "token":
+		switch modifier {
+		case "in", "not-in":
+			return parseValueSetRef(raw)
+		case "of-type":
+			return parseOfType(raw)
+		}
 		if modifier == "text" {
 			t := Fold(unescape(raw))
 			if t == "" {
@@ -424,6 +439,8 @@ func (p *parser) value(prm *Param, modifier, raw string) (qvalue, string) {
 		return qvalue{text: t, raw: u}, ""
 	case "date":
 		return p.date(raw)
+	case "quantity":
+		return p.parseQuantity(raw)
 	case "uri":
 		u := unescape(raw)
 		if u == "" {
@@ -471,7 +488,13 @@ func parseRef(prm *Param, modifier, raw string) (qvalue, string) {
 		if modifier != "" && modifier != typ {
 			return qvalue{}, fmt.Sprintf("%q contradicts the modifier :%s", truncate(raw), modifier)
 		}
-		return qvalue{refType: typ, refID: id}, ""
+		v := qvalue{refType: typ, refID: id}
+		if strings.Contains(raw, "://") {
+			// A canonical (instantiates-canonical) is indexed as written,
+			// not as Type/id: it matches too.
+			v.refRaw = raw
+		}
+		return v, ""
 	}
 	if isID(raw) {
 		return qvalue{refType: modifier, refID: raw}, ""
@@ -569,7 +592,8 @@ func (p *parser) once(name string) bool {
 
 func (p *parser) result(name, base, value string) {
 	q := p.q
-	if name != base {
+	iterate := name == base+":iterate" && (base == "_include" || base == "_revinclude")
+	if name != base && !iterate {
 		p.fail(name, "not-supported", "%s takes no modifier", base)
 		return
 	}
@@ -595,9 +619,8 @@ func (p *parser) result(name, base, value string) {
 			if after, ok := strings.CutPrefix(k, "-"); ok {
 				sk = SortKey{Param: after, Desc: true}
 			}
-			prm := q.reg.param(q.Type, sk.Param)
-			if prm == nil || (prm.Type != "date" && prm.Name != "_id") {
-				p.fail(name, "not-supported", "cannot sort %s by %q (sortable: _id and date parameters)", q.Type, truncate(sk.Param))
+			if q.reg.param(q.Type, sk.Param) == nil {
+				p.fail(name, "not-supported", "cannot sort %s by %q: it is not a search parameter of %s", q.Type, truncate(sk.Param), q.Type)
 				return
 			}
 			if slices.ContainsFunc(keys, func(o SortKey) bool { return o.Param == sk.Param }) || len(keys) == 3 {
@@ -614,12 +637,8 @@ func (p *parser) result(name, base, value string) {
 		}
 		q.Total = value
 	case "_summary":
-		if value == "text" {
-			p.fail(name, "not-supported", "_summary=text is not supported")
-			return
-		}
-		if !slices.Contains([]string{"true", "false", "data", "count"}, value) {
-			p.fail(name, "invalid", "_summary must be true, false, data or count")
+		if !slices.Contains([]string{"true", "false", "text", "data", "count"}, value) {
+			p.fail(name, "invalid", "_summary must be true, false, text, data or count")
 			return
 		}
 		q.Summary = value
@@ -635,9 +654,9 @@ func (p *parser) result(name, base, value string) {
 		}
 		q.Elements = els
 	case "_include", "_revinclude":
-		inc, err := p.include(base == "_revinclude", value)
+		inc, err := p.include(base == "_revinclude", iterate, value)
 		if err != "" {
-			p.fail(name, "invalid", "%s: %s", base, err)
+			p.fail(name, "invalid", "%s: %s", name, err)
 			return
 		}
 		if base == "_include" {
@@ -660,20 +679,29 @@ func (p *parser) result(name, base, value string) {
 	q.accepted.Add(name, value)
 }
 
-func (p *parser) include(rev bool, value string) (Include, string) {
+func (p *parser) include(rev, iterate bool, value string) (Include, string) {
+	if value == "*" {
+		return Include{}, "the wildcard * is not supported; name Type:parameter"
+	}
 	parts := strings.Split(value, ":")
 	if len(parts) < 2 || len(parts) > 3 {
 		return Include{}, fmt.Sprintf("%q is not Type:parameter[:targetType]", truncate(value))
 	}
-	inc := Include{Source: parts[0], Param: parts[1]}
+	inc := Include{Source: parts[0], Param: parts[1], Iterate: iterate}
 	if len(parts) == 3 {
 		inc.Target = parts[2]
 	}
 	if parts[1] == "*" {
 		return inc, "the wildcard * is not supported"
 	}
+	if parts[0] == "*" {
+		return inc, "the wildcard * is not supported"
+	}
+	if iterate {
+		return p.iterateInclude(rev, inc)
+	}
 	if !rev && inc.Source != p.q.Type {
-		return inc, fmt.Sprintf("the source type must be %s (:iterate is not supported)", p.q.Type)
+		return inc, fmt.Sprintf("the source type must be %s (or use _include:iterate to include from included resources)", p.q.Type)
 	}
 	prm := p.q.reg.param(inc.Source, inc.Param)
 	if prm == nil || prm.Type != "reference" {

@@ -28,7 +28,7 @@ type Definition struct {
 // Param is one search parameter as it applies to one resource type.
 type Param struct {
 	Name          string // the code used in the query string
-	Type          string // token | date | reference | string | uri
+	Type          string // token | date | reference | string | uri | quantity
 	URL           string // SearchParameter.url, for CapabilityStatement definition
 	Documentation string
 	Expression    string   // the definition's full FHIRPath expression
@@ -39,6 +39,19 @@ type Param struct {
 }
 
 func (p *Param) allows(modifier string) bool { return slices.Contains(p.Modifiers, modifier) }
+
+// queryModifiers spells the modifiers of a definition as a query writes
+// them: SearchParameter.modifier codes the identifier-type modifier
+// "ofType" (the R4 search-modifier-code), the URL ":of-type".
+func queryModifiers(codes []string) []string {
+	out := slices.Clone(codes)
+	for i, c := range out {
+		if c == "ofType" {
+			out[i] = "of-type"
+		}
+	}
+	return out
+}
 
 // Registry holds the search parameters of a server's resource types. It
 // is immutable after construction and safe for concurrent use.
@@ -98,7 +111,7 @@ func ParseDefinitions(bundle []byte) ([]Definition, error) {
 	return defs, nil
 }
 
-var supportedTypes = []string{"token", "date", "reference", "string", "uri"}
+var supportedTypes = []string{"token", "date", "reference", "string", "uri", "quantity"}
 
 // NewRegistry compiles definitions for the resource types given. Every
 // base type must be one of types (or Resource / DomainResource, meaning
@@ -144,7 +157,7 @@ func NewRegistry(defs []Definition, types []string) (*Registry, error) {
 				r.byType[typ] = append(r.byType[typ], &Param{
 					Name: d.Code, Type: d.Type, URL: d.URL, Documentation: d.Description,
 					Expression: d.Expression, Targets: slices.Clone(d.Target),
-					Modifiers: slices.Clone(d.Modifier), paths: ps,
+					Modifiers: queryModifiers(d.Modifier), paths: ps,
 				})
 			}
 		}

@@ -37,8 +37,9 @@ type Config struct {
 	// BaseURL is the server's public base (e.g. https://kj.example.no/fhir),
 	// used in Location and fullUrl. Empty: derived from each request.
 	BaseURL string
-	// Registry receives the HTTP metrics; nil means a private registry
-	// (served at /metrics either way).
+	// Registry receives the HTTP metrics and those of package telemetry;
+	// nil means a private registry. It is served at /metrics of the admin
+	// handler (Admin), never on the public one.
 	Registry *prometheus.Registry
 	// Version is the software version shown in the CapabilityStatement.
 	Version string
@@ -78,6 +79,8 @@ type Config struct {
 	// CORS, if enabled, lets browser apps on the allowed origins call
 	// every route but the operational probes.
 	CORS *CORS
+	// Limits, if set, rate-limits requests (limits.go); 429 beyond them.
+	Limits *Limits
 }
 
 // Mount is a handler served at a path: under it, every method, when the
@@ -87,6 +90,9 @@ type Mount struct {
 	Prefix  string
 	Handler http.Handler
 	Methods []string
+	// AuthServer marks the authorisation server's endpoints, which the
+	// authorisation-server and failed-authentication limits guard.
+	AuthServer bool
 }
 
 // Authenticator verifies the token of a request; *auth.Validator is one.
@@ -101,6 +107,7 @@ type Server struct {
 	store   store.Store
 	log     *slog.Logger
 	metrics *metrics
+	limits  *limiter
 	engine  *gin.Engine
 	// gets are the paths gin routes itself (for GET), so that another
 	// method on them is a 405, not a FHIR path.
@@ -150,6 +157,7 @@ func New(cfg Config) (*Server, error) {
 	if s.metrics, err = newMetrics(cfg.Registry); err != nil {
 		return nil, err
 	}
+	s.limits = newLimiter(cfg.Limits)
 	s.engine = s.router()
 	return s, nil
 }
@@ -162,7 +170,7 @@ func (s *Server) Interactions() *interaction.Service { return s.svc }
 
 // router builds the routes. Every request passes begin (request id,
 // facts, recovery, metrics, log line); every request but the operational
-// probes (/healthz, /readyz, /metrics) also passes audited, which holds
+// probes (/healthz, /readyz) also passes audited, which holds
 // the answer until its usage-log record is durable. FHIR requests have no
 // gin routes of their own: NoRoute hands every path that is not one of the
 // few HTTP endpoints to interaction.ParseCall, the one router REST
@@ -190,7 +198,7 @@ func (s *Server) router() *gin.Engine {
 	}{
 		{ops, "/healthz", s.healthz},
 		{ops, "/readyz", s.readyz},
-		{ops, "/metrics", s.metricsHandler},
+		{ops, "/metrics", s.noMetrics},
 		{logged, "/jwks", s.jwks},
 	} {
 		label, h := strings.TrimPrefix(r.path, "/"), r.h
@@ -202,8 +210,19 @@ func (s *Server) router() *gin.Engine {
 	}
 	for _, m := range s.cfg.Mounts {
 		h := gin.WrapH(m.Handler)
+		route, guarded := "mount", m.AuthServer
+		if guarded {
+			route = "auth-server"
+		}
 		serve := func(c *gin.Context) {
-			exchangeOf(c).route = "mount"
+			x := exchangeOf(c)
+			x.route = route
+			if guarded {
+				if !s.authServer(c, x) {
+					return
+				}
+				defer s.authServerDone(c)
+			}
 			h(c)
 		}
 		if strings.HasSuffix(m.Prefix, "/") && m.Prefix != "/" {
@@ -300,18 +319,58 @@ func (s *Server) observe(c *gin.Context, x *exchange, start time.Time) {
 	status := c.Writer.Status()
 	elapsed := time.Since(start)
 	s.metrics.observe(kind, typ, status, elapsed)
-	level := slog.LevelDebug
+	reason := s.metrics.refusals(&x.facts)
+	// One line per request (the access log). It names the route, never
+	// the path or query, which may carry a person number.
+	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError
-	} else if status >= 400 || c.Request.Method != http.MethodGet {
-		level = slog.LevelInfo
 	}
 	ctx := c.Request.Context()
 	if s.log.Enabled(ctx, level) {
-		s.log.Log(ctx, level, "request", "request_id", x.id, "correlation_id", x.facts.CorrelationID, "method", c.Request.Method,
-			"path", c.Request.URL.Path, "interaction", kind, "type", typ,
-			"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
+		client := ""
+		if x.principal != nil {
+			client = x.principal.ClientID
+		}
+		s.log.LogAttrs(ctx, level, "request", slog.String("request_id", x.id), slog.String("correlation_id", x.facts.CorrelationID),
+			slog.String("method", c.Request.Method), slog.String("route", routeOf(x)), slog.String("interaction", kind),
+			slog.String("type", typ), slog.Int("status", status), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+			slog.String("reason", reason), slog.String("client_id", client))
 	}
+}
+
+// routeOf is the route pattern of a request: the FHIR call's shape with
+// its ids as placeholders, or the endpoint's name.
+func routeOf(x *exchange) string {
+	c := x.call
+	if c == nil {
+		if x.route == "" {
+			return "other"
+		}
+		return x.route
+	}
+	switch c.Kind {
+	case interaction.Read:
+		return c.Type + "/{id}"
+	case interaction.VRead:
+		return c.Type + "/{id}/_history/{vid}"
+	case interaction.History:
+		if c.ID != "" {
+			return c.Type + "/{id}/_history"
+		}
+	case interaction.Update, interaction.Delete:
+		if c.ID != "" {
+			return c.Type + "/{id}"
+		}
+	case interaction.Search:
+		if c.Compartment != "" {
+			return "Patient/{id}/" + c.Type
+		}
+	}
+	if c.Type == "" {
+		return string(c.Kind)
+	}
+	return c.Type + " " + string(c.Kind)
 }
 
 // validCorrelationID accepts a caller's X-Request-Id worth keeping.

@@ -13,6 +13,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/audit"
 	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/store"
+	"github.com/kjernejournal/kjernejournal/internal/telemetry"
 )
 
 // heldResponse keeps the handler's answer in memory until the usage log
@@ -165,7 +166,10 @@ func (s *Server) log1(ctx context.Context, x *exchange) error {
 	}
 	// Logged even when the client has gone away; the engine bounds the
 	// append (the MongoDB engine's operation timeout).
-	if _, err := s.store.AppendAudit(context.WithoutCancel(ctx), audit.Link, entries); err != nil {
+	start := time.Now()
+	_, err := s.store.AppendAudit(context.WithoutCancel(ctx), audit.Link, entries)
+	telemetry.AuditAppend.Observe(time.Since(start).Seconds())
+	if err != nil {
 		return err
 	}
 	for _, f := range pending {

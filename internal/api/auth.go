@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -24,10 +25,24 @@ func (s *Server) authenticate(c *gin.Context, x *exchange) bool {
 	if s.cfg.Auth == nil {
 		return true
 	}
+	// An address that has spent its failure budget is refused before its
+	// token costs a signature check; a client's is checked below, on
+	// failure only (limits.go).
+	addr := s.limits.proxies.Key(c.Request)
+	if blocked, wait := s.limits.failAddr.Exhausted(addr); blocked {
+		s.rateLimited(c, x, limitFailedAuth, wait, "too many failed authentications from this address",
+			"for mange mislykkede pålogginger fra denne adressen")
+		return false
+	}
 	p, err := s.cfg.Auth.Validate(c.Request.Context(), c.Request)
 	if err == nil {
 		x.principal = p
 		x.facts.Principal = p
+		if ok, wait := s.limits.client.Allow(p.ClientID); !ok {
+			s.rateLimited(c, x, limitClient, wait, "client "+p.ClientID+" has used its request budget",
+				"klienten har brukt opp sin kvote av forespørsler")
+			return false
+		}
 		return true
 	}
 	status := http.StatusUnauthorized
@@ -44,8 +59,25 @@ func (s *Server) authenticate(c *gin.Context, x *exchange) bool {
 			msg = "this endpoint needs an access token (Authorization: Bearer or DPoP)"
 		}
 	}
+	claimedClient := ""
 	if claimed, ok := auth.Unverified(c.Request); ok {
 		x.facts.Unverified = &audit.Claimed{Subject: claimed.Subject, ClientID: claimed.ClientID, Issuer: claimed.Issuer, HPR: claimed.HPR}
+		claimedClient = claimed.ClientID
+	}
+	// A missing token is no guess at one; a refused token spends the
+	// budgets of its address and of the client it claims to be.
+	if ae == nil || !ae.Missing() {
+		okAddr, waitAddr := s.limits.failAddr.Allow(addr)
+		okClient, waitClient := true, time.Duration(0)
+		if claimedClient != "" {
+			okClient, waitClient = s.limits.failClient.Allow(claimedClient)
+		}
+		if !okAddr || !okClient {
+			c.Writer.Header().Del("WWW-Authenticate")
+			s.rateLimited(c, x, limitFailedAuth, max(waitAddr, waitClient), "too many failed authentications",
+				"for mange mislykkede pålogginger")
+			return false
+		}
 	}
 	x.facts.Note(x.facts.NamedPatient, x.facts.Type, access.Unauthenticated(msg))
 	s.fail(c, &interaction.Error{Status: status, Issues: []fhir.Issue{{Severity: "error", Code: "login", Diagnostics: msg,

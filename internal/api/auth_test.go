@@ -87,8 +87,8 @@ func newSecuredWith(t *testing.T, st store.Store, more func(base string, cfg *ap
 	if more != nil {
 		more(ts.URL, &cfg)
 	}
-	cfg.Mounts = append(cfg.Mounts, api.Mount{Prefix: "/auth/", Handler: as}, api.Mount{Prefix: "/.well-known/", Handler: as},
-		api.Mount{Prefix: "/ehr", Handler: as, Methods: []string{http.MethodPost}})
+	cfg.Mounts = append(cfg.Mounts, api.Mount{Prefix: "/auth/", Handler: as, AuthServer: true}, api.Mount{Prefix: "/.well-known/", Handler: as},
+		api.Mount{Prefix: "/ehr", Handler: as, Methods: []string{http.MethodPost}, AuthServer: true})
 	srv, err := api.New(cfg)
 	require.NoError(t, err)
 	handler = srv

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
@@ -155,10 +156,17 @@ func TestOperationalEndpoints(t *testing.T) {
 	assert.NotEqual(t, "abc-123", r.header.Get("X-Request-Id"))
 	assert.NotEmpty(t, r.header.Get("X-Request-Id"))
 
-	r = c.do("GET", "/metrics", nil)
+	// The metrics are the operators': on the admin handler, not here.
+	outcome(t, c.do("GET", "/metrics", nil), http.StatusNotFound)
+	admin := httptest.NewServer(c.srv.Admin())
+	t.Cleanup(admin.Close)
+	ac := &client{t: t, base: admin.URL}
+	r = ac.do("GET", "/metrics", nil)
 	require.Equal(t, http.StatusOK, r.status)
 	assert.Contains(t, string(r.body), `kj_http_requests_total{code="404",interaction="read",type="Flag"}`)
 	assert.Contains(t, string(r.body), `kj_http_request_duration_seconds_bucket{interaction="read",type="Flag"`)
+	assert.Equal(t, http.StatusOK, ac.do("GET", "/healthz", nil).status)
+	assert.Equal(t, http.StatusOK, ac.do("GET", "/readyz", nil).status)
 }
 
 func TestReadyzFailsWhenStoreIsClosed(t *testing.T) {

@@ -11,7 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/interaction"
+	"github.com/kjernejournal/kjernejournal/internal/telemetry"
 )
 
 type metrics struct {
@@ -40,6 +42,9 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			}
 		}
 	}
+	if err := telemetry.Register(reg); err != nil {
+		return nil, err
+	}
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m, nil
 }
@@ -49,8 +54,33 @@ func (m *metrics) observe(interaction, typ string, status int, d time.Duration) 
 	m.latency.WithLabelValues(interaction, typ).Observe(d.Seconds())
 }
 
-func (s *Server) metricsHandler(c *gin.Context) {
-	s.metrics.handler.ServeHTTP(c.Writer, c.Request)
+// noMetrics answers /metrics on the public port: the metrics tell how
+// the service is used and fails, which is for its operators only (Admin).
+func (s *Server) noMetrics(c *gin.Context) {
+	s.fail(c, &interaction.Error{Status: http.StatusNotFound, Issues: []fhir.Issue{{Severity: "error", Code: "not-found",
+		Diagnostics: "there is no /metrics here: the metrics are served on the admin listener"}}})
+}
+
+// Admin is the handler of the admin listener (--admin-addr), for the
+// operators' network only: /metrics (Prometheus), and /healthz and
+// /readyz as on the public port.
+func (s *Server) Admin() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.handler)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := s.Ready(r.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("not ready: " + err.Error() + "\n"))
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux
 }
 
 func (s *Server) healthz(c *gin.Context) {
@@ -66,4 +96,24 @@ func (s *Server) readyz(c *gin.Context) {
 		return
 	}
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ready\n"))
+}
+
+// refusals counts the request's refused accesses by reason code and
+// returns the reason code of the request for its log line: the first
+// refusal's, else the first decision's ("" when none was taken).
+func (m *metrics) refusals(f *interaction.Facts) string {
+	reason := ""
+	refused := false
+	for i := range f.Accesses {
+		d := &f.Accesses[i].Decision
+		if d.Effect == access.Deny {
+			telemetry.Refusals.WithLabelValues(string(d.Reason)).Inc()
+			if !refused {
+				reason, refused = string(d.Reason), true
+			}
+		} else if reason == "" {
+			reason = string(d.Reason)
+		}
+	}
+	return reason
 }

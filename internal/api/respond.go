@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -149,7 +150,9 @@ func (s *Server) readBody(c *gin.Context, types ...string) ([]byte, *interaction
 		}
 		return nil, badRequest("could not read the request body: " + err.Error())
 	}
-	return b, nil
+	// Editors on Windows start UTF-8 files with a byte order mark, which
+	// RFC 8259 lets a reader ignore; no JSON reader here expects one.
+	return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), nil
 }
 
 func tooLarge(limit int64) *interaction.Error {

@@ -20,6 +20,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/kjernejournal/kjernejournal/internal/telemetry"
 )
 
 // Issuer is a trusted token issuer.
@@ -358,7 +360,11 @@ func (v *Validator) validate(ctx context.Context, r *http.Request) (*Principal, 
 	now := v.cfg.Now()
 	var p *Principal
 	if v.tokens != nil {
-		p = v.tokens.get(token, now.Add(-v.skew))
+		if p = v.tokens.get(token, now.Add(-v.skew)); p != nil {
+			telemetry.TokenCacheHit.Inc()
+		} else {
+			telemetry.TokenCacheMiss.Inc()
+		}
 	}
 	if p == nil {
 		var e *Error

@@ -25,6 +25,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/notify"
 	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
+	"github.com/kjernejournal/kjernejournal/internal/telemetry"
 	"github.com/kjernejournal/kjernejournal/internal/webapp"
 )
 
@@ -50,6 +51,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cpuProfile := fs.String("cpu-profile", "", "write a Go CPU profile of the whole run to this file (for `go tool pprof`)")
 	noAudit := fs.Bool("insecure-no-audit", false, "switch the usage log off (loopback addresses only; to measure its cost)")
 	purgeEvery := fs.Duration("purge-interval", time.Hour, "how often to delete the records of patients whose reservation is 30 days old")
+	of := addOpsFlags(fs)
 	corsOrigins := fs.String("cors-origins", "", "browser origins allowed to call the server (CORS), comma-separated, or * for any; with --auth-server on a loopback address, http origins on loopback are allowed too; none switches CORS off")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -79,12 +81,17 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--log-level %q: %w", *logLevel, err)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	limits, err := of.limits()
+	if err != nil {
+		return err
+	}
 
 	st, err := sf.open(ctx)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", sf.describe(), err)
 	}
 	defer st.Close()
+	st = telemetry.Store(st, sf.engine())
 	codec, err := fhir.NewCodec(domain.RecordTypes()...)
 	if err != nil {
 		return err
@@ -131,7 +138,8 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		sec.cap.CORS = cors.Enabled()
 	}
 	cfg := api.Config{Store: st, Codec: codec, Logger: log, MaxBodyBytes: *maxBody,
-		BaseURL: base, Version: Version, Policy: sec.policy, Security: sec.cap, Audit: !*noAudit, CORS: cors, Now: recordNow}
+		BaseURL: base, Version: Version, Policy: sec.policy, Security: sec.cap, Audit: !*noAudit, CORS: cors, Now: recordNow,
+		Limits: limits}
 	fed, signer, regionOf, err := df.setup(base)
 	if err != nil {
 		ln.Close()
@@ -166,8 +174,8 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if sec.builtin != nil {
 		// The authorisation server's endpoints pass the same pipeline as
 		// the FHIR routes: request id, usage log, recovery, metrics.
-		cfg.Mounts = []api.Mount{{Prefix: "/auth/", Handler: sec.builtin}, {Prefix: "/.well-known/", Handler: sec.builtin},
-			{Prefix: "/ehr", Handler: sec.builtin, Methods: []string{http.MethodPost}}}
+		cfg.Mounts = []api.Mount{{Prefix: "/auth/", Handler: sec.builtin, AuthServer: true}, {Prefix: "/.well-known/", Handler: sec.builtin},
+			{Prefix: "/ehr", Handler: sec.builtin, Methods: []string{http.MethodPost}, AuthServer: true}}
 		fmt.Fprintf(stdout, "built-in SMART authorisation server: %s/.well-known/smart-configuration (development keys; try: kjernejournal token --as gp --patient <id>)\n", base)
 	}
 	site := webapp.Config{Base: base, AuthServer: sec.builtin != nil, DemoPatient: richDemoPatient,
@@ -202,6 +210,12 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	jobs.Go(func() { purger.Run(jobsCtx, *purgeEvery) })
+	stopAdmin, err := of.startAdmin(srv.Admin(), log, stdout)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopAdmin()
 	log.Info("listening", "addr", ln.Addr().String(), "store", sf.describe(), "version", Version)
 	fmt.Fprintf(stdout, "kjernejournal listening on http://%s (%s)\n", ln.Addr(), sf.describe())
 	errc := make(chan error, 1)

@@ -44,8 +44,10 @@ func TestMain(m *testing.M) {
 type child struct {
 	cmd  *exec.Cmd
 	base string
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit status, valid after done
+	// admin is the admin listener's base URL (--admin-addr), if any.
+	admin string
+	done  chan struct{} // closed when the process has exited
+	err   error         // its exit status, valid after done
 }
 
 // startServer starts a server process on dataDir and waits until it listens.
@@ -70,6 +72,9 @@ func startServer(t *testing.T, dataDir string, extra ...string) *child {
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
+		if _, rest, ok := strings.Cut(line, "admin listener on "); ok {
+			c.admin = strings.Fields(rest)[0]
+		}
 		if _, rest, ok := strings.Cut(line, "listening on "); ok {
 			c.base = strings.Fields(rest)[0]
 			break

@@ -37,6 +37,14 @@ func (f storeFlags) describe() string {
 	return "embedded store in " + *f.dataDir
 }
 
+// engine names the engine, for the metrics.
+func (f storeFlags) engine() string {
+	if *f.mongoURI != "" {
+		return "mongodb"
+	}
+	return "embedded"
+}
+
 func (f storeFlags) open(ctx context.Context) (store.Store, error) {
 	if *f.mongoURI != "" {
 		return mongodb.Open(ctx, mongodb.Options{URI: *f.mongoURI, Database: *f.mongoDB, OpTimeout: *f.mongoTO, Link: audit.Link})

@@ -118,7 +118,7 @@ func New(cfg Config) (*Federation, error) {
 		}
 	}
 	f.client = &http.Client{
-		Transport: rt,
+		Transport: measure(rt, f.sources),
 		// A source's redirect would make this server call a URL that is
 		// not in the registry (SSRF); it is an error instead.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -165,6 +165,11 @@ func (s *Service) route(c *Call, seg []string) *Error {
 	m := c.Method
 	where := func() string { return m + " /" + c.Path }
 	if len(seg) == 1 && seg[0] == "" {
+		if m == http.MethodGet && len(c.Query) > 0 {
+			// A whole-system search would reach every patient's record.
+			return notAllowed(http.MethodPost, "%s: a search of the whole system is not offered: every search is bound to one patient; "+
+				"search one record across types with GET /Patient/{id}/*?_type=…", where())
+		}
 		if m != http.MethodPost {
 			return notAllowed(http.MethodPost, "%s: the base takes POST of a batch or transaction Bundle", where())
 		}
@@ -215,7 +220,7 @@ func (s *Service) route(c *Call, seg []string) *Error {
 			c.Kind = History
 			return nil
 		}
-		if c.Type == "Patient" && (seg[2] == "$kj-status" || s.recordType(seg[2])) {
+		if c.Type == "Patient" && (seg[2] == "$kj-status" || seg[2] == compartmentAll || s.recordType(seg[2])) {
 			if e := s.routeID(c, seg[1], where); e != nil {
 				return e
 			}

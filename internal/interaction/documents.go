@@ -30,6 +30,10 @@ func (s *Service) requester(req *Request, p *auth.Principal) documents.Requester
 func (s *Service) documentSearch(ctx context.Context, req *Request, c *Call) (*Result, error) {
 	var q documents.Query
 	patient := ""
+	sh, e := shapeOf(c.Query)
+	if e != nil {
+		return nil, e
+	}
 	for name, vals := range c.Query {
 		ok := true
 		switch name {
@@ -66,9 +70,9 @@ func (s *Service) documentSearch(ctx context.Context, req *Request, c *Call) (*R
 			var err error
 			q.Count, err = strconv.Atoi(vals[0])
 			ok = err == nil && q.Count >= 0 && q.Count <= 1000
-		case "_format", "_pretty":
+		case "_format", "_pretty", "_summary", "_elements": // _summary and _elements: shapeOf
 		default:
-			e := fail(http.StatusBadRequest, "not-supported", "DocumentReference search supports patient, type, category, date and _count; not %q", name)
+			e := fail(http.StatusBadRequest, "not-supported", "DocumentReference search supports patient, type, category, date, _count, _summary and _elements; not %q", name)
 			e.Issues[0].Expression = []string{name}
 			return nil, e
 		}
@@ -100,7 +104,11 @@ func (s *Service) documentSearch(ctx context.Context, req *Request, c *Call) (*R
 	req.Facts.Documents = res.Documents
 	total := res.Total
 	links := []fhir.Link{{Relation: "self", URL: selfURL(req, c)}}
-	return &Result{Status: http.StatusOK, Body: fhir.Bundle(fhir.BundleOptions{Type: "searchset", Total: &total, Links: links, ID: rand.Text()}, res.BundleEntries())}, nil
+	entries, err := shapeDocuments(sh, res.BundleEntries())
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Status: http.StatusOK, Body: fhir.Bundle(fhir.BundleOptions{Type: "searchset", Total: &total, Links: links, ID: rand.Text()}, entries)}, nil
 }
 
 func documentDate(q *documents.Query, v string) bool {

@@ -202,6 +202,9 @@ func (s *Service) do(ctx context.Context, req *Request, call *Call) (*Result, er
 		if isConformanceType(call.Type) {
 			return s.conformanceSearch(req, call)
 		}
+		if call.Type == compartmentAll {
+			return s.searchCompartment(ctx, req, call)
+		}
 		return s.search(ctx, req, call)
 	case Create:
 		if call.Type == "Subscription" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/fhir/search"
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/profile"
@@ -83,7 +84,7 @@ type csOperation struct {
 
 type csSearchParam struct {
 	Name          string `json:"name"`
-	Definition    string `json:"definition"`
+	Definition    string `json:"definition,omitempty"` // none for _has, which R4 defines no SearchParameter for
 	Type          string `json:"type"`
 	Documentation string `json:"documentation,omitempty"`
 }
@@ -127,6 +128,7 @@ func (s *Service) capabilityStatement(base string) []byte {
 			ConditionalCreate: clinical, ConditionalUpdate: clinical, ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
 		}
 		res.SearchInclude, res.SearchRevInclude, res.SearchParam = s.searchCapabilities(t)
+		res.Documentation = search.LeftOutDocumentation(t, true)
 		// The profile every stored resource of the type conforms to and
 		// declares in meta.profile, so that clients can find it.
 		res.SupportedProfile = profile.Profiles(t)
@@ -146,6 +148,7 @@ func (s *Service) capabilityStatement(base string) []byte {
 				{Name: "category", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/DocumentReference-category"},
 				{Name: "date", Type: "date", Definition: "http://hl7.org/fhir/SearchParameter/DocumentReference-date"},
 			},
+			Documentation: search.LeftOutDocumentation("DocumentReference", false),
 		})
 	}
 	if s.cfg.Notify != nil {
@@ -153,6 +156,7 @@ func (s *Service) capabilityStatement(base string) []byte {
 		resources = append(resources, csResource{
 			Type: "Subscription", Interaction: []csInteraction{{string(Create)}, {string(Read)}}, Versioning: "versioned",
 			ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
+			Documentation: search.LeftOutDocumentation("Subscription", false),
 		})
 	}
 	if s.cfg.Policy != nil {
@@ -170,11 +174,12 @@ func (s *Service) capabilityStatement(base string) []byte {
 			ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
 			SearchParam: []csSearchParam{
 				{Name: "patient", Type: "reference", Definition: "http://hl7.org/fhir/SearchParameter/AuditEvent-patient"},
-				{Name: "agent", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/AuditEvent-agent", Documentation: "HPR number of the health personnel (system|value or value)"},
+				{Name: "agent", Type: "token", Definition: domain.Base + "SearchParameter/AuditEvent-agent", Documentation: "HPR number of the health personnel (system|value or value); a token, not R4's AuditEvent-agent reference"},
 				{Name: "organization", Type: "token", Definition: domain.Base + "SearchParameter/AuditEvent-organization", Documentation: "organisation number of the legal entity"},
 				{Name: "date", Type: "date", Definition: "http://hl7.org/fhir/SearchParameter/AuditEvent-date"},
 				{Name: "outcome", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/AuditEvent-outcome"},
 			},
+			Documentation: search.LeftOutDocumentation("AuditEvent", false),
 		})
 	}
 	// Structs, not maps, so that resourceType comes first as FHIR
@@ -192,6 +197,9 @@ func (s *Service) capabilityStatement(base string) []byte {
 		Security    any             `json:"security,omitempty"`
 		Resource    []csResource    `json:"resource"`
 		Interaction []csInteraction `json:"interaction"`
+		// The patient compartment is searched across types at
+		// /Patient/{id}/* (compartment.go).
+		Compartment []string `json:"compartment,omitempty"`
 	}
 	cs := struct {
 		ResourceType   string         `json:"resourceType"`
@@ -215,7 +223,8 @@ func (s *Service) capabilityStatement(base string) []byte {
 		FHIRVersion:    "4.0.1",
 		Format:         []string{"application/fhir+json", "application/json"},
 		Rest: []rest{{Mode: "server", Security: s.securityElement(), Resource: resources,
-			Interaction: []csInteraction{{"transaction"}, {"batch"}}}},
+			Interaction: []csInteraction{{"transaction"}, {"batch"}},
+			Compartment: []string{"http://hl7.org/fhir/CompartmentDefinition/patient"}}},
 	}
 	b, err := json.Marshal(cs)
 	if err != nil {
@@ -241,7 +250,7 @@ func (s *Service) searchCapabilities(typ string) (include, revinclude []string, 
 			}
 		}
 	}
-	return include, revinclude, params
+	return s.iterateCapabilities(typ, include, revinclude, params)
 }
 
 // securityElement is rest.security: SMART on FHIR with the oauth-uris

@@ -19,7 +19,7 @@ import (
 
 // Shape is how the client wants resources shaped: _summary and _elements.
 type Shape struct {
-	Summary  string // "", "true", "false", "count", "data"
+	Summary  string // "", "true", "false", "text", "count", "data"
 	Elements []string
 }
 
@@ -33,10 +33,10 @@ func shapeOf(q map[string][]string) (Shape, *Error) {
 		return ""
 	}
 	switch sm := first("_summary"); sm {
-	case "", "false", "true", "count", "data":
+	case "", "false", "true", "text", "count", "data":
 		sh.Summary = sm
 	default:
-		e := fail(http.StatusBadRequest, "not-supported", "_summary must be one of true, false, count, data; %q is not supported", sm)
+		e := fail(http.StatusBadRequest, "not-supported", "_summary must be one of true, false, text, count, data; %q is not supported", sm)
 		e.Issues[0].Expression = []string{"_summary"}
 		return sh, e
 	}
@@ -75,6 +75,8 @@ func (sh Shape) apply(body []byte) ([]byte, error) {
 		return fhir.Elements(body, sh.Elements)
 	case sh.Summary == "true":
 		return fhir.Summary(body)
+	case sh.Summary == "text":
+		return fhir.SummaryText(body)
 	case sh.Summary == "data":
 		return dropText(body)
 	}

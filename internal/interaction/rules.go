@@ -77,14 +77,19 @@ func stampRecorder(body []byte, typ string, p *auth.Principal, now time.Time) ([
 	return append(out, '}'), nil
 }
 
-// checkBody is what a parsed, base-valid resource must meet besides:
-// kjernejournal's rules (400), then its profile (422). Writes and
-// $validate both check with it.
+// checkBody is what a parsed resource must meet besides: the base R4
+// rules the parser does not check (checkBase, 400), kjernejournal's rules
+// (400), then the R4 invariants and its profile (checkInvariants,
+// checkProfile: 422, in one answer). Writes and $validate both check
+// with it.
 func checkBody(res *fhir.Resource, body []byte) error {
+	if err := checkBase(res, body); err != nil {
+		return err
+	}
 	if err := checkRules(res, body); err != nil {
 		return err
 	}
-	return checkProfile(res.Type, body)
+	return join422(checkInvariants(res.Type, body), checkProfile(res.Type, body))
 }
 
 // checkRules applies kjernejournal's rules beyond base R4: every clinical
@@ -148,16 +153,26 @@ func checkProfile(typ string, body []byte) error {
 
 // validate serves POST /{type}/$validate: the checks of step 1 of the
 // write pipeline, without writing; the answer is an OperationOutcome.
+// With the base R4 profile (validateInput) it checks base R4 only.
 func (s *Service) validate(c *Call) (*Result, error) {
 	if len(c.Body) == 0 {
 		return nil, invalid("", "the request has no body; a FHIR resource in JSON is expected")
 	}
-	res, err := s.codec.Parse(c.Body)
+	body, base, err := validateInput(c)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.codec.Parse(body)
 	if err == nil && res.Type != c.Type {
 		err = invalid(res.Type+".resourceType", "the body is a %s, but the URL is for %s", res.Type, c.Type)
 	}
-	if err == nil {
-		err = checkBody(res, c.Body)
+	switch {
+	case err == nil && base:
+		if err = checkBase(res, body); err == nil {
+			err = checkInvariants(res.Type, body)
+		}
+	case err == nil:
+		err = checkBody(res, body)
 	}
 	issues := []fhir.Issue{{Severity: "information", Code: "informational", Diagnostics: fmt.Sprintf("%s is valid", c.Type)}}
 	if err != nil {
@@ -166,6 +181,12 @@ func (s *Service) validate(c *Call) (*Result, error) {
 			return nil, e
 		}
 		issues = e.Issues
+	}
+	if res != nil && res.Type == c.Type {
+		// The invariants' warnings (best practice) do not stop a write,
+		// but $validate tells them.
+		_, warns := invariantIssues(res.Type, body)
+		issues = append(issues, warns...)
 	}
 	return &Result{Status: http.StatusOK, Body: fhir.Outcome(issues...)}, nil
 }

@@ -3,12 +3,10 @@ package interaction
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/fhir/search"
@@ -31,10 +29,10 @@ import (
 //
 // Results: Bundle.total is given unless _total=none (every match is
 // counted anyway, so it costs nothing). _summary=count gives only the
-// total. _include and _revinclude stay inside the bound patient's record,
-// and every included resource passes the decision point on its own: one
-// that the scopes or the rules refuse is left out, the search itself
-// still answers.
+// total. _include and _revinclude (also :iterate) and _has stay inside
+// the bound patient's record, and every resource they use passes the
+// decision point on its own (recordGate, include.go): one that the scopes
+// or the rules refuse is left out, the search itself still answers.
 
 // search serves GET /{type}, POST /{type}/_search and the compartment
 // search GET /Patient/{id}/{type}.
@@ -85,7 +83,11 @@ func (s *Service) search(ctx context.Context, req *Request, c *Call) (*Result, e
 	}
 	hidden := d.Hides(c.Type) || critical && slices.Contains(d.Hidden, access.Critical)
 	var matches []search.Candidate
+	g := s.gate(ctx, req, patient)
 	if patient != "" && !hidden {
+		if err := s.resolveHas(g, q); err != nil {
+			return nil, err
+		}
 		all, err := s.store.Compartment(ctx, patient, c.Type)
 		if err != nil {
 			return nil, err
@@ -146,9 +148,12 @@ func (s *Service) search(ctx context.Context, req *Request, c *Call) (*Result, e
 				return nil, err
 			}
 		}
-		incl, err := s.included(ctx, req, q, patient, page, seen)
+		incl, capped, err := s.included(g, q, page, seen)
 		if err != nil {
 			return nil, err
+		}
+		if capped != nil {
+			warnings = append(warnings, *capped)
 		}
 		for _, v := range incl {
 			if err := add(v.Type, v.ID, v.Body, "include"); err != nil {
@@ -197,98 +202,6 @@ func searchParams(c *Call) (url.Values, error) {
 		params[k] = append(params[k], vs...)
 	}
 	return params, nil
-}
-
-// included reads the resources _include and _revinclude ask for, inside
-// the patient's record only. Each passes the decision point (scopes,
-// rules, granular constraints) for its own type; what is refused is left
-// out without failing the search.
-func (s *Service) included(ctx context.Context, req *Request, q *search.Query, patient string, page []search.Candidate, seen map[string]bool) ([]store.Version, error) {
-	if patient == "" || len(page) == 0 || len(q.Include) == 0 && len(q.RevInclude) == 0 {
-		return nil, nil
-	}
-	// Per type, and for Consent per kind (privacy setting or critical
-	// information); nil: refused.
-	decisions := map[string]*access.Decision{}
-	permitted := func(typ string, critical bool) (*access.Decision, error) {
-		key := typ
-		if critical {
-			key += "#critical"
-		}
-		d, done := decisions[key]
-		if !done {
-			dd, _, err := s.decide(ctx, req, ask{in: access.Read, typ: typ, patient: patient, critical: critical})
-			if err != nil {
-				return nil, err
-			}
-			if dd.Allowed() && !dd.Hides(typ) && !(critical && slices.Contains(dd.Hidden, access.Critical)) {
-				d = &dd
-			}
-			decisions[key] = d
-		}
-		return d, nil
-	}
-	var out []store.Version
-	keep := func(v store.Version) error {
-		key := v.Type + "/" + v.ID
-		if seen[key] || v.Deleted || v.Patient != patient {
-			return nil
-		}
-		d, err := permitted(v.Type, criticalVersion(v))
-		if err != nil {
-			return err
-		}
-		if d != nil && s.admits(*d, v) {
-			seen[key] = true
-			out = append(out, v)
-		}
-		return nil
-	}
-	for _, m := range page {
-		for _, ref := range q.IncludeRefs(*m.Index) {
-			typ, id, _ := strings.Cut(ref, "/")
-			if seen[ref] || !s.recordType(typ) || !ValidID(id) {
-				continue
-			}
-			v, err := s.store.Read(ctx, typ, id)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			if err := keep(v); err != nil {
-				return nil, err
-			}
-		}
-	}
-	for _, inc := range q.RevInclude {
-		if !s.recordType(inc.Source) {
-			continue
-		}
-		vs, err := s.store.Compartment(ctx, patient, inc.Source)
-		if err != nil {
-			return nil, err
-		}
-		for _, v := range vs {
-			if seen[v.Type+"/"+v.ID] {
-				continue
-			}
-			idx, err := s.indexFor(q, v)
-			if err != nil {
-				return nil, fmt.Errorf("revinclude %s/%s: %w", v.Type, v.ID, err)
-			}
-			for _, m := range page {
-				if inc.RefersTo(idx, q.Type+"/"+m.Index.ID) {
-					if err := keep(v); err != nil {
-						return nil, err
-					}
-					break
-				}
-			}
-		}
-	}
-	return out, nil
 }
 
 // indexOf is the search index of a stored version: the one written with

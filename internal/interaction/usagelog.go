@@ -24,6 +24,10 @@ func (s *Service) usageLog(ctx context.Context, req *Request, c *Call) (*Result,
 		return nil, fail(http.StatusNotFound, "not-supported", "the usage log is not enabled on this server")
 	}
 	var q store.AuditQuery
+	sh, e := shapeOf(c.Query)
+	if e != nil {
+		return nil, e
+	}
 	for name, vals := range c.Query {
 		if len(vals) != 1 {
 			return nil, invalid(name, "%s may be given once", name)
@@ -56,9 +60,9 @@ func (s *Service) usageLog(ctx context.Context, req *Request, c *Call) (*Result,
 		case "_before":
 			q.Before, err = strconv.ParseInt(v, 10, 64)
 			ok = err == nil
-		case "_format", "_pretty":
+		case "_format", "_pretty", "_summary", "_elements": // _summary and _elements: shapeOf
 		default:
-			e := fail(http.StatusBadRequest, "not-supported", "AuditEvent search supports patient, agent, organization, date, outcome and _count; not %q", name)
+			e := fail(http.StatusBadRequest, "not-supported", "AuditEvent search supports patient, agent, organization, date, outcome, _count, _summary and _elements; not %q", name)
 			e.Issues[0].Expression = []string{name}
 			return nil, e
 		}
@@ -77,6 +81,9 @@ func (s *Service) usageLog(ctx context.Context, req *Request, c *Call) (*Result,
 	d, _, err := s.require(ctx, req, ask{in: access.Search, typ: "AuditEvent", patient: q.Patient}, absent{})
 	if err != nil {
 		return nil, err
+	}
+	if sh.Summary == "count" {
+		return s.usageLogCount(ctx, req, c, q, d)
 	}
 	recs, err := s.store.SearchAudit(ctx, q)
 	if err != nil {
@@ -103,7 +110,11 @@ func (s *Service) usageLog(ctx context.Context, req *Request, c *Call) (*Result,
 		// Every searchset entry of a resource with an id carries its
 		// absolute URL as fullUrl, even though AuditEvents are not read
 		// one by one: clients key entries by it.
-		e := fhir.BundleEntry{Resource: ev, SearchMode: "match"}
+		shaped, err := sh.apply(ev)
+		if err != nil {
+			return nil, fmt.Errorf("usage log event %d: %w", i, err)
+		}
+		e := fhir.BundleEntry{Resource: shaped, SearchMode: "match"}
 		if id := audit.EventID(ev); id != "" {
 			e.FullURL = req.Base + "/AuditEvent/" + id
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/telemetry"
 )
 
 // Options configure a Dispatcher. Zero values take the defaults.
@@ -218,6 +220,7 @@ func (d *Dispatcher) kick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	telemetry.NotifyQueue.Set(float64(len(pending)))
 	seen := map[string]bool{}
 	for _, p := range pending {
 		if seen[p.Subscription] {
@@ -295,13 +298,13 @@ func (d *Dispatcher) deliver(ctx context.Context, del Delivery) error {
 		}
 		sub, err := d.state.Subscription(ctx, del.Subscription)
 		if errors.Is(err, ErrNoSubscription) {
-			return d.state.Done(ctx, del) // deleted: nobody to notify
+			return d.finish(ctx, del) // deleted: nobody to notify
 		}
 		if err != nil {
 			return err
 		}
 		if sub.Status == StatusOff {
-			return d.state.Done(ctx, del)
+			return d.finish(ctx, del)
 		}
 		// Asked again at sending: a block or reservation made after the
 		// notification was queued drops it unsent.
@@ -310,12 +313,13 @@ func (d *Dispatcher) deliver(ctx context.Context, del Delivery) error {
 			return err
 		}
 		if !ok {
-			return d.state.Done(ctx, del)
+			return d.finish(ctx, del)
 		}
 		sub.ServerBase = d.opt.ServerBase
 		sendErr := d.send(ctx, sub, del)
 		if sendErr == nil {
-			if err := d.state.Done(ctx, del); err != nil {
+			telemetry.NotifySent.Inc()
+			if err := d.finish(ctx, del); err != nil {
 				return err
 			}
 			_, err := d.state.Record(ctx, sub.ID, nil)
@@ -327,19 +331,32 @@ func (d *Dispatcher) deliver(ctx context.Context, del Delivery) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		telemetry.NotifyFailures.Inc()
 		del.Attempts++
 		del.LastError = sendErr.Error()
 		if _, err := d.state.Record(ctx, sub.ID, sendErr); err != nil && !errors.Is(err, ErrNoSubscription) {
 			return err
 		}
 		if del.Attempts >= d.opt.MaxAttempts {
-			return d.state.Done(ctx, del)
+			return d.finish(ctx, del)
 		}
 		del.NextAttempt = d.opt.Now().Add(d.Backoff(del.Attempts))
 		if err := d.state.Save(ctx, del); err != nil {
 			return err
 		}
 	}
+}
+
+// finish takes a delivery off the queue, sent or given up.
+func (d *Dispatcher) finish(ctx context.Context, del Delivery) error {
+	err := d.state.Done(ctx, del)
+	if err == nil {
+		// The depth is counted at every kick; between kicks it goes down
+		// with every delivery finished, so it does not stay up once the
+		// queue has drained.
+		telemetry.NotifyQueue.Dec()
+	}
+	return err
 }
 
 func (d *Dispatcher) send(ctx context.Context, sub Subscription, del Delivery) error {

@@ -30,6 +30,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/kjernejournal/kjernejournal/internal/store"
+	"github.com/kjernejournal/kjernejournal/internal/telemetry"
 )
 
 // Options configure Open.
@@ -660,11 +661,15 @@ func (s *Store) committer(maxGroup int) {
 			}
 		}
 		s.commitGroup(group)
+		groupSize.Observe(float64(len(group)))
 		s.groups.Add(1)
 		s.requests.Add(uint64(len(group)))
 		clear(group)
 	}
 }
+
+// groupSize is the group commit's size, for monitoring.
+var groupSize = telemetry.CommitGroup.WithLabelValues("embedded")
 
 // commitGroup applies a group of requests in one transaction. Each request
 // is all-or-nothing on its own: its preconditions, renders and links are

@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/kjernejournal/kjernejournal/internal/store"
+	"github.com/kjernejournal/kjernejournal/internal/telemetry"
 )
 
 // The usage log. DESIGN.md ("Usage log") explains the protocol: a group of
@@ -228,9 +229,13 @@ func (c *committer) run() {
 				break gather
 			}
 		}
+		groupSize.Observe(float64(len(batch)))
 		c.commit(batch)
 	}
 }
+
+// groupSize is the usage-log group commit's size, for monitoring.
+var groupSize = telemetry.CommitGroup.WithLabelValues("mongodb")
 
 func (c *committer) drain() {
 	if c.carry != nil {
