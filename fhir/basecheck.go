@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"strings"
@@ -28,35 +29,83 @@ func (r *Resource) BaseIssues() []Issue {
 	if r == nil || r.msg.res == nil {
 		return nil
 	}
-	var w baseWalker
-	w.resource(r.Type, r.msg.res, false)
+	w := baseWalker{root: r.Type, path: make([]baseSeg, 0, 16)}
+	w.resource(r.msg.res, false)
 	return w.issues
+}
+
+// MayBreakBaseRules reports whether body, the JSON a resource was parsed
+// from, can hold anything BaseIssues refuses: each rule needs a
+// primitive's extension ("_code", "_id"), a contained resource, or
+// markup ('<', also escaped as \u003c). It is false for most writes, which
+// then skip the walk over the parsed resource (reflection, on every
+// write).
+func MayBreakBaseRules(body []byte) bool {
+	return bytes.Contains(body, []byte(`"_`)) || bytes.Contains(body, []byte(`"contained"`)) ||
+		bytes.IndexByte(body, '<') >= 0 || bytes.Contains(body, []byte(`\u003c`)) || bytes.Contains(body, []byte(`\u003C`))
 }
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 
-type baseWalker struct{ issues []Issue }
+// baseWalker walks a parsed resource. The path to the element being
+// looked at is kept as segments and printed only for an issue: the walk
+// is on every write, and almost every write has none.
+type baseWalker struct {
+	root   string
+	path   []baseSeg
+	issues []Issue
+}
 
-func (w *baseWalker) add(code, path, format string, args ...any) {
+// baseSeg is one step of the path: a field (its JSON name; for a choice
+// type's wrapper field, the type the value[x] name ends in) and its
+// index in a list (-1: not in a list).
+type baseSeg struct {
+	name   string
+	choice bool
+	idx    int
+}
+
+func (w *baseWalker) pathString() string {
+	var b strings.Builder
+	b.WriteString(w.root)
+	for _, s := range w.path {
+		if s.choice {
+			name := strings.TrimSuffix(s.name, "Value")
+			b.WriteString(strings.ToUpper(name[:1]) + name[1:])
+		} else {
+			b.WriteByte('.')
+			b.WriteString(s.name)
+		}
+		if s.idx >= 0 {
+			fmt.Fprintf(&b, "[%d]", s.idx)
+		}
+	}
+	return b.String()
+}
+
+func (w *baseWalker) add(code, format string, args ...any) {
+	path := w.pathString()
 	msg := fmt.Sprintf(format, args...)
 	w.issues = append(w.issues, Issue{Severity: "error", Code: code, Diagnostics: path + ": " + msg, Expression: []string{path}})
 }
 
-func (w *baseWalker) resource(path string, res protoreflect.Message, contained bool) {
+func (w *baseWalker) resource(res protoreflect.Message, contained bool) {
 	if fd := res.Descriptor().Fields().ByName("id"); fd != nil && res.Has(fd) {
 		if id, ok := res.Get(fd).Message().Interface().(*d4pb.Id); ok {
+			w.path = append(w.path, baseSeg{name: "id", idx: -1})
 			if len(id.GetExtension()) > 0 || id.GetId() != nil {
-				w.add("structure", path+".id", "extensions are not allowed on Resource.id (the resource id is a plain string)")
+				w.add("structure", "extensions are not allowed on Resource.id (the resource id is a plain string)")
 			}
 			if contained && !idRE.MatchString(id.GetValue()) {
-				w.add("value", path+".id", "%q is not a valid id (1 to 64 of A-Z, a-z, 0-9, '-' and '.')", clipRunes(id.GetValue(), 80))
+				w.add("value", "%q is not a valid id (1 to 64 of A-Z, a-z, 0-9, '-' and '.')", clipRunes(id.GetValue(), 80))
 			}
+			w.path = w.path[:len(w.path)-1]
 		}
 	}
-	w.fields(path, res, true)
+	w.fields(res, true)
 }
 
-func (w *baseWalker) fields(path string, m protoreflect.Message, top bool) {
+func (w *baseWalker) fields(m protoreflect.Message, top bool) {
 	choice := m.Descriptor().Oneofs().ByName("choice") != nil
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		if fd.Kind() != protoreflect.MessageKind || fd.IsMap() {
@@ -65,25 +114,25 @@ func (w *baseWalker) fields(path string, m protoreflect.Message, top bool) {
 		if top && fd.Name() == "id" {
 			return true // resource() has looked at it
 		}
-		p := path + "." + fd.JSONName()
-		if choice {
-			// value[x]: the wrapper's field names the type.
-			name := strings.TrimSuffix(fd.JSONName(), "Value")
-			p = path + strings.ToUpper(name[:1]) + name[1:]
-		}
+		seg := baseSeg{name: fd.JSONName(), choice: choice, idx: -1}
 		if fd.IsList() {
 			l := v.List()
 			for i := 0; i < l.Len(); i++ {
-				w.element(fmt.Sprintf("%s[%d]", p, i), l.Get(i).Message())
+				seg.idx = i
+				w.path = append(w.path, seg)
+				w.element(l.Get(i).Message())
+				w.path = w.path[:len(w.path)-1]
 			}
 			return true
 		}
-		w.element(p, v.Message())
+		w.path = append(w.path, seg)
+		w.element(v.Message())
+		w.path = w.path[:len(w.path)-1]
 		return true
 	})
 }
 
-func (w *baseWalker) element(path string, m protoreflect.Message) {
+func (w *baseWalker) element(m protoreflect.Message) {
 	switch x := m.Interface().(type) {
 	case *anypb.Any:
 		cr := &bcrpb.ContainedResource{}
@@ -91,22 +140,28 @@ func (w *baseWalker) element(path string, m protoreflect.Message) {
 			return
 		}
 		if res := innerResource(cr); res != nil {
-			w.resource(path, res, true)
+			w.resource(res, true)
 		}
 		return
 	case *d4pb.String:
 		if tag := htmlTag(x.GetValue()); tag != "" {
-			w.add("value", path, "the text contains HTML markup (%s); a string is plain text, markup belongs in the narrative (text.div)", tag)
+			w.add("value", "the text contains HTML markup (%s); a string is plain text, markup belongs in the narrative (text.div)", tag)
 		}
 	}
-	if vf := m.Descriptor().Fields().ByName("value"); vf != nil && vf.Kind() == protoreflect.EnumKind {
-		// Generated enums are the codes of required bindings; 0 is
-		// INVALID_UNINITIALIZED: no code was given.
-		if m.Get(vf).Enum() == 0 {
-			w.add("required", path, "no code: the element is bound to a required value set, so it needs a code from it (an extension alone is not enough)")
+	fields := m.Descriptor().Fields()
+	if vf := fields.ByName("value"); vf != nil && vf.Kind() != protoreflect.MessageKind {
+		// A primitive: its value is checked here, and only its
+		// extensions (rare) can hold more to look at.
+		if vf.Kind() == protoreflect.EnumKind && m.Get(vf).Enum() == 0 {
+			// Generated enums are the codes of required bindings; 0 is
+			// INVALID_UNINITIALIZED: no code was given.
+			w.add("required", "no code: the element is bound to a required value set, so it needs a code from it (an extension alone is not enough)")
+		}
+		if ext := fields.ByName("extension"); ext == nil || m.Get(ext).List().Len() == 0 {
+			return
 		}
 	}
-	w.fields(path, m, false)
+	w.fields(m, false)
 }
 
 // htmlTag returns the first HTML start or end tag in s, or "". Clinical

@@ -23,6 +23,7 @@ func TestBaseIssues(t *testing.T) {
 		{"extension on Resource.id", `{"resourceType":"Patient","id":"p1","_id":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"masked"}]}}`, "Patient.id: extensions are not allowed on Resource.id"},
 		{"contained id too long", `{"resourceType":"Condition","contained":[{"resourceType":"Patient","id":"` + strings.Repeat("1", 65) + `"}],"subject":{"reference":"#` + strings.Repeat("1", 65) + `"}}`, "Condition.contained[0].id: \"" + strings.Repeat("1", 65) + "\" is not a valid id"},
 		{"required code without a code", `{"resourceType":"AllergyIntolerance","_category":[{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}],"patient":{"reference":"Patient/1"}}`, "AllergyIntolerance.category[0]: no code"},
+		{"markup escaped in the JSON", `{"resourceType":"Patient","name":[{"text":"x \u003Cscript>alert(1)\u003c/script>"}]}`, "Patient.name[0].text: the text contains HTML markup (<script>)"},
 		{"required code with a code and an extension", `{"resourceType":"AllergyIntolerance","category":["food"],"_category":[{"extension":[{"url":"http://example.org/x","valueString":"y"}]}],"patient":{"reference":"Patient/1"}}`, ""},
 	}
 	for _, tc := range cases {
@@ -32,6 +33,11 @@ func TestBaseIssues(t *testing.T) {
 				t.Fatalf("Parse(%s): %v", tc.body, err)
 			}
 			is := r.BaseIssues()
+			// The writes skip the walk when the body cannot break a rule:
+			// never when it does.
+			if len(is) > 0 && !MayBreakBaseRules([]byte(tc.body)) {
+				t.Fatalf("MayBreakBaseRules(%s) = false, but BaseIssues finds %+v", tc.body, is)
+			}
 			if tc.want == "" {
 				if len(is) != 0 {
 					t.Fatalf("BaseIssues(%s) = %+v, want none", tc.body, is)

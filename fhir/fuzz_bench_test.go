@@ -168,3 +168,19 @@ func BenchmarkBundle(b *testing.B) {
 		fhir.Bundle(fhir.BundleOptions{Type: "searchset", Total: &total}, entries)
 	}
 }
+
+// BenchmarkBaseIssues is the base-rule walk every write pays after the
+// parse (Resource.BaseIssues).
+func BenchmarkBaseIssues(b *testing.B) {
+	c := newCodec(b)
+	r, err := c.Parse(readTestdata(b, "allergyintolerance.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if is := r.BaseIssues(); len(is) != 0 {
+			b.Fatal(is)
+		}
+	}
+}

@@ -62,9 +62,6 @@ func parseDT(s string, kind byte) (DT, bool) {
 		}
 	}
 	if s == "" {
-		if kind == 'T' && d.Prec < 3 {
-			return d, true
-		}
 		return d, true
 	}
 	if s[0] != 'T' {

@@ -13,6 +13,7 @@
 package narrative
 
 import (
+	"bytes"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -341,7 +342,9 @@ func CheckResource(typ string, body []byte) []Violation {
 			} `json:"text"`
 		} `json:"contained"`
 	}
-	if json.Unmarshal(body, &r) != nil {
+	// Most writes carry no narrative: a body without a "div" key needs
+	// no decoding (this is on every write).
+	if !bytes.Contains(body, []byte(`"div"`)) || json.Unmarshal(body, &r) != nil {
 		return nil
 	}
 	var out []Violation

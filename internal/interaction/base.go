@@ -15,7 +15,10 @@ import (
 // checks. It is all $validate runs against the base StructureDefinition,
 // so R4 rules the parser leaves out belong here, not in checkRules.
 func checkBase(res *fhir.Resource, body []byte) error {
-	issues := res.BaseIssues()
+	var issues []fhir.Issue
+	if fhir.MayBreakBaseRules(body) {
+		issues = res.BaseIssues()
+	}
 	if err := checkNarrative(res.Type, body); err != nil {
 		issues = append(issues, errorOf(err).Issues...)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,11 +31,6 @@ import (
 
 // compartmentAll is the type segment of the compartment search.
 const compartmentAll = "*"
-
-type compartmentHit struct {
-	v   store.Version
-	idx search.Index
-}
 
 func (s *Service) searchCompartment(ctx context.Context, req *Request, c *Call) (*Result, error) {
 	params, err := searchParams(c)
@@ -93,7 +87,7 @@ func (s *Service) searchCompartment(ctx context.Context, req *Request, c *Call) 
 	}
 
 	g := s.gate(ctx, req, patient)
-	var hits []compartmentHit
+	var hits []recordHit
 	var hidden []access.Decision
 	for i, t := range types {
 		q := queries[i]
@@ -108,32 +102,18 @@ func (s *Service) searchCompartment(ctx context.Context, req *Request, c *Call) 
 		if patient == "" || d.Hides(t) || critical && slices.Contains(d.Hidden, access.Critical) {
 			continue
 		}
-		if err := s.resolveHas(g, q); err != nil {
-			return nil, err
-		}
-		all, err := g.compartment(t)
+		more, err := s.matchRecord(g, d, q, t, critical)
 		if err != nil {
 			return nil, err
 		}
-		for _, v := range all {
-			if v.Patient != patient || !s.admits(d, v) || v.Type == "Consent" && criticalVersion(v) != critical {
-				continue
-			}
-			idx, err := s.indexFor(q, v)
-			if err != nil {
-				return nil, fmt.Errorf("search %s/%s: %w", v.Type, v.ID, err)
-			}
-			if q.Match(idx) {
-				hits = append(hits, compartmentHit{v, idx})
-			}
-		}
+		hits = append(hits, more...)
 	}
-	slices.SortFunc(hits, func(a, b compartmentHit) int { return compartmentPos(a).compare(compartmentPos(b)) })
+	slices.SortFunc(hits, func(a, b recordHit) int { return compartmentPos(a).compare(compartmentPos(b)) })
 	total := len(hits)
 	count := queries[0].Count
 	start := 0
 	if after != nil {
-		start, _ = slices.BinarySearchFunc(hits, *after, func(h compartmentHit, c compartmentCursor) int {
+		start, _ = slices.BinarySearchFunc(hits, *after, func(h recordHit, c compartmentCursor) int {
 			if r := compartmentPos(h).compare(c); r != 0 {
 				return r
 			}
@@ -263,7 +243,7 @@ type compartmentCursor struct {
 	typ, id string
 }
 
-func compartmentPos(h compartmentHit) compartmentCursor {
+func compartmentPos(h recordHit) compartmentCursor {
 	return compartmentCursor{h.v.LastUpdated.UnixNano(), h.v.Type, h.v.ID}
 }
 

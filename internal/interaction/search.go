@@ -85,24 +85,13 @@ func (s *Service) search(ctx context.Context, req *Request, c *Call) (*Result, e
 	var matches []search.Candidate
 	g := s.gate(ctx, req, patient)
 	if patient != "" && !hidden {
-		if err := s.resolveHas(g, q); err != nil {
-			return nil, err
-		}
-		all, err := s.store.Compartment(ctx, patient, c.Type)
+		hits, err := s.matchRecord(g, d, q, c.Type, critical)
 		if err != nil {
 			return nil, err
 		}
-		for _, v := range all {
-			if v.Patient != patient || !s.admits(d, v) || v.Type == "Consent" && criticalVersion(v) != critical {
-				continue
-			}
-			idx, err := s.indexFor(q, v)
-			if err != nil {
-				return nil, fmt.Errorf("search %s/%s: %w", v.Type, v.ID, err)
-			}
-			if q.Match(idx) {
-				matches = append(matches, search.Candidate{Index: &idx, Body: v.Body})
-			}
+		matches = make([]search.Candidate, len(hits))
+		for i := range hits {
+			matches[i] = search.Candidate{Index: &hits[i].idx, Body: hits[i].v.Body}
 		}
 	}
 	total := len(matches)
@@ -257,4 +246,40 @@ func (s *Service) resolveChains(ctx context.Context, q *search.Query) (unknown [
 		}
 	}
 	return unknown, nil
+}
+
+// recordHit is a resource of the record that a search matched, with its
+// index.
+type recordHit struct {
+	v   store.Version
+	idx search.Index
+}
+
+// matchRecord is the one filter of the type search and the compartment
+// search: typ's resources in the gate's record that the decision d admits
+// and q matches (critical: the Consents asked for are critical
+// information, not privacy settings). q's _has is resolved through the
+// gate first.
+func (s *Service) matchRecord(g *recordGate, d access.Decision, q *search.Query, typ string, critical bool) ([]recordHit, error) {
+	if err := s.resolveHas(g, q); err != nil {
+		return nil, err
+	}
+	all, err := g.compartment(typ)
+	if err != nil {
+		return nil, err
+	}
+	var hits []recordHit
+	for _, v := range all {
+		if v.Patient != g.patient || !s.admits(d, v) || v.Type == "Consent" && criticalVersion(v) != critical {
+			continue
+		}
+		idx, err := s.indexFor(q, v)
+		if err != nil {
+			return nil, fmt.Errorf("search %s/%s: %w", v.Type, v.ID, err)
+		}
+		if q.Match(idx) {
+			hits = append(hits, recordHit{v, idx})
+		}
+	}
+	return hits, nil
 }
