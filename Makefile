@@ -19,7 +19,7 @@ BROWSERDIR := conformance/browser
 CHROMIUM  ?= /usr/bin/chromium
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test vet conformance bench bench-go bench-http clean
+.PHONY: all build run test vet conformance bench bench-go bench-http bench-cluster clean
 
 all: build
 
@@ -84,14 +84,22 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 	@test -x $@ || { echo "apt-get installed chromium, but $@ is still missing (set CHROMIUM=/path/to/chromium)" >&2; exit 1; }
 
-# Go benchmarks, then the load program against the real server on loopback.
-bench: bench-go bench-http
+# Go benchmarks, then the load program against the real server on loopback,
+# then audited reads over three processes on one MongoDB-protocol database
+# (FerretDB) next to one process on each engine.
+bench: bench-go bench-http bench-cluster
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./fhir/ ./internal/...
 
 bench-http: build
 	./scripts/bench-http.sh
+
+# kjferretdb is the embedded FerretDB of the tests as a process: the
+# database the three servers share (scripts/bench-cluster.sh).
+bench-cluster: build
+	$(GO) build -o $(BIN)/kjferretdb ./cmd/kjferretdb
+	./scripts/bench-cluster.sh
 
 clean:
 	rm -rf $(BIN) conformance-report

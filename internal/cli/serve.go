@@ -21,10 +21,12 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/devclock"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/interaction"
+	"github.com/kjernejournal/kjernejournal/internal/lease"
 	"github.com/kjernejournal/kjernejournal/internal/loopback"
 	"github.com/kjernejournal/kjernejournal/internal/notify"
 	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
+	"github.com/kjernejournal/kjernejournal/internal/store"
 	"github.com/kjernejournal/kjernejournal/internal/telemetry"
 	"github.com/kjernejournal/kjernejournal/internal/webapp"
 )
@@ -50,7 +52,8 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	subAllow := fs.String("subscription-allow", "", "hosts (or .domain suffixes) change notifications may be sent to, comma-separated; with --auth-server, http on loopback is allowed too")
 	cpuProfile := fs.String("cpu-profile", "", "write a Go CPU profile of the whole run to this file (for `go tool pprof`)")
 	noAudit := fs.Bool("insecure-no-audit", false, "switch the usage log off (loopback addresses only; to measure its cost)")
-	purgeEvery := fs.Duration("purge-interval", time.Hour, "how often to delete the records of patients whose reservation is 30 days old")
+	purgeEvery := fs.Duration("purge-interval", time.Hour, "how often to delete the records of patients whose reservation is 30 days old; with --mongo-uri, one of the processes on the database purges per interval")
+	notifyLease := fs.Duration("notify-lease", 10*time.Second, "with --mongo-uri: slot of the lease that makes one of the processes on the database deliver change notifications (all of them must use the same value; their clocks must differ by less than min(1s, slot/4)); when the holder dies another takes over within the slot plus 3 × that skew; 0 makes every process deliver (one process per database only)")
 	of := addOpsFlags(fs)
 	corsOrigins := fs.String("cors-origins", "", "browser origins allowed to call the server (CORS), comma-separated, or * for any; with --auth-server on a loopback address, http origins on loopback are allowed too; none switches CORS off")
 	if err := fs.parse(args); err != nil {
@@ -156,8 +159,21 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var jobs sync.WaitGroup
 	defer jobs.Wait()
 	defer stopJobs()
+	leases, err := jobLeases(st, sf.engine(), *notifyLease, *purgeEvery, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	notes := notify.NewStoreState(st)
-	dispatcher := notify.NewDispatcher(notes, notify.Options{ServerBase: base, Log: log})
+	if leases.shared != nil {
+		// Processes share the database: event numbers are claimed there.
+		notes.Numbers = leases.shared
+	}
+	nopt := notify.Options{ServerBase: base, Log: log}
+	if leases.notify != nil {
+		nopt.Lease = leases.notify
+	}
+	dispatcher := notify.NewDispatcher(notes, nopt)
 	cfg.Notify = &interaction.Notifications{State: notes, Dispatcher: dispatcher, Dev: *af.builtin, Allow: splitList(*subAllow)}
 	if *noAudit {
 		if !loopback.Addr(ln.Addr().String()) {
@@ -184,6 +200,9 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		api.Mount{Prefix: "/app/", Handler: webapp.App(site)})
 	fmt.Fprintf(stdout, "start page: %s/ (the kjernejournal app for clinicians and citizens)\n", base)
 	purger := &privacy.Purger{Store: st, Log: log, Now: recordNow, Types: append(slices.Clone(privacy.PurgedTypes), notify.PurgeTypes...)}
+	if leases.purge != nil {
+		purger.Slots = leases.purge
+	}
 	if clock != nil {
 		log.Warn("the development clock is ON: the usage log's and the reservations' time runs ahead of the real time; never expose this server", "offset", clock.Offset().String(), "movable", clockCall)
 	}
@@ -251,4 +270,37 @@ func corsConfig(flag string, loopbackDev bool) *api.CORS {
 		return nil
 	}
 	return c
+}
+
+// serveLeases are the leases of the background jobs (nil ones run in
+// every process) and the claims of the database the processes share (nil
+// for the embedded store).
+type serveLeases struct {
+	notify, purge *lease.Lease
+	shared        store.Once
+}
+
+// jobLeases makes the background jobs run in one process of those on a
+// MongoDB database. The embedded store's file is held by one process, so
+// its jobs need no lease (and a restart does not wait for the slot its
+// previous run held).
+func jobLeases(st store.Store, engine string, notifySlot, purgeEvery time.Duration, log *slog.Logger) (serveLeases, error) {
+	if engine != "mongodb" {
+		return serveLeases{}, nil
+	}
+	once, ok := st.(store.Once)
+	if !ok {
+		return serveLeases{}, fmt.Errorf("the store %T cannot hold leases (store.Once)", st)
+	}
+	out := serveLeases{shared: once}
+	var err error
+	if notifySlot > 0 {
+		if out.notify, err = lease.New(once, "notify", lease.Options{TTL: notifySlot, Log: log}); err != nil {
+			return serveLeases{}, fmt.Errorf("--notify-lease: %w", err)
+		}
+	}
+	if out.purge, err = lease.New(once, "purge", lease.Options{TTL: purgeEvery, Log: log}); err != nil {
+		return serveLeases{}, fmt.Errorf("--purge-interval: %w", err)
+	}
+	return out, nil
 }

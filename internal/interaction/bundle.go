@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -201,8 +202,8 @@ func (s *Service) transaction(ctx context.Context, req *Request, outer *Call, en
 			return nil, e
 		}
 	}
-	// Conditional creates and unique identifiers are one step with the
-	// commit for concurrent requests of this process.
+	// Conditional creates and unique identifiers are decided by the store
+	// in the commit; the locks spare this process's requests its retries.
 	var keys []string
 	for _, pl := range plan {
 		if pl.p == nil {
@@ -226,15 +227,8 @@ func (s *Service) transaction(ctx context.Context, req *Request, outer *Call, en
 				continue
 			}
 			if pl.call.Kind == Create && pl.call.IfNoneExist != "" {
-				existing, err := s.ifNoneExist(ctx, pl.p, "request.ifNoneExist")
-				if err != nil {
-					return nil, entryError(pl.index, err)
-				}
-				if existing != nil {
-					pl.existing = existing
-					pl.req.Facts.ID, pl.req.Facts.Status = existing.ID, http.StatusOK
-					continue
-				}
+				index := pl.index
+				s.guardCreate(pl.p, pl.call.IfNoneExist, "request.ifNoneExist", func(err error) error { return entryError(index, err) })
 			}
 			writes = append(writes, pl.p)
 			writeOf = append(writeOf, pl)
@@ -243,13 +237,24 @@ func (s *Service) transaction(ctx context.Context, req *Request, outer *Call, en
 	// Step 3: one commit with every write, its outbox and the usage-log
 	// records of the transaction and of each write entry.
 	results := make([]fhir.BundleEntry, len(entries))
-	if len(writes) > 0 {
+	for len(writes) > 0 {
 		logs := []*Facts{req.Facts}
 		for _, pl := range writeOf {
 			logs = append(logs, pl.req.Facts)
 		}
 		req.Facts.Status = http.StatusOK
 		vs, err := s.commit(ctx, writes, logs...)
+		var m *matched
+		if errors.As(err, &m) {
+			// A conditional create found its match in the commit: that
+			// entry answers the match, the rest commit without it.
+			k := slices.Index(writes, m.p)
+			pl := writeOf[k]
+			pl.existing = &m.v
+			pl.req.Facts.ID, pl.req.Facts.Status = m.v.ID, http.StatusOK
+			writes, writeOf = slices.Delete(writes, k, k+1), slices.Delete(writeOf, k, k+1)
+			continue
+		}
 		if err != nil {
 			return nil, s.transactionFailed(err, writeOf)
 		}
@@ -265,6 +270,7 @@ func (s *Service) transaction(ctx context.Context, req *Request, outer *Call, en
 			}
 			results[pl.index] = responseEntry(req, r)
 		}
+		break
 	}
 	for _, pl := range plan {
 		switch {

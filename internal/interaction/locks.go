@@ -9,10 +9,11 @@ import (
 )
 
 // keyLocks serialise, within this process, the writes whose rule needs a
-// look at the store before the commit: a conditional create (an EHR that
-// reports the same item twice at once gets one resource) and a Patient's
-// unique person number. The store checks uniqueness again in the commit;
-// several processes over one MongoDB database are issue 18's.
+// look at the store: a conditional create (an EHR that reports the same
+// item twice at once gets one resource) and a Patient's unique person
+// number. The store decides both in the commit, across every process on
+// its database (store.Write.Unique, Write.Guard and Batch.Precondition);
+// the locks only spare this process's requests the store's retries.
 type keyLocks [64]sync.Mutex
 
 // lock takes the locks of keys (striped; each stripe once, in order, so

@@ -54,6 +54,9 @@ type pending struct {
 	// status is what the write answers once committed.
 	status int
 	facts  *Facts
+	// check, when set, is run by the store inside the commit (a
+	// conditional create's "no match yet", guardCreate).
+	check func(context.Context) error
 }
 
 // write serves create, update, conditional create (If-None-Exist) and
@@ -309,6 +312,22 @@ func (s *Service) commit(ctx context.Context, ps []*pending, logs ...*Facts) ([]
 		}
 	}
 	b.Queue = s.outbox(ctx, ps)
+	var checks []func(context.Context) error
+	for _, p := range ps {
+		if p.check != nil {
+			checks = append(checks, p.check)
+		}
+	}
+	if len(checks) > 0 {
+		b.Precondition = func(ctx context.Context) error {
+			for _, check := range checks {
+				if err := check(ctx); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
 	if s.cfg.Audit {
 		now := s.cfg.Now()
 		for _, f := range logs {
@@ -397,25 +416,66 @@ func (s *Service) prepareDelete(ctx context.Context, req *Request, c *Call) (*pe
 
 // conditionalCreate finishes a create that carries If-None-Exist: the
 // existing match is answered (200) instead of a new resource, several
-// matches are a 412, none creates. The match and the create are one step
-// for concurrent requests of this process (issue 18 takes it to the
-// database for several processes).
+// matches are a 412, none creates. The store decides (guardCreate), for
+// every process on the database; the lock only spares this process's
+// requests the store's retries.
 func (s *Service) conditionalCreate(ctx context.Context, req *Request, p *pending) (*Result, error) {
 	key, err := condCreateKey(p)
 	if err != nil {
 		return nil, err
 	}
 	defer s.locks.lock(append(uniqueKeys(p.write), key)...)()
-	existing, err := s.ifNoneExist(ctx, p, "If-None-Exist")
-	if err != nil {
-		return nil, err
+	s.guardCreate(p, p.call.IfNoneExist, "If-None-Exist", nil)
+	r, err := s.commitOne(ctx, req, p)
+	var m *matched
+	if !errors.As(err, &m) {
+		return r, err
 	}
-	if existing == nil {
-		return s.commitOne(ctx, req, p)
-	}
-	req.Facts.ID = existing.ID
-	return s.written(req, p.call, *existing, http.StatusOK)
+	req.Facts.ID = m.v.ID
+	return s.written(req, p.call, m.v, http.StatusOK)
 }
+
+// matched is a conditional create's precondition finding its match in
+// the commit: the write is not made, and m.v is answered instead.
+type matched struct {
+	p *pending
+	v store.Version
+}
+
+func (m *matched) Error() string {
+	return fmt.Sprintf("%s/%s already matches the conditional create", m.v.Type, m.v.ID)
+}
+
+// guardCreate makes p a create that happens only if criteria match
+// nothing in the resource's record, decided by the store: the write is
+// guarded by the record's key, and the search runs as the commit's
+// precondition, after the store has ordered it after every earlier
+// guarded commit of that record on any process (store.Write.Guard). A
+// match fails the commit with *matched; wrap, if set, wraps the other
+// errors of the search (what names the criteria in them).
+func (s *Service) guardCreate(p *pending, criteria, what string, wrap func(error) error) {
+	p.write.Guard = condGuard(p.res.Patient)
+	p.check = func(ctx context.Context) error {
+		matches, err := s.matchInRecord(ctx, p.res.Type, p.res.Patient, criteria, what)
+		switch {
+		case err != nil:
+		case len(matches) == 1:
+			return &matched{p: p, v: matches[0]}
+		case len(matches) > 1:
+			err = fail(http.StatusPreconditionFailed, "duplicate", "%s matched %d resources; it must match at most one", what, len(matches))
+		default:
+			return nil
+		}
+		if wrap != nil {
+			err = wrap(err)
+		}
+		return err
+	}
+}
+
+// condGuard is the store guard of conditional writes in patient's record
+// (the store keeps guards per type: together, condKey).
+func condGuard(patient string) string { return "cond/" + patient }
 
 // condCreateKey is the lock of a conditional create (condKey); one
 // outside a patient's record is refused.
@@ -424,23 +484,6 @@ func condCreateKey(p *pending) (string, error) {
 		return "", fail(http.StatusBadRequest, "not-supported", "conditional create works within a patient's record: for clinical resources only")
 	}
 	return condKey(p.res.Type, p.res.Patient), nil
-}
-
-// ifNoneExist runs a conditional create's query (named what in errors)
-// in the resource's record: the one existing match, nil when there is
-// none and the create goes ahead, a 412 when there are several.
-func (s *Service) ifNoneExist(ctx context.Context, p *pending, what string) (*store.Version, error) {
-	matches, err := s.matchInRecord(ctx, p.res.Type, p.res.Patient, p.call.IfNoneExist, what)
-	if err != nil {
-		return nil, err
-	}
-	switch len(matches) {
-	case 0:
-		return nil, nil
-	case 1:
-		return &matches[0], nil
-	}
-	return nil, fail(http.StatusPreconditionFailed, "duplicate", "%s matched %d resources; it must match at most one", what, len(matches))
 }
 
 // conditionalUpdate serves PUT /{type}?query: the query is run inside the
@@ -455,6 +498,24 @@ func (s *Service) conditionalUpdate(ctx context.Context, req *Request, c *Call) 
 		return nil, fail(http.StatusBadRequest, "not-supported", "conditional update works within a patient's record: for clinical resources that refer to their Patient")
 	}
 	defer s.locks.lock(condKey(res.Type, res.Patient))()
+	for {
+		r, err := s.conditionalUpdateOnce(ctx, req, c, body, res)
+		var m *matched
+		if !errors.As(err, &m) {
+			return r, err
+		}
+		// Another request created a match since the search: again, from
+		// the body as sent (the try set an id in res).
+		if body, res, err = s.parse(req, c); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// conditionalUpdateOnce is one try of conditionalUpdate. A create (no
+// match) is guarded like a conditional create, and fails with *matched
+// if a match appeared meanwhile.
+func (s *Service) conditionalUpdateOnce(ctx context.Context, req *Request, c *Call, body []byte, res *fhir.Resource) (*Result, error) {
 	matches, err := s.matchInRecord(ctx, res.Type, res.Patient, c.RawQuery, "the query")
 	if err != nil {
 		return nil, err
@@ -483,8 +544,10 @@ func (s *Service) conditionalUpdate(ctx context.Context, req *Request, c *Call) 
 	if err := s.decideWrite(ctx, req, p); err != nil {
 		return nil, err
 	}
-	// (A clinical resource has no unique identifiers to lock: the lock
-	// taken above is all the write needs.)
+	if len(matches) == 0 {
+		s.guardCreate(p, c.RawQuery, "the query", nil)
+	}
+	// (A clinical resource has no unique identifiers to lock.)
 	return s.commitOne(ctx, req, p)
 }
 

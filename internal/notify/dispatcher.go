@@ -40,13 +40,34 @@ type Options struct {
 	// Log receives what the dispatcher cannot hand to a caller (default
 	// slog.Default()).
 	Log *slog.Logger
+	// Lease, when set, makes Run deliver only while this process holds it
+	// (package lease): of several processes on one database, one
+	// delivers. Nil: Run always delivers (one process per store, as with
+	// the embedded engine, whose file one process holds).
+	Lease Lease
+	// Poll is how often Run, while it holds the Lease, looks for
+	// deliveries that other processes queued (default 1 s; their Publish
+	// cannot wake this process).
+	Poll time.Duration
 }
+
+// Lease is what Run needs of a lease shared by the processes on one
+// database (*lease.Lease): work runs while this process holds it, and its
+// context ends before another process can hold it.
+type Lease interface {
+	Run(ctx context.Context, work func(ctx context.Context)) error
+}
+
+// recordTimeout bounds the writes that record a sent delivery after the
+// caller's context ended.
+const recordTimeout = 10 * time.Second
 
 // Dispatcher queues notifications for the subscriptions watching a
 // changed resource and delivers them, one worker per subscription, in
 // order, retrying with exponential backoff. Everything it queues is in
 // the State first, so a restart loses nothing: a new Dispatcher over the
-// same State delivers what was pending (Run or Flush).
+// same State delivers what was pending (Run or Flush). Several processes
+// on one database each have one; Options.Lease makes one of them deliver.
 type Dispatcher struct {
 	state State
 	opt   Options
@@ -93,6 +114,9 @@ func NewDispatcher(state State, opt Options) *Dispatcher {
 	}
 	if opt.MaxDelay <= 0 {
 		opt.MaxDelay = 15 * time.Minute
+	}
+	if opt.Poll <= 0 {
+		opt.Poll = time.Second
 	}
 	return &Dispatcher{
 		state: state, opt: opt, wake: make(chan struct{}, 1),
@@ -170,14 +194,50 @@ func (d *Dispatcher) Publish(ctx context.Context, events ...Event) ([]Delivery, 
 }
 
 // Run delivers what is pending and then whatever Publish queues, until ctx
-// is done; it waits for its workers before returning ctx's error.
+// is done; it waits for its workers before returning ctx's error. With a
+// Lease it delivers only while it holds the lease: what other processes
+// queue it finds by polling, and it stops before the next send when the
+// lease is lost. A delivery whose send succeeded but whose removal from
+// the queue was not recorded (the process died in between) is sent again
+// by the next holder, with the same event numbers, so the subscriber can
+// tell: delivery is at least once.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	defer d.wg.Wait()
-	if err := d.recover(ctx); err != nil && ctx.Err() == nil {
-		// What stays in the outbox is queued at the next start; the
-		// deliveries already pending go out meanwhile.
-		d.opt.Log.Error("change notifications of committed changes not queued; retried at the next start", "error", err)
+	if d.opt.Lease == nil {
+		d.recoverOutbox(ctx, time.Time{})
+		d.deliverWhile(ctx, nil, nil)
+		return ctx.Err()
 	}
+	return d.opt.Lease.Run(ctx, func(held context.Context) {
+		poll := time.NewTicker(d.opt.Poll)
+		defer poll.Stop()
+		// Other processes write the outbox too: only what they left
+		// behind is queued here, now and every half OutboxAge.
+		d.recoverOutbox(held, time.Now().Add(-OutboxAge))
+		last := time.Now()
+		d.deliverWhile(held, poll.C, func() {
+			if time.Since(last) >= OutboxAge/2 {
+				d.recoverOutbox(held, time.Now().Add(-OutboxAge))
+				last = time.Now()
+			}
+		})
+	})
+}
+
+// recoverOutbox queues what the outbox holds of changes made before
+// madeBefore (zero: all of it); see recover.
+func (d *Dispatcher) recoverOutbox(ctx context.Context, madeBefore time.Time) {
+	if err := d.recover(ctx, madeBefore); err != nil && ctx.Err() == nil {
+		// What stays in the outbox is queued later (at the next start,
+		// or by the lease holder's next pass); the deliveries already
+		// pending go out meanwhile.
+		d.opt.Log.Error("change notifications of committed changes not queued; retried later", "error", err)
+	}
+}
+
+// deliverWhile delivers until ctx is done, on every wake-up and every
+// tick of poll (after calling onPoll, if set), and waits for its workers.
+func (d *Dispatcher) deliverWhile(ctx context.Context, poll <-chan time.Time, onPoll func()) {
+	defer d.wg.Wait()
 	for {
 		if err := d.kick(ctx); err != nil && ctx.Err() == nil {
 			// The state could not be listed; try again on the next wake-up
@@ -193,17 +253,23 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return
 		case <-d.wake:
+		case <-poll:
+			if onPoll != nil {
+				onPoll()
+			}
 		}
 	}
 }
 
 // Flush delivers everything pending now (retrying, with the configured
 // sleep between attempts) and returns when no delivery is pending any
-// more, each having been delivered or given up, or when ctx is done.
+// more, each having been delivered or given up, or when ctx is done. It
+// does not ask the Lease: it is for one process on its own store (tests,
+// tools).
 func (d *Dispatcher) Flush(ctx context.Context) error {
-	if err := d.recover(ctx); err != nil {
+	if err := d.recover(ctx, time.Time{}); err != nil {
 		return err
 	}
 	err := d.kick(ctx)
@@ -316,13 +382,23 @@ func (d *Dispatcher) deliver(ctx context.Context, del Delivery) error {
 			return d.finish(ctx, del)
 		}
 		sub.ServerBase = d.opt.ServerBase
+		if err := ctx.Err(); err != nil {
+			// Stopped or the lease lost: not one more send.
+			return err
+		}
 		sendErr := d.send(ctx, sub, del)
 		if sendErr == nil {
 			telemetry.NotifySent.Inc()
-			if err := d.finish(ctx, del); err != nil {
+			// Sent: recorded even if ctx ends now (stopping, the lease
+			// lost), within the store's own deadline, so that the window
+			// in which the next holder sends it again stays the time of
+			// this one write.
+			done, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+			defer cancel()
+			if err := d.finish(done, del); err != nil {
 				return err
 			}
-			_, err := d.state.Record(ctx, sub.ID, nil)
+			_, err := d.state.Record(done, sub.ID, nil)
 			if errors.Is(err, ErrNoSubscription) {
 				return nil
 			}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
@@ -15,12 +17,25 @@ import (
 // changes critical information, queues the notifications after the commit
 // (Dispatcher.Published), which removes the item. A crash in between
 // leaves the item, and the next dispatcher queues it (Dispatcher.Run,
-// Flush): a committed change is notified at least once.
+// Flush; with several processes on one database, the lease holder once
+// the item is OutboxAge old): a committed change is notified at least
+// once.
 
 // outboxRecord is an outbox item's body.
 type outboxRecord struct {
 	Events []Event `json:"events"`
+	// At is when the item was made, just before its commit (zero in
+	// items of earlier versions).
+	At time.Time `json:"at,omitzero"`
 }
+
+// OutboxAge is the age after which an outbox item is taken to have no
+// live writer: Published runs right after the commit, bounded by the
+// store's deadlines, so an item this old was left by a process that died
+// or whose queueing failed. The process that delivers queues such items
+// while it runs; younger ones it leaves to their writer, so that a
+// change is not queued twice.
+const OutboxAge = time.Minute
 
 // OutboxOps returns the outbox items for events, one per patient, to add
 // to the Batch that commits the changes they describe.
@@ -34,8 +49,9 @@ func OutboxOps(events []Event) []store.QueueOp {
 		byPatient[ev.Patient] = append(byPatient[ev.Patient], ev)
 	}
 	out := make([]store.QueueOp, 0, len(order))
+	now := time.Now().UTC()
 	for _, p := range order {
-		body, err := json.Marshal(outboxRecord{Events: byPatient[p]})
+		body, err := json.Marshal(outboxRecord{Events: byPatient[p], At: now})
 		if err != nil {
 			// Strings and integers only: cannot fail.
 			panic("notify: marshal outbox item: " + err.Error())
@@ -50,6 +66,7 @@ type OutboxEntry struct {
 	ID      string
 	Patient string
 	Events  []Event
+	At      time.Time // when it was made; zero if unknown (an earlier version's)
 }
 
 func outboxEntry(id, patient string, body []byte) (OutboxEntry, error) {
@@ -57,7 +74,7 @@ func outboxEntry(id, patient string, body []byte) (OutboxEntry, error) {
 	if err := json.Unmarshal(body, &rec); err != nil {
 		return OutboxEntry{}, fmt.Errorf("notify: outbox item %s: %w", id, err)
 	}
-	return OutboxEntry{ID: id, Patient: patient, Events: rec.Events}, nil
+	return OutboxEntry{ID: id, Patient: patient, Events: rec.Events, At: rec.At}, nil
 }
 
 // Unqueued implements State. It first moves what an earlier version left
@@ -173,11 +190,16 @@ func (d *Dispatcher) Published(ctx context.Context, ops []store.QueueOp) error {
 	return d.queue(ctx, entries)
 }
 
-// recover queues what a previous process committed but did not queue.
-func (d *Dispatcher) recover(ctx context.Context) error {
+// recover queues what a process committed but did not queue: every item
+// when madeBefore is zero (no other process writes), else the items made
+// before madeBefore and those of unknown age.
+func (d *Dispatcher) recover(ctx context.Context, madeBefore time.Time) error {
 	entries, err := d.state.Unqueued(ctx)
 	if err != nil {
 		return err
+	}
+	if !madeBefore.IsZero() {
+		entries = slices.DeleteFunc(entries, func(e OutboxEntry) bool { return !e.At.IsZero() && !e.At.Before(madeBefore) })
 	}
 	return d.queue(ctx, entries)
 }

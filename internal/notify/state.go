@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -107,12 +108,19 @@ var PurgeTypes = []string{SubscriptionType, legacyDeliveryType, legacyOutboxType
 // count), the pending deliveries and the outbox are queue items, so a
 // notification queued, tried, retried or delivered changes no resource
 // and adds no version. Read-modify-writes of a subscription's delivery
-// state are serialised per subscription within the process; two
-// processes queueing for one subscription at the same instant could give
-// two events the same number (one dispatcher per store is the design,
-// as deliveries are not claimed either).
+// state are serialised per subscription within the process; processes
+// sharing the store number events uniquely when Numbers is set.
+// Deliveries are not claimed: one
+// dispatcher delivers at a time, the holder of its lease (Options.Lease)
+// when several processes share the store.
 type StoreState struct {
 	S store.Store
+	// Numbers, when set, claims every event number of a subscription in
+	// the database before it is used, so that processes queueing for one
+	// subscription at the same instant never give two events one number
+	// (the delivery state's read-modify-write is serialised within a
+	// process only). Nil: one process per store.
+	Numbers store.Once
 
 	locks sync.Map // subscription id -> *sync.Mutex
 }
@@ -326,8 +334,12 @@ func (st *StoreState) Enqueue(ctx context.Context, subID string, events []Event,
 	}
 	d := Delivery{ID: rand.Text(), Subscription: subID, Patient: sub.Patient, Created: now.UTC(), Events: make([]Event, len(events))}
 	for i, ev := range events {
-		sub.Events++
-		ev.Seq = sub.Events
+		n, err := st.nextNumber(ctx, subID, sub.Events+1)
+		if err != nil {
+			return Delivery{}, err
+		}
+		sub.Events = n
+		ev.Seq = n
 		d.Events[i] = ev
 	}
 	status, err := st.statusOp(sub)
@@ -342,6 +354,30 @@ func (st *StoreState) Enqueue(ctx context.Context, subID string, events []Event,
 		return Delivery{}, err
 	}
 	return d, nil
+}
+
+// numberKeep is how long a claimed event number stays claimed: far
+// longer than another process's view of the count can lag behind.
+const numberKeep = time.Hour
+
+// nextNumber returns the first event number from from on that is free:
+// from itself without Numbers, else the first one this call claims
+// (another process may have used from already).
+func (st *StoreState) nextNumber(ctx context.Context, subID string, from int64) (int64, error) {
+	if st.Numbers == nil {
+		return from, nil
+	}
+	for n := from; n < from+10000; n++ {
+		now := time.Now()
+		ok, err := st.Numbers.ClaimOnce(ctx, "notify-event:"+subID+":"+strconv.FormatInt(n, 10), now, now.Add(numberKeep))
+		if err != nil {
+			return 0, fmt.Errorf("notify: number event %d of subscription %s: %w", n, subID, err)
+		}
+		if ok {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("notify: no free event number of subscription %s from %d on", subID, from)
 }
 
 // Save implements State.

@@ -32,6 +32,13 @@ type Purger struct {
 	// Subscriptions). Queue items about the patient (pending
 	// notifications) need no type: store.Purge removes them all.
 	Types []string
+	// Slots, when set, makes Run purge only in the slots of the purge
+	// interval that this process wins (*lease.Lease with the interval as
+	// its TTL): of several processes on one database, one purges per
+	// interval. Nil: Run purges every interval (one process per store).
+	Slots interface {
+		Each(ctx context.Context, work func(ctx context.Context)) error
+	}
 }
 
 // RunOnce purges every record that is due and returns the patients purged.
@@ -101,15 +108,24 @@ func (p *Purger) RunOnce(ctx context.Context) ([]string, error) {
 	return purged, nil
 }
 
-// Run calls RunOnce every interval until ctx ends.
+// Run calls RunOnce every interval until ctx ends; with Slots, once per
+// slot this process wins (the slots' length is the interval then).
 func (p *Purger) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		// A run cut short because the server is stopping is no failure.
+	once := func(ctx context.Context) {
+		// A run cut short because the server is stopping (or its slot
+		// ending) is no failure.
 		if _, err := p.RunOnce(ctx); err != nil && ctx.Err() == nil && p.Log != nil {
 			p.Log.Error("purge of reserved records failed; retrying at the next run", "error", err)
 		}
+	}
+	if p.Slots != nil {
+		_ = p.Slots.Each(ctx, once)
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		once(ctx)
 		select {
 		case <-ctx.Done():
 			return

@@ -87,6 +87,13 @@ type Write struct {
 	// person number. A clash fails the commit with a *ConflictError whose
 	// Reason is ConflictUnique and whose Identifier names the value.
 	Unique []string
+	// Guard, when not empty, is a key (e.g. a conditional create's "type
+	// in this patient's record") that the commit serialises on across
+	// every process sharing the store: of two commits guarded by the same
+	// key, the later one runs its Batch.Precondition only after the
+	// earlier one is applied, so two commits never both succeed on the
+	// same observed state. Keys are per Type.
+	Guard string
 }
 
 // QueueOp adds, replaces or removes one item of a named queue. Queue items
@@ -124,6 +131,13 @@ type Batch struct {
 	// the caller then logs the refusal on its own (AuditLog.AppendAudit).
 	Audit []AuditEntry
 	Link  LinkFunc // required when Audit is not empty
+	// Precondition, when set, is the caller's check of what the store
+	// holds (a conditional create's "no match yet"). The engine runs it
+	// inside the commit, after it has taken its place in the order of the
+	// writes' Guards and before anything is written, again on every
+	// retry; a non-nil error fails the commit and is returned as is.
+	// Without Guards it is only run before the commit.
+	Precondition func(ctx context.Context) error
 }
 
 // HistoryQuery narrows an instance history.

@@ -77,6 +77,12 @@ var (
 		Name: "kj_notifications_sent_total",
 		Help: "Change notifications delivered.",
 	})
+	// LeaseHeld is 1 while this process holds a lease (package lease): of
+	// the processes on one database, one should show 1 per lease.
+	LeaseHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kj_lease_held",
+		Help: "1 while this process holds the lease of a background job shared by the processes on one database (notify: delivers change notifications; purge: purges reserved records), else 0.",
+	}, []string{"lease"})
 	// RateLimited counts requests refused 429 by a rate limit.
 	RateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kj_rate_limited_total",
@@ -92,7 +98,7 @@ var (
 // Register adds the metrics to reg (again is fine).
 func Register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{AuditAppend, CommitGroup, StoreOp, StoreErrors, SourceLatency,
-		SourceFailures, TokenCache, NotifyQueue, NotifyFailures, NotifySent, RateLimited, Refusals} {
+		SourceFailures, TokenCache, NotifyQueue, NotifyFailures, NotifySent, LeaseHeld, RateLimited, Refusals} {
 		if err := reg.Register(c); err != nil {
 			if _, dup := err.(prometheus.AlreadyRegisteredError); !dup {
 				return err

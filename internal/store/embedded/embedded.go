@@ -89,6 +89,9 @@ type Store struct {
 	failMu  sync.Mutex
 	failure error
 	failGen uint64
+
+	// guards order the commits with a Batch.Precondition (guard.go).
+	guards guardLocks
 }
 
 // Stats are counters for monitoring group commit.
@@ -614,6 +617,13 @@ func validate(b *store.Batch) error {
 func (s *Store) Commit(ctx context.Context, b store.Batch) ([]store.Version, error) {
 	if err := validate(&b); err != nil {
 		return nil, err
+	}
+	if b.Precondition != nil {
+		release, err := s.guards.runPrecondition(ctx, &b)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 	}
 	if len(b.Writes) == 0 && len(b.Queue) == 0 && len(b.Audit) == 0 {
 		return []store.Version{}, nil

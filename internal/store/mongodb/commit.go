@@ -36,12 +36,20 @@ type txnRecord struct {
 	Writes  []txnWrite   `bson:"writes,omitempty"`
 	Queue   []txnQueueOp `bson:"queue,omitempty"`
 	Audit   []txnAudit   `bson:"audit,omitempty"`
+	// Claims are the _ids of the transaction's key claims (claims.go),
+	// whose markers the clean-up clears.
+	Claims []string `bson:"claims,omitempty"`
 }
 
 type txnWrite struct {
 	Key     string `bson:"key"`  // resources _id
 	Hist    string `bson:"hist"` // history _id of the new version
 	Version int64  `bson:"version"`
+	// Shard is the patient of the resources document the version
+	// replaces (its own patient when there is none): the upsert that
+	// makes it current filters on it, as a sharded collection needs the
+	// whole shard key. Nil in records of earlier releases.
+	Shard *string `bson:"shard,omitempty"`
 }
 
 // txnQueueOp is a store.QueueOp as the record keeps it.
@@ -161,6 +169,12 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) ([]store.Version, err
 	if err := validate(&b); err != nil {
 		return nil, err
 	}
+	if len(b.Writes) == 0 && b.Precondition != nil {
+		// Nothing to guard: the check runs once, before.
+		if err := b.Precondition(ctx); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case len(b.Writes) == 0 && len(b.Queue) == 0 && len(b.Audit) == 0:
 		return []store.Version{}, nil
@@ -176,13 +190,20 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) ([]store.Version, err
 		return []store.Version{}, nil
 	}
 	backoff := 2 * time.Millisecond
+	// A key claim (a Unique identifier, a Guard) held by a live writer is
+	// waited for longer than a busy resource: the waiter's answer (the
+	// identifier is taken, the match exists) comes once that writer is
+	// done, usually within a few round trips, and "busy" would only make
+	// the client ask again.
+	keyWait := min(s.opTimeout, s.ttl/2)
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		out, busy, err := s.tryCommit(ctx, &b)
-		if busy == nil || attempt == maxAttempts {
-			if busy != nil {
-				return nil, busy
-			}
+		out, busy, onKey, err := s.tryCommit(ctx, &b)
+		if busy == nil {
 			return out, err
+		}
+		if attempt >= maxAttempts && !(onKey && time.Since(start) < keyWait) {
+			return nil, busy
 		}
 		// A short pause lets a writer that is between its commit point
 		// and the update of the current documents finish.
@@ -193,9 +214,12 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) ([]store.Version, err
 			return nil, busy
 		case <-t.C:
 		}
-		backoff *= 2
+		backoff = min(2*backoff, maxBackoff)
 	}
 }
+
+// maxBackoff caps the pause between attempts.
+const maxBackoff = 50 * time.Millisecond
 
 func txnQueue(ops []store.QueueOp) []txnQueueOp {
 	out := make([]txnQueueOp, len(ops))
@@ -219,8 +243,9 @@ func txnAudits(entries []store.AuditEntry) []txnAudit {
 }
 
 // tryCommit makes one attempt. A non-nil busy means another writer got in
-// the way and nothing of this attempt is left behind; Commit may retry.
-func (s *Store) tryCommit(ctx context.Context, b *store.Batch) (out []store.Version, busy *store.ConflictError, err error) {
+// the way and nothing of this attempt is left behind; Commit may retry
+// (longer when onKey: the other writer holds a key claim).
+func (s *Store) tryCommit(ctx context.Context, b *store.Batch) (out []store.Version, busy *store.ConflictError, onKey bool, err error) {
 	writes := b.Writes
 	keys := make([]string, len(writes))
 	for i, w := range writes {
@@ -229,8 +254,16 @@ func (s *Store) tryCommit(ctx context.Context, b *store.Batch) (out []store.Vers
 	cur := map[string]*doc{}
 	if len(writes) > 0 {
 		if cur, err = s.loadCurrent(ctx, keys); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
+	}
+	// The generations of the keys first, the reads they guard after: a
+	// writer that commits a generation this attempt does not see yet has
+	// to insert the one this attempt will claim (DESIGN.md).
+	wants := claimsWanted(writes, keys, cur)
+	gens, busy, err := s.readGenerations(ctx, wants, writes)
+	if busy != nil || err != nil {
+		return nil, busy, busy != nil, err
 	}
 
 	// BSON dates have millisecond precision; truncating here makes the
@@ -247,6 +280,7 @@ func (s *Store) tryCommit(ctx context.Context, b *store.Batch) (out []store.Vers
 	idents := make([][]string, len(writes))
 	var claims []*doc
 	var claimOf []int // index in writes of each claim
+	shards := map[string]string{}
 	for i, w := range writes {
 		c := cur[keys[i]]
 		var curV int64
@@ -254,10 +288,10 @@ func (s *Store) tryCommit(ctx context.Context, b *store.Batch) (out []store.Vers
 			curV = c.Version
 		}
 		if w.Create && c != nil {
-			return nil, nil, &store.ConflictError{Index: i, Type: w.Type, ID: w.ID, Reason: store.ConflictExists, Current: curV}
+			return nil, nil, false, &store.ConflictError{Index: i, Type: w.Type, ID: w.ID, Reason: store.ConflictExists, Current: curV}
 		}
 		if w.IfMatch != 0 && w.IfMatch != curV {
-			return nil, nil, &store.ConflictError{Index: i, Type: w.Type, ID: w.ID, Reason: store.ConflictVersion, Current: curV}
+			return nil, nil, false, &store.ConflictError{Index: i, Type: w.Type, ID: w.ID, Reason: store.ConflictVersion, Current: curV}
 		}
 		d := &doc{
 			Key:         historyKey(w.Type, w.ID, curV+1),
@@ -269,7 +303,7 @@ func (s *Store) tryCommit(ctx context.Context, b *store.Batch) (out []store.Vers
 		}
 		if w.Op == store.OpDelete {
 			if c == nil {
-				return nil, nil, &store.NotFoundError{Index: i, Type: w.Type, ID: w.ID}
+				return nil, nil, false, &store.NotFoundError{Index: i, Type: w.Type, ID: w.ID}
 			}
 			if c.Deleted {
 				out[i] = c.version()
@@ -284,7 +318,7 @@ func (s *Store) tryCommit(ctx context.Context, b *store.Batch) (out []store.Vers
 		} else {
 			body, err := w.Render(d.Version, now)
 			if err != nil {
-				return nil, nil, fmt.Errorf("mongodb: render %s/%s: %w", w.Type, w.ID, err)
+				return nil, nil, false, fmt.Errorf("mongodb: render %s/%s: %w", w.Type, w.ID, err)
 			}
 			d.Body = body
 			if len(w.Index) > 0 {
@@ -293,22 +327,31 @@ func (s *Store) tryCommit(ctx context.Context, b *store.Batch) (out []store.Vers
 			d.Identifiers = slices.Compact(slices.Sorted(slices.Values(w.Identifiers)))
 			idents[i] = d.Identifiers
 		}
+		shards[d.Key] = d.Patient
+		if c != nil {
+			shards[d.Key] = c.Patient
+		}
 		claims = append(claims, d)
 		claimOf = append(claimOf, i)
 	}
 	if err := s.checkUnique(ctx, writes, idents, cur); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
+	}
+	if b.Precondition != nil {
+		if err := b.Precondition(ctx); err != nil {
+			return nil, nil, false, err
+		}
 	}
 	// The entries are linked only after the commit point, when their place
 	// in the chain is known. Trying the link function on them now refuses
 	// a batch it would refuse then, before anything is written.
 	for i, e := range b.Audit {
 		if _, _, err := safeLink(b.Link, "", e.Body); err != nil {
-			return nil, nil, fmt.Errorf("mongodb: linking usage-log entry %d: %w", i, err)
+			return nil, nil, false, fmt.Errorf("mongodb: linking usage-log entry %d: %w", i, err)
 		}
 	}
 	if len(claims) == 0 && len(b.Queue) == 0 && len(b.Audit) == 0 {
-		return out, nil, nil
+		return out, nil, false, nil
 	}
 
 	txn := newTxnID()
@@ -318,8 +361,26 @@ func (s *Store) tryCommit(ctx context.Context, b *store.Batch) (out []store.Vers
 	// undo or finish what it started.
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.ttl)
 	defer cancel()
+	// (1a) Claim the next generation of every key (claims.go). A
+	// duplicate means another writer got there since step 1 read the
+	// generation: the retry reads again and sees it.
+	keyIDs, lost, err := s.insertClaims(ctx, wants, gens, claims, claimOf, txn, &exp)
+	if lost || err != nil {
+		if derr := s.dropKeyClaims(bg, txn, keyIDs); derr != nil && err == nil {
+			err = fmt.Errorf("mongodb: commit: undoing key claims (recovery removes them): %w", classify(derr))
+		}
+		if err != nil {
+			return nil, nil, false, err
+		}
+		i := wants[0].write
+		var curV int64
+		if c := cur[keys[i]]; c != nil {
+			curV = c.Version
+		}
+		return nil, &store.ConflictError{Index: i, Type: writes[i].Type, ID: writes[i].ID, Reason: store.ConflictBusy, Current: curV}, true, nil
+	}
 	if len(claims) > 0 {
-		// (1) Claim the next version of every target by inserting its
+		// (1b) Claim the next version of every target by inserting its
 		// history document. The unique _id makes this the lock: of two
 		// writers that read the same current version only one can insert
 		// version+1.
@@ -333,33 +394,34 @@ func (s *Store) tryCommit(ctx context.Context, b *store.Batch) (out []store.Vers
 		_, err := s.history.InsertMany(c, ins, options.InsertMany().SetOrdered(false))
 		cancelOp()
 		if err != nil {
-			s.dropClaims(bg, txn, hists)
+			s.dropClaims(bg, txn, keyIDs, hists)
 			dup, ok := firstDuplicate(err)
 			if !ok {
-				return nil, nil, fmt.Errorf("mongodb: commit: %w", classify(err))
+				return nil, nil, false, fmt.Errorf("mongodb: commit: %w", classify(err))
 			}
 			i := claimOf[dup]
 			busy := &store.ConflictError{Index: i, Type: writes[i].Type, ID: writes[i].ID, Reason: store.ConflictBusy, Current: claims[dup].Version - 1}
 			if err := s.meetClaim(bg, hists[dup]); err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
-			return nil, busy, nil
+			return nil, busy, false, nil
 		}
-		if s.crashAt == crashAfterClaims {
-			return nil, nil, errCrashed
-		}
+	}
+	if s.crashAt == crashAfterClaims {
+		return nil, nil, false, errCrashed
 	}
 
 	// (2) The commit point. A writer whose claims may already count as
 	// expired must not commit: a recoverer could be undoing them.
 	if time.Until(exp) < s.ttl/2 {
-		s.dropClaims(bg, txn, hists)
-		return nil, nil, fmt.Errorf("mongodb: commit took longer than half the lock TTL (%s); undone", s.ttl)
+		s.dropClaims(bg, txn, keyIDs, hists)
+		return nil, nil, false, fmt.Errorf("mongodb: commit took longer than half the lock TTL (%s); undone", s.ttl)
 	}
 	rec := txnRecord{ID: txn, State: stateCommitted, Created: now, Writes: make([]txnWrite, len(claims)),
-		Queue: txnQueue(b.Queue), Audit: txnAudits(b.Audit)}
+		Queue: txnQueue(b.Queue), Audit: txnAudits(b.Audit), Claims: keyIDs}
 	for j, d := range claims {
-		rec.Writes[j] = txnWrite{Key: resourceKey(d.Type, d.ID), Hist: d.Key, Version: d.Version}
+		shard := shards[d.Key]
+		rec.Writes[j] = txnWrite{Key: resourceKey(d.Type, d.ID), Hist: d.Key, Version: d.Version, Shard: &shard}
 	}
 	if len(rec.Audit) > 0 {
 		s.links.Store(txn, b.Link)
@@ -372,36 +434,37 @@ func (s *Store) tryCommit(ctx context.Context, b *store.Batch) (out []store.Vers
 		// the transaction settles it one way or the other.
 		committed, rerr := s.resolve(bg, txn)
 		if rerr != nil {
-			return nil, nil, fmt.Errorf("mongodb: commit outcome unknown, recovery will settle it: %w (resolving: %v)", classify(err), rerr)
+			return nil, nil, false, fmt.Errorf("mongodb: commit outcome unknown, recovery will settle it: %w (resolving: %v)", classify(err), rerr)
 		}
 		if !committed {
 			s.links.Delete(txn)
-			return nil, nil, fmt.Errorf("mongodb: commit: %w", classify(err))
+			return nil, nil, false, fmt.Errorf("mongodb: commit: %w", classify(err))
 		}
 	} else {
 		if s.crashAt == crashAfterCommitPoint {
-			return nil, nil, errCrashed
+			return nil, nil, false, errCrashed
 		}
 		// (3) Make the batch visible and clean up.
 		if err := s.apply(bg, &rec, claims, s.crashAt); err != nil {
 			if errors.Is(err, errCrashed) {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
-			return nil, nil, fmt.Errorf("mongodb: committed, but making it visible failed (recovery will finish it): %w", classify(err))
+			return nil, nil, false, fmt.Errorf("mongodb: committed, but making it visible failed (recovery will finish it): %w", classify(err))
 		}
 	}
 	for j, d := range claims {
 		d.Txn, d.Exp = "", nil
 		out[claimOf[j]] = d.version()
 	}
-	return out, nil, nil
+	return out, nil, false, nil
 }
 
 // checkUnique refuses a write whose Unique identifier another current, not
 // deleted resource of its type would carry after the commit: another write
-// of the batch, or a stored resource the batch does not rewrite. It reads
-// before claiming, so two writers racing for the same identifier can both
-// pass (DESIGN.md, "Unique identifiers").
+// of the batch, or a stored resource the batch does not rewrite. It must
+// run after readGenerations: the identifier's claim is what makes a racing
+// writer that this read cannot see yet lose (DESIGN.md, "Unique
+// identifiers and guards").
 func (s *Store) checkUnique(ctx context.Context, writes []store.Write, idents [][]string, cur map[string]*doc) error {
 	clash := func(i int, u, other string) error {
 		w := writes[i]
@@ -528,7 +591,7 @@ func (s *Store) apply(ctx context.Context, rec *txnRecord, docs []*doc, crash cr
 	if crash == crashMidApply && len(docs) > 1 {
 		todo = docs[:1]
 	}
-	if err := s.replaceCurrent(ctx, todo); err != nil {
+	if err := s.replaceCurrent(ctx, rec, todo); err != nil {
 		return err
 	}
 	if crash == crashMidApply {
@@ -541,11 +604,15 @@ func (s *Store) apply(ctx context.Context, rec *txnRecord, docs []*doc, crash cr
 	// Independent: a claim at or below the current version counts as
 	// committed with or without its record, so the order does not matter.
 	var wg sync.WaitGroup
-	var unsetErr, delErr error
-	wg.Add(1)
+	var unsetErr, keyErr, delErr error
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		unsetErr = s.unsetMarkers(ctx, hists)
+	}()
+	go func() {
+		defer wg.Done()
+		keyErr = s.unsetKeyMarkers(ctx, rec.Claims)
 	}()
 	c, cancel := s.op(ctx)
 	_, delErr = s.txns.DeleteOne(c, bson.D{{Key: "_id", Value: rec.ID}})
@@ -554,21 +621,35 @@ func (s *Store) apply(ctx context.Context, rec *txnRecord, docs []*doc, crash cr
 	if delErr == nil {
 		s.links.Delete(rec.ID)
 	}
-	return errors.Join(unsetErr, delErr)
+	return errors.Join(unsetErr, keyErr, delErr)
 }
 
 // replaceCurrent writes each version into resources unless the resource is
 // already at that version or later. The version filter keeps a late or
 // repeated roll-forward from moving a resource back; the upsert's duplicate
-// key error is how "already newer" shows, and counts as done.
-func (s *Store) replaceCurrent(ctx context.Context, docs []*doc) error {
+// key error is how "already newer" shows, and counts as done. The filter
+// names the patient of the document it replaces (txnWrite.Shard): an upsert
+// on a sharded collection must carry the whole shard key, and a resource
+// that moves to another patient is found under its old one. A document
+// already moved (applied before) does not match, and the upsert's
+// duplicate key counts as done, as above.
+func (s *Store) replaceCurrent(ctx context.Context, rec *txnRecord, docs []*doc) error {
+	shard := make(map[string]*string, len(rec.Writes))
+	for _, w := range rec.Writes {
+		shard[w.Hist] = w.Shard
+	}
 	models := make([]mongo.WriteModel, len(docs))
 	for j, d := range docs {
 		c := *d
 		c.Key = resourceKey(d.Type, d.ID)
 		c.Txn, c.Exp = "", nil
+		filter := bson.D{{Key: "_id", Value: c.Key}}
+		if p := shard[d.Key]; p != nil {
+			filter = append(filter, bson.E{Key: "patient", Value: *p})
+		}
+		filter = append(filter, bson.E{Key: "version", Value: bson.D{{Key: "$lt", Value: d.Version}}})
 		models[j] = mongo.NewReplaceOneModel().
-			SetFilter(bson.D{{Key: "_id", Value: c.Key}, {Key: "version", Value: bson.D{{Key: "$lt", Value: d.Version}}}}).
+			SetFilter(filter).
 			SetReplacement(&c).
 			SetUpsert(true)
 	}
@@ -611,10 +692,11 @@ func (s *Store) unsetMarkers(ctx context.Context, hists []string) error {
 	return nil
 }
 
-// dropClaims removes this transaction's own uncommitted claims. Failure is
-// tolerable: the claims expire and recovery removes them.
-func (s *Store) dropClaims(ctx context.Context, txn string, hists []string) {
-	if len(hists) == 0 {
+// dropClaims removes this transaction's own uncommitted claims, its key
+// claims first (dropKeyClaims says why). Failure is tolerable: the claims
+// expire and recovery removes them.
+func (s *Store) dropClaims(ctx context.Context, txn string, keyIDs, hists []string) {
+	if err := s.dropKeyClaims(ctx, txn, keyIDs); err != nil || len(hists) == 0 {
 		return
 	}
 	c, cancel := s.op(ctx)

@@ -66,6 +66,7 @@ const (
 	collAudit     = "audit"
 	collBatches   = "auditbatches"
 	collQueue     = "queue"
+	collClaims    = "claims"
 
 	idxCompartment = "patient_type_id"
 	idxIdentifiers = "type_identifiers"
@@ -78,6 +79,8 @@ const (
 	idxAuditTime   = "recorded"
 	idxBatchTxns   = "txns"
 	idxQueuePat    = "patient"
+	idxKeyClaims   = "txn"
+	idxKeyGen      = "key_gen"
 )
 
 // Store implements store.Store on MongoDB.
@@ -88,6 +91,7 @@ type Store struct {
 	history   *mongo.Collection
 	txns      *mongo.Collection
 	queue     *mongo.Collection
+	claims    *mongo.Collection // generations of Unique identifiers and Guards (claims.go)
 	ttl       time.Duration
 	opTimeout time.Duration
 
@@ -167,6 +171,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		history:   db.Collection(collHistory),
 		txns:      db.Collection(collTxns),
 		queue:     db.Collection(collQueue),
+		claims:    db.Collection(collClaims),
 		ttl:       opts.LockTTL,
 		opTimeout: opts.OpTimeout,
 		link:      opts.Link,
@@ -327,6 +332,17 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			// up here before appending its entries.
 			Keys:    bson.D{{Key: "txns", Value: 1}},
 			Options: options.Index().SetName(idxBatchTxns).SetSparse(true),
+		}},
+		{s.claims, idxKeyClaims, mongo.IndexModel{
+			// Sparse, as in history: recovery's look for the key claims
+			// of unfinished transactions.
+			Keys:    bson.D{{Key: "txn", Value: 1}},
+			Options: options.Index().SetName(idxKeyClaims).SetSparse(true),
+		}},
+		{s.claims, idxKeyGen, mongo.IndexModel{
+			// The generations of the keys a commit claims (readGenerations).
+			Keys:    bson.D{{Key: "key", Value: 1}, {Key: "gen", Value: -1}},
+			Options: options.Index().SetName(idxKeyGen),
 		}},
 		{s.queue, idxQueuePat, mongo.IndexModel{
 			Keys:    bson.D{{Key: "patient", Value: 1}},

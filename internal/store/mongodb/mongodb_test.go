@@ -95,6 +95,7 @@ func count(t *testing.T, c *mongo.Collection, filter bson.D) int64 {
 func requireClean(t *testing.T, s *Store) {
 	t.Helper()
 	assert.Zero(t, count(t, s.history, bson.D{{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}}), "claims left in history")
+	assert.Zero(t, count(t, s.claims, bson.D{{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}}), "key claims left marked")
 	assert.Zero(t, count(t, s.txns, bson.D{{Key: "state", Value: stateCommitted}}), "committed txn records left")
 }
 
@@ -409,9 +410,11 @@ func TestCompartmentUsesPatientIndex(t *testing.T) {
 // TTL has passed, without the test waiting for it.
 func expireClaims(t *testing.T, s *Store) {
 	t.Helper()
-	_, err := s.history.UpdateMany(ctx, bson.D{{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "exp", Value: time.Now().Add(-time.Second)}}}})
-	require.NoError(t, err)
+	for _, c := range []*mongo.Collection{s.history, s.claims} {
+		_, err := c.UpdateMany(ctx, bson.D{{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "exp", Value: time.Now().Add(-time.Second)}}}})
+		require.NoError(t, err)
+	}
 }
 
 func ageTxns(t *testing.T, s *Store) {

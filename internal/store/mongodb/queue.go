@@ -2,6 +2,7 @@ package mongodb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -27,7 +28,12 @@ type queueDoc struct {
 
 func queueKey(queue, id string) string { return queue + "/" + id }
 
-// applyQueue applies queue ops by _id.
+// applyQueue applies queue ops by _id. A put filters on the item's
+// patient too, as an upsert on a sharded collection needs the whole shard
+// key; a put that gives an existing item another patient finds no
+// document there, and its upsert's duplicate key is answered by removing
+// the item and putting it again (queue items are last-writer-wins, and
+// nobody but the ops' writer changes them meanwhile).
 func (s *Store) applyQueue(ctx context.Context, ops []txnQueueOp) error {
 	if len(ops) == 0 {
 		return nil
@@ -43,15 +49,55 @@ func (s *Store) applyQueue(ctx context.Context, ops []txnQueueOp) error {
 		if body == nil {
 			body = []byte{}
 		}
-		models[i] = mongo.NewReplaceOneModel().SetFilter(id).SetUpsert(true).
+		models[i] = mongo.NewReplaceOneModel().SetFilter(append(id, bson.E{Key: "patient", Value: q.Patient})).SetUpsert(true).
 			SetReplacement(queueDoc{Key: q.Key, Queue: q.Queue, ID: q.ID, Patient: q.Patient, Body: body})
 	}
 	c, cancel := s.op(ctx)
-	defer cancel()
-	if _, err := s.queue.BulkWrite(c, models, options.BulkWrite().SetOrdered(true)); err != nil {
+	_, err := s.queue.BulkWrite(c, models, options.BulkWrite().SetOrdered(true))
+	cancel()
+	if err == nil {
+		return nil
+	}
+	if !isDuplicateWrite(err) {
 		return fmt.Errorf("queue items: %w", classify(err))
 	}
+	// An item moved to another patient. FerretDB does not always name the
+	// right op in a bulk write's error, so the ops are applied again one
+	// by one (applying one twice changes nothing).
+	for i, m := range models {
+		for moved := false; ; moved = true {
+			c, cancel := s.op(ctx)
+			_, err := s.queue.BulkWrite(c, []mongo.WriteModel{m})
+			cancel()
+			if err == nil {
+				break
+			}
+			if moved || !isDuplicateWrite(err) {
+				return fmt.Errorf("queue items: %s: %w", ops[i].Key, classify(err))
+			}
+			c, cancel = s.op(ctx)
+			_, err = s.queue.DeleteOne(c, bson.D{{Key: "_id", Value: ops[i].Key}})
+			cancel()
+			if err != nil {
+				return fmt.Errorf("queue items: %w", classify(err))
+			}
+		}
+	}
 	return nil
+}
+
+// isDuplicateWrite reports a bulk write refused by a duplicate key only.
+func isDuplicateWrite(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if !isDuplicateCode(we.Code) {
+			return false
+		}
+	}
+	return true
 }
 
 // ScanQueue implements store.Queues. The items of a queue are the _id

@@ -29,6 +29,18 @@ func (s *Store) Recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mongodb: recovery: %w", classify(err))
 	}
+	// Key claims of transactions whose history claims are already gone
+	// (a writer that died between dropping the two).
+	var keyClaims []struct {
+		Txn string `bson:"txn"`
+	}
+	err = s.findAll(ctx, s.claims, &keyClaims,
+		bson.D{{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}, {Key: "exp", Value: bson.D{{Key: "$lt", Value: now}}}},
+		options.Find().SetProjection(bson.D{{Key: "txn", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("mongodb: recovery: %w", classify(err))
+	}
+	claims = append(claims, keyClaims...)
 	var errs []error
 	done := map[string]bool{}
 	for _, cl := range claims {
@@ -109,14 +121,19 @@ func (s *Store) resolve(ctx context.Context, txn string) (bool, error) {
 
 	// Aborted. Claims at or below the current version nonetheless belong to
 	// a commit that completed and deleted its record before the markers
-	// were cleared: keep those, drop the rest.
+	// were cleared: keep those, drop the rest. Key claims first, while the
+	// history claims still hold the versions they are judged by.
+	keptKeys, err := s.settleKeyClaims(ctx, txn)
+	if err != nil {
+		return false, err
+	}
 	var claims []doc
-	err := s.findAll(ctx, s.history, &claims, bson.D{{Key: "txn", Value: txn}})
+	err = s.findAll(ctx, s.history, &claims, bson.D{{Key: "txn", Value: txn}})
 	if err != nil {
 		return false, err
 	}
 	if len(claims) == 0 {
-		return false, nil
+		return keptKeys, nil
 	}
 	keys := make([]string, len(claims))
 	for i, c := range claims {
@@ -148,7 +165,7 @@ func (s *Store) resolve(ctx context.Context, txn string) (bool, error) {
 			return false, err
 		}
 	}
-	return len(keep) > 0, nil
+	return len(keep) > 0 || keptKeys, nil
 }
 
 // rollForward finishes a committed transaction from its record and its

@@ -61,7 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FindByIdentifierFollowsVersions", testFindByIdentifierFollowsVersions},
 		{"FindByIdentifierAllOrNothing", testFindByIdentifierAllOrNothing},
 	}
-	for _, tc := range append(append(tests, batchTests...), onceTests...) {
+	for _, tc := range append(append(append(tests, batchTests...), onceTests...), raceTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
 			require.NotNil(t, s, "open returned a nil store")
