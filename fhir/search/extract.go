@@ -74,6 +74,14 @@ func (r *Registry) Extract(resourceType string, resourceJSON []byte) (Index, err
 	if err != nil {
 		return Index{}, fmt.Errorf("search: extract: %w", err)
 	}
+	return r.ExtractDecoded(resourceType, root)
+}
+
+// ExtractDecoded is Extract of a resource already decoded with
+// fhirpath.DecodeJSON, for a caller that reads the same JSON for more
+// than its index (the write path: its identifiers too). It does not
+// change root.
+func (r *Registry) ExtractDecoded(resourceType string, root map[string]any) (Index, error) {
 	if rt, _ := root["resourceType"].(string); rt != resourceType {
 		return Index{}, fmt.Errorf("search: extract: resourceType %q, want %q", rt, resourceType)
 	}

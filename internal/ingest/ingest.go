@@ -8,9 +8,9 @@
 package ingest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kjernejournal/kjernejournal/fhir/fhirpath"
 	"slices"
 	"strings"
 	"time"
@@ -68,7 +68,12 @@ func (p *Preparer) Write(res *fhir.Resource, ifMatch int64, create bool) (store.
 			return store.Write{}, fmt.Errorf("ingest: print %s/%s: %w", res.Type, res.ID, err)
 		}
 	}
-	idx, err := p.Search.Extract(res.Type, stored)
+	// Decoded once for the index and the identifiers (every write).
+	root, err := fhirpath.DecodeJSON(stored)
+	if err != nil {
+		return store.Write{}, fmt.Errorf("ingest: read %s/%s back: %w", res.Type, res.ID, err)
+	}
+	idx, err := p.Search.ExtractDecoded(res.Type, root)
 	if err != nil {
 		return store.Write{}, fmt.Errorf("ingest: index %s/%s: %w", res.Type, res.ID, err)
 	}
@@ -76,7 +81,7 @@ func (p *Preparer) Write(res *fhir.Resource, ifMatch int64, create bool) (store.
 	if err != nil {
 		return store.Write{}, fmt.Errorf("ingest: index %s/%s: %w", res.Type, res.ID, err)
 	}
-	idents, err := Identifiers(stored)
+	idents, err := identifiersOf(root["identifier"])
 	if err != nil {
 		return store.Write{}, fmt.Errorf("ingest: identifiers of %s/%s: %w", res.Type, res.ID, err)
 	}
@@ -93,11 +98,6 @@ func (p *Preparer) Write(res *fhir.Resource, ifMatch int64, create bool) (store.
 // it up by: "system|value", "|value" for an identifier without a system.
 func IdentifierKey(system, value string) string { return system + "|" + value }
 
-type identifier struct {
-	System string `json:"system"`
-	Value  string `json:"value"`
-}
-
 // Identifiers returns the keys (IdentifierKey) of the identifier element
 // at the top of a resource's JSON (a list, or for the few types where it
 // is single, one object), sorted and without duplicates. An identifier
@@ -105,36 +105,34 @@ type identifier struct {
 // than search.MaxValueLength or holding control characters, which the
 // query parser refuses anyway.
 func Identifiers(resourceJSON []byte) ([]string, error) {
-	var top struct {
-		Identifier json.RawMessage `json:"identifier"`
-	}
-	if err := json.Unmarshal(resourceJSON, &top); err != nil {
+	root, err := fhirpath.DecodeJSON(resourceJSON)
+	if err != nil {
 		return nil, err
 	}
-	raw := top.Identifier
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	var list []identifier
-	if raw[0] == '{' {
-		var one identifier
-		if err := json.Unmarshal(raw, &one); err != nil {
-			return nil, err
-		}
-		list = []identifier{one}
-	} else if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, err
+	return identifiersOf(root["identifier"])
+}
+
+// identifiersOf is Identifiers of the identifier element of a resource
+// decoded with fhirpath.DecodeJSON (an object or a list of them).
+func identifiersOf(v any) ([]string, error) {
+	list, ok := v.([]any)
+	if !ok && v != nil {
+		list = []any{v}
 	}
 	var out []string
-	for _, id := range list {
-		if id.Value == "" {
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("an identifier is a JSON %T, not an object", e)
+		}
+		value, _ := m["value"].(string)
+		if value == "" {
 			continue
 		}
-		k := IdentifierKey(id.System, id.Value)
-		if len(k) > search.MaxValueLength || strings.IndexFunc(k, unicode.IsControl) >= 0 {
-			continue
+		system, _ := m["system"].(string)
+		if k := IdentifierKey(system, value); len(k) <= search.MaxValueLength && strings.IndexFunc(k, unicode.IsControl) < 0 {
+			out = append(out, k)
 		}
-		out = append(out, k)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil

@@ -33,8 +33,9 @@ type recordGate struct {
 }
 
 func (s *Service) gate(ctx context.Context, req *Request, patient string) *recordGate {
-	return &recordGate{s: s, ctx: ctx, req: req, patient: patient,
-		decisions: map[string]*access.Decision{}, records: map[string][]store.Version{}}
+	// The maps are made on first use: most searches use no gate but
+	// their own type's records.
+	return &recordGate{s: s, ctx: ctx, req: req, patient: patient}
 }
 
 func (g *recordGate) permitted(typ string, critical bool) (*access.Decision, error) {
@@ -50,6 +51,9 @@ func (g *recordGate) permitted(typ string, critical bool) (*access.Decision, err
 		}
 		if dd.Allowed() && !dd.Hides(typ) && !(critical && slices.Contains(dd.Hidden, access.Critical)) {
 			d = &dd
+		}
+		if g.decisions == nil {
+			g.decisions = map[string]*access.Decision{}
 		}
 		g.decisions[key] = d
 	}
@@ -78,6 +82,9 @@ func (g *recordGate) compartment(typ string) ([]store.Version, error) {
 	vs, err := g.s.store.Compartment(g.ctx, g.patient, typ)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
+	}
+	if g.records == nil {
+		g.records = map[string][]store.Version{}
 	}
 	g.records[typ] = vs
 	return vs, nil
