@@ -157,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 	if s.metrics, err = newMetrics(cfg.Registry); err != nil {
 		return nil, err
 	}
-	s.limits = newLimiter(cfg.Limits)
+	s.limits = newLimiter(cfg.Limits, cfg.Logger)
 	s.engine = s.router()
 	return s, nil
 }

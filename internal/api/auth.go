@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -29,7 +28,7 @@ func (s *Server) authenticate(c *gin.Context, x *exchange) bool {
 	// token costs a signature check; a client's is checked below, on
 	// failure only (limits.go).
 	addr := s.limits.proxies.Key(c.Request)
-	if blocked, wait := s.limits.failAddr.Exhausted(addr); blocked {
+	if blocked, wait := s.limits.addrSpent(addr); blocked {
 		s.rateLimited(c, x, limitFailedAuth, wait, "too many failed authentications from this address",
 			"for mange mislykkede pålogginger fra denne adressen")
 		return false
@@ -67,14 +66,9 @@ func (s *Server) authenticate(c *gin.Context, x *exchange) bool {
 	// A missing token is no guess at one; a refused token spends the
 	// budgets of its address and of the client it claims to be.
 	if ae == nil || !ae.Missing() {
-		okAddr, waitAddr := s.limits.failAddr.Allow(addr)
-		okClient, waitClient := true, time.Duration(0)
-		if claimedClient != "" {
-			okClient, waitClient = s.limits.failClient.Allow(claimedClient)
-		}
-		if !okAddr || !okClient {
+		if ok, wait := s.limits.failed(c.Request.Context(), addr, claimedClient); !ok {
 			c.Writer.Header().Del("WWW-Authenticate")
-			s.rateLimited(c, x, limitFailedAuth, max(waitAddr, waitClient), "too many failed authentications",
+			s.rateLimited(c, x, limitFailedAuth, wait, "too many failed authentications",
 				"for mange mislykkede pålogginger")
 			return false
 		}

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"log/slog"
 	"mime"
 	"net/http"
 	"time"
@@ -18,7 +20,7 @@ import (
 
 // Limits are the rate limits of the server, each a budget of N per
 // period (ratelimit.Spec; the zero Spec is no limit). The counts are this
-// process's own.
+// process's own, except the failed authentications' when Shared is set.
 type Limits struct {
 	// AuthServer is the budget of requests per remote address to the
 	// authorisation server's endpoints (the mounts marked AuthServer).
@@ -36,6 +38,13 @@ type Limits struct {
 	// TrustedProxies are the load balancers whose X-Forwarded-For names
 	// the client's address (ratelimit.Proxies.Key).
 	TrustedProxies ratelimit.Proxies
+	// Shared, when set, is the database of several server processes: the
+	// FailedAuth budget is then also counted there (ratelimit.Shared), so
+	// that a brute force spread over the processes gets one budget, not
+	// one per process. Each process's own buckets stay as well; whichever
+	// says no first refuses. The other budgets stay per process: they
+	// bound load, which each process bears alone.
+	Shared ratelimit.Claimer
 }
 
 // The limits by their metrics label.
@@ -51,11 +60,14 @@ var limitNames = [limitCount]string{"auth-server", "failed-auth", "client"}
 // limiter holds the buckets of Limits; a nil bucket set is no limit.
 type limiter struct {
 	authServer, failAddr, failClient, client *ratelimit.Keyed
-	refused                                  [limitCount]prometheus.Counter
-	proxies                                  ratelimit.Proxies
+	// The failure counts shared with the other processes on the
+	// database; nil with one process.
+	sharedAddr, sharedClient *ratelimit.Shared
+	refused                  [limitCount]prometheus.Counter
+	proxies                  ratelimit.Proxies
 }
 
-func newLimiter(l *Limits) *limiter {
+func newLimiter(l *Limits, log *slog.Logger) *limiter {
 	lim := &limiter{}
 	for i, name := range limitNames {
 		lim.refused[i] = telemetry.RateLimited.WithLabelValues(name)
@@ -69,6 +81,10 @@ func newLimiter(l *Limits) *limiter {
 		lim.failAddr = ratelimit.NewKeyed(l.FailedAuth, nil)
 		lim.failClient = ratelimit.NewKeyed(l.FailedAuth, nil)
 		lim.client = ratelimit.NewKeyed(l.Client, nil)
+		// The shared windows go by the real clock, never the development
+		// clock: every process on the database must agree on them.
+		lim.sharedAddr = ratelimit.NewShared("addr", l.FailedAuth, l.Shared, nil, log)
+		lim.sharedClient = ratelimit.NewShared("client", l.FailedAuth, l.Shared, nil, log)
 		lim.proxies = l.TrustedProxies
 	}
 	return lim
@@ -95,13 +111,13 @@ func (s *Server) authServer(c *gin.Context, x *exchange) bool {
 	lim := s.limits
 	addr := lim.proxies.Key(c.Request)
 	client := authClient(c.Request)
-	if blocked, wait := lim.failAddr.Exhausted(addr); blocked {
+	if blocked, wait := lim.addrSpent(addr); blocked {
 		s.rateLimited(c, x, limitFailedAuth, wait, "too many failed authentications from this address",
 			"for mange mislykkede pålogginger fra denne adressen")
 		return false
 	}
 	if client != "" {
-		if blocked, wait := lim.failClient.Exhausted(client); blocked {
+		if blocked, wait := lim.clientSpent(client); blocked {
 			s.rateLimited(c, x, limitFailedAuth, wait, "too many failed authentications for client "+client,
 				"for mange mislykkede pålogginger for klienten")
 			return false
@@ -121,10 +137,48 @@ func (s *Server) authServerDone(c *gin.Context) {
 	if st := c.Writer.Status(); st != http.StatusBadRequest && st != http.StatusUnauthorized {
 		return
 	}
-	s.limits.failAddr.Allow(s.limits.proxies.Key(c.Request))
-	if client := authClient(c.Request); client != "" {
-		s.limits.failClient.Allow(client)
+	// The answer is decided: this failure only spends the budgets, and the
+	// next request of a spent address or client is refused before it.
+	s.limits.failed(c.Request.Context(), s.limits.proxies.Key(c.Request), authClient(c.Request))
+}
+
+// addrSpent reports whether addr has spent its failure budget, in this
+// process's bucket or, as far as this process has seen, in the shared
+// count; neither costs a database call.
+func (l *limiter) addrSpent(addr string) (bool, time.Duration) {
+	if blocked, wait := l.failAddr.Exhausted(addr); blocked {
+		return true, wait
 	}
+	return l.sharedAddr.Spent(addr)
+}
+
+// clientSpent is addrSpent of a client id.
+func (l *limiter) clientSpent(client string) (bool, time.Duration) {
+	if blocked, wait := l.failClient.Exhausted(client); blocked {
+		return true, wait
+	}
+	return l.sharedClient.Spent(client)
+}
+
+// failed spends a failed authentication of addr and of client (none if
+// empty) and reports whether both were within their budgets; when not,
+// how long until they are. This process's buckets go first: a failure
+// they refuse costs no database call. The shared counts are claimed
+// under ctx, the request's.
+func (l *limiter) failed(ctx context.Context, addr, client string) (bool, time.Duration) {
+	okAddr, waitAddr := l.failAddr.Allow(addr)
+	okClient, waitClient := true, time.Duration(0)
+	if client != "" {
+		okClient, waitClient = l.failClient.Allow(client)
+	}
+	if !okAddr || !okClient {
+		return false, max(waitAddr, waitClient)
+	}
+	okAddr, waitAddr = l.sharedAddr.Fail(ctx, addr)
+	if client != "" {
+		okClient, waitClient = l.sharedClient.Fail(ctx, client)
+	}
+	return okAddr && okClient, max(waitAddr, waitClient)
 }
 
 // authClient is the client_id a request to the authorisation server

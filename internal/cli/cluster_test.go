@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,8 +61,15 @@ func kjernejournalBinary(t *testing.T) string {
 		}
 	})
 	require.NoError(t, buildErr)
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(builtBin)) })
 	return builtBin
+}
+
+// removeBuiltBinary removes the binary kjernejournalBinary built, once
+// every test that may run it has ended (TestMain): the tests share it.
+func removeBuiltBinary() {
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
 }
 
 // cluster is several kjernejournal processes on one MongoDB database,
@@ -441,6 +449,83 @@ func TestThreeProcessesOnOneDatabase(t *testing.T) {
 			assert.GreaterOrEqual(t, r, 2, "process %d's records form %d separate stretches of the chain: not interleaved with the others'", i+1, r)
 		}
 	})
+}
+
+// TestFailedAuthBudgetSharedByThreeProcesses: a brute force from one
+// address spread over three processes on one database gets one
+// failed-authentication budget, not one per process, and every refusal is
+// in the usage log.
+func TestFailedAuthBudgetSharedByThreeProcesses(t *testing.T) {
+	const budget = 6
+	// A day's window: the test does not straddle two windows (whose
+	// budgets would add up) unless it runs across midnight UTC. Each
+	// process's own bucket is 6 a day too: without the shared count the
+	// three would let 18 through.
+	c := startCluster(t, 3, "--rate-failed-auth", fmt.Sprintf("%d/24h", budget))
+	patient := c.newPatient(0, syntheticPID(t, 11))
+	tok := c.ehr.token(smart.TokenRequest{Persona: "hospital-doctor", Patient: patient})
+	forged := "Bearer " + tok[:len(tok)-6] + "AAAAAA"
+	path := "/Flag?patient=" + patient
+
+	refusedIDs := map[string]bool{}
+	answered := 0
+	refusedBy := [3]int{}
+	refuse := func(i int, a answer, what string) {
+		if a.status != http.StatusTooManyRequests {
+			return
+		}
+		refusedBy[i]++
+		assert.NotEmpty(t, a.header.Get("Retry-After"), "%s: %s", what, a.body)
+		refusedIDs[a.header.Get("X-Request-Id")] = true
+	}
+	const guesses = 30
+	for k := range guesses {
+		i := k % 3
+		a := c.do(i, http.MethodGet, path, forged, nil, "nhn-access-basis", "UNNTAK")
+		require.Contains(t, []int{http.StatusUnauthorized, http.StatusTooManyRequests}, a.status,
+			"forged token %d at process %d: %s", k, i+1, a.body)
+		if a.status == http.StatusUnauthorized {
+			answered++
+		}
+		refuse(i, a, fmt.Sprintf("forged token %d at process %d", k, i+1))
+	}
+	t.Logf("%d forged tokens over three processes, budget %d: %d answered 401, refused 429 by process: %v", guesses, budget, answered, refusedBy)
+	assert.GreaterOrEqual(t, answered, budget, "the budget itself is answered 401")
+	assert.LessOrEqual(t, answered, budget+2,
+		"%d forged tokens round-robin over three processes with a budget of %d: %d answered 401, not 429", guesses, budget, answered)
+	for i, n := range refusedBy {
+		assert.Positive(t, n, "process %d refused the brute force too", i+1)
+	}
+
+	// Every process now refuses the address at the token endpoint as
+	// well, before the guess is checked.
+	form := []byte(url.Values{"grant_type": {"authorization_code"}, "code": {"guess"}, "client_id": {"kj-demo-app"},
+		"redirect_uri": {"http://127.0.0.1/callback.html"}}.Encode())
+	for i := range 3 {
+		a := c.do(i, http.MethodPost, "/auth/token", "", form, "Content-Type", "application/x-www-form-urlencoded")
+		assert.Equal(t, http.StatusTooManyRequests, a.status, "a wrong code at process %d after the brute force: %s", i+1, a.body)
+		refuse(i, a, fmt.Sprintf("token endpoint at process %d", i+1))
+	}
+
+	logged := 0
+	err := c.openStore().ScanAudit(t.Context(), 1, func(r store.AuditRecord) error {
+		ev, err := audit.Render(r.Body)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", r.Seq, err)
+		}
+		if !bytes.Contains(ev, []byte(`"code":"rate-limited"`)) {
+			return nil
+		}
+		for _, id := range requestIDs(ev) {
+			if refusedIDs[id] {
+				logged++
+				return nil
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, len(refusedIDs), logged, "every 429 of the three processes is in the usage log")
 }
 
 func personaScopes(t *testing.T, persona string) []string {

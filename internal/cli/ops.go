@@ -28,7 +28,7 @@ func addOpsFlags(fs *flagSet) opsFlags {
 		authServer: fs.String("rate-auth-server", "300/1m",
 			"requests per remote address to the built-in authorisation server's endpoints (/auth/, /ehr), as N/period: N at once, N more per period; off: no limit"),
 		failedAuth: fs.String("rate-failed-auth", "60/1m",
-			"failed authentications (refused tokens, wrong codes or client assertions) per client and per remote address, as N/period; beyond it 429 until the budget refills; off: no limit"),
+			"failed authentications (refused tokens, wrong codes or client assertions) per client and per remote address, as N/period; beyond it 429 until the budget refills; with --mongo-uri also counted per period in the database, for all processes on it together; off: no limit"),
 		perClient: fs.String("rate-client", "off",
 			"authenticated requests per client id, as N/period (e.g. 60000/1m); off: no limit"),
 		proxies: fs.String("trusted-proxies", "",

@@ -166,8 +166,11 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	notes := notify.NewStoreState(st)
 	if leases.shared != nil {
-		// Processes share the database: event numbers are claimed there.
+		// Processes share the database: event numbers are claimed there,
+		// and failed authentications counted there too, so that a brute
+		// force spread over the processes gets one budget in all.
 		notes.Numbers = leases.shared
+		limits.Shared = leases.shared
 	}
 	nopt := notify.Options{ServerBase: base, Log: log}
 	if leases.notify != nil {

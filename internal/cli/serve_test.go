@@ -38,7 +38,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(mongotest.Main(m))
+	code := mongotest.Main(m)
+	removeBuiltBinary()
+	os.Exit(code)
 }
 
 type child struct {
