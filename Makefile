@@ -7,6 +7,12 @@ BIN       := bin
 ADDR      ?= 127.0.0.1:8080
 # The admin listener of `make run` (/metrics, /healthz, /readyz).
 ADMIN_ADDR ?= 127.0.0.1:9090
+# The two synthetic source hospitals of `make run` listen on these loopback
+# ports; the sources registry it passes to serve is written from them.
+SOURCE_PORTS ?= 8091,8092
+comma     := ,
+SOURCE_PORT1 = $(word 1,$(subst $(comma), ,$(SOURCE_PORTS)))
+SOURCE_PORT2 = $(word 2,$(subst $(comma), ,$(SOURCE_PORTS)))
 DATA      ?= data
 DEMO      ?= 50
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -31,14 +37,20 @@ build:
 # Starts the server on the embedded store in ./data, seeding demo patients
 # on first start, with the built-in SMART authorisation server and two
 # synthetic source hospitals (two health regions) for journal documents.
+# ADDR, ADMIN_ADDR and SOURCE_PORTS=a,b move it; bin/kjernejournal token
+# follows with KJ_ADDR (or --addr, --server). The demo patients are listed
+# in $(DATA)/demo-patients.tsv.
 run: build
+	@test -n "$(SOURCE_PORT2)" || { echo "SOURCE_PORTS must be two ports, e.g. SOURCE_PORTS=8091,8092" >&2; exit 2; }
+	@sed -e 's#127.0.0.1:8091#127.0.0.1:$(SOURCE_PORT1)#' -e 's#127.0.0.1:8092#127.0.0.1:$(SOURCE_PORT2)#' \
+	  testdata/sources/sources.json >$(BIN)/sources.json
 	@trap 'kill $$S1 $$S2 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/kjsource --addr 127.0.0.1:8091 --name "Oslo universitetssykehus HF" --patients $(DEMO) --seed 1 \
+	$(BIN)/kjsource --addr 127.0.0.1:$(SOURCE_PORT1) --name "Oslo universitetssykehus HF" --patients $(DEMO) --seed 1 \
 	  --kj-issuer http://$(ADDR) 2>>$(BIN)/kjsource.log & S1=$$!; \
-	$(BIN)/kjsource --addr 127.0.0.1:8092 --name "Nordlandssykehuset HF" --patients $(DEMO) --seed 1 \
+	$(BIN)/kjsource --addr 127.0.0.1:$(SOURCE_PORT2) --name "Nordlandssykehuset HF" --patients $(DEMO) --seed 1 \
 	  --kj-issuer http://$(ADDR) 2>>$(BIN)/kjsource.log & S2=$$!; \
 	$(BIN)/kjernejournal serve --addr $(ADDR) --data-dir $(DATA) --demo-patients $(DEMO) --auth-server \
-	  --sources testdata/sources/sources.json --default-region helse-sor-ost --admin-addr $(ADMIN_ADDR)
+	  --sources $(BIN)/sources.json --default-region helse-sor-ost --admin-addr $(ADMIN_ADDR)
 
 vet:
 	$(GO) vet ./...

@@ -11,13 +11,15 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/envflag"
 )
 
 // Command is `kjernejournal conformance`: run the suite against a base URL
 // and write report.md and junit.xml.
 func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("conformance", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	envflag.SetOutput(fs, stderr)
 	base := fs.String("base-url", os.Getenv("KJ_CONFORMANCE_BASE_URL"), "FHIR base URL of the server under test [KJ_CONFORMANCE_BASE_URL]")
 	dir := fs.String("report-dir", "conformance-report", "directory for report.md and junit.xml")
 	tokens := fs.String("tokens", "", `JSON file of bearer tokens by persona ({"gp": "...", "citizen": "..."}) for a server whose authorisation server the suite cannot drive`)

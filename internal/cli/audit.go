@@ -8,16 +8,16 @@ import (
 	"iter"
 
 	"github.com/kjernejournal/kjernejournal/internal/audit"
+	"github.com/kjernejournal/kjernejournal/internal/envflag"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
 // Audit runs the usage-log subcommands: "audit verify".
 func Audit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprint(stderr, "Usage: kjernejournal audit verify [flags]\n\nChecks the hash chain of the usage log (AuditEvent) from the first\nrecord to the last and names the first broken link.\n")
-		return errors.New("audit: name a subcommand: verify")
+		return envflag.Usagef("audit: name a subcommand: verify")
 	}
-	fs := newFlagSet("audit verify", "Checks the hash chain of the usage log and names the first broken link.", stderr)
+	fs := newFlagSet("audit verify", "Checks the hash chain of the usage log (AuditEvent) from the first\nrecord to the last and names the first broken link.", stderr)
 	sf := addStoreFlags(fs)
 	if err := fs.parse(args[1:]); err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,14 +18,20 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/ingest"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/store"
+	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
 )
 
-// Seed loads synthetic patients into the store.
+// Seed loads synthetic patients into the store, or with --server into a
+// running server.
 func Seed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("seed", "Generates synthetic Norwegian patients (synthetic person numbers, GPs,\nallergies, critical information, medications, hospital visits), validates\nevery resource and stores it. The same seed gives the same patients, so\nrunning it twice updates instead of duplicating.", stderr)
+	fs := newFlagSet("seed", "Generates synthetic Norwegian patients (synthetic person numbers, GPs,\nallergies, critical information, medications, hospital visits), validates\nevery resource and stores it. The same seed gives the same patients, so\nrunning it twice updates instead of duplicating. With --server it loads\nthem into a running server instead, as the feeder system, through\ntransaction Bundles (the server validates them).", stderr)
 	n := fs.Int("patients", 1000, "number of patients to generate")
 	rs := fs.Int64("seed", 1, "random seed")
 	idsOut := fs.String("ids-out", "", "also write the Type/id of every stored resource to this file, one a line (for the load program)")
+	server := fs.String("server", "", "base URL of a running kjernejournal (e.g. http://127.0.0.1:8080) to load into, instead of opening the store")
+	clientID := fs.String("client-id", "kj-feeder", "with --server: the backend-services client that feeds (SMART client_credentials, private_key_jwt)")
+	clientKey := fs.String("client-key", "testdata/smart/feeder-dev-key.pem", "with --server: that client's PEM private key")
+	perBundle := fs.Int("bundle-patients", 50, "with --server: patients per transaction Bundle")
 	sf := addStoreFlags(fs)
 	if err := fs.parse(args); err != nil {
 		return err
@@ -31,17 +39,6 @@ func Seed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *n < 1 {
 		return fmt.Errorf("--patients must be at least 1, not %d", *n)
 	}
-	st, err := sf.open(ctx)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", sf.describe(), err)
-	}
-	defer st.Close()
-	codec, err := fhir.NewCodec(domain.RecordTypes()...)
-	if err != nil {
-		return err
-	}
-	bar := newProgress(stdout, *n)
-	start := time.Now()
 	var ids *bufio.Writer
 	if *idsOut != "" {
 		f, err := os.Create(*idsOut)
@@ -51,17 +48,35 @@ func Seed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer f.Close()
 		ids = bufio.NewWriter(f)
 	}
-	prep, err := preparer(codec)
-	if err != nil {
-		return err
+	bar := newProgress(stderr, *n)
+	start := time.Now()
+	var (
+		resources int
+		into      string
+		note      string
+		err       error
+	)
+	if *server != "" {
+		if *perBundle < 1 {
+			return fmt.Errorf("--bundle-patients must be at least 1, not %d", *perBundle)
+		}
+		into = *server
+		var r remoteResult
+		r, err = seedServer(ctx, remoteOptions{
+			base: *server, clientID: *clientID, keyFile: *clientKey,
+			seed: *rs, patients: *n, perBundle: *perBundle, ids: ids, progress: bar.set,
+		})
+		resources = r.resources
+		if r.skipped > 0 {
+			note += fmt.Sprintf("; left out %d resources of types the token may not write (%s)", r.skipped, strings.Join(r.skippedTypes, ", "))
+		}
+		if r.secret > 0 {
+			note += fmt.Sprintf("; left out %d resources of patients with a secret address (no new information for them)", r.secret)
+		}
+	} else {
+		into = sf.describe()
+		resources, err = seedStore(ctx, sf, *rs, *n, ids, bar.set)
 	}
-	opts := seed.LoadOptions{Seed: *rs, Patients: *n, Progress: bar.set, Preparer: prep}
-	if ids != nil {
-		// Only a set writer: a nil *bufio.Writer in the io.Writer field
-		// would be a non-nil interface, and Load would write to it.
-		opts.IDs = ids
-	}
-	resources, err := seed.Load(ctx, st, codec, opts)
 	bar.done()
 	if err != nil {
 		return err
@@ -72,9 +87,40 @@ func Seed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	el := time.Since(start)
-	fmt.Fprintf(stdout, "seeded %d patients, %d resources in %s (%.0f resources/s) into %s\n",
-		*n, resources, el.Round(time.Millisecond), float64(resources)/el.Seconds(), sf.describe())
+	fmt.Fprintf(stdout, "seeded %d patients, %d resources in %s (%.0f resources/s) into %s%s\n",
+		*n, resources, el.Round(time.Millisecond), float64(resources)/el.Seconds(), into, note)
 	return nil
+}
+
+// seedStore loads into the store the flags name, validating and preparing
+// every resource as the server's write path does (seed.Load).
+func seedStore(ctx context.Context, sf storeFlags, rs int64, n int, ids *bufio.Writer, progress func(patients, resources int)) (int, error) {
+	st, err := sf.open(ctx)
+	if locked := (*embedded.LockedError)(nil); errors.As(err, &locked) {
+		return 0, fmt.Errorf("%w: stop it, or load into the running server with `kjernejournal seed --server http://127.0.0.1:8080` (its address)", locked)
+	} else if err != nil {
+		return 0, fmt.Errorf("open %s: %w", sf.describe(), err)
+	}
+	defer st.Close()
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
+	if err != nil {
+		return 0, err
+	}
+	prep, err := preparer(codec)
+	if err != nil {
+		return 0, err
+	}
+	// The load is parse and print of short-lived trees: the default GC
+	// target spent about a tenth of the CPU collecting them. A few hundred
+	// MB more heap for a one-shot command buys that back.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	opts := seed.LoadOptions{Seed: rs, Patients: n, Progress: progress, Preparer: prep}
+	if ids != nil {
+		// Only a set writer: a nil *bufio.Writer in the io.Writer field
+		// would be a non-nil interface, and Load would write to it.
+		opts.IDs = ids
+	}
+	return seed.Load(ctx, st, codec, opts)
 }
 
 // seedIfEmpty seeds n patients unless the first of them is already there,
@@ -123,52 +169,66 @@ func preparer(codec *fhir.Codec) (*ingest.Preparer, error) {
 	return &ingest.Preparer{Codec: codec, Search: reg}, nil
 }
 
-// progress draws a bar on a terminal and stays quiet otherwise.
+// progress reports a long load on stderr: on a terminal one line redrawn
+// in place (a bar, patients and resources done, rate, time left); in a log
+// or a pipe, where a redrawn line would be noise, a plain line every
+// progressEvery.
 type progress struct {
 	w     io.Writer
 	total int
 	tty   bool
+	every time.Duration
 	mu    sync.Mutex
 	last  time.Time
 	start time.Time
+	drawn bool
 }
 
+const progressEvery = 5 * time.Second
+
 func newProgress(w io.Writer, total int) *progress {
-	p := &progress{w: w, total: total, start: time.Now()}
+	p := &progress{w: w, total: total, start: time.Now(), every: progressEvery}
+	p.last = p.start
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
+			p.tty, p.every = true, 100*time.Millisecond
 		}
 	}
 	return p
 }
 
-func (p *progress) set(done int) {
-	if !p.tty {
-		return
-	}
+func (p *progress) set(patients, resources int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if time.Since(p.last) < 100*time.Millisecond && done < p.total {
+	now := time.Now()
+	if now.Sub(p.last) < p.every && !(p.tty && patients >= p.total) {
 		return
 	}
-	p.last = time.Now()
-	const width = 40
-	filled := width * done / p.total
-	bar := make([]byte, width)
-	for i := range bar {
-		if i < filled {
-			bar[i] = '='
-		} else {
-			bar[i] = ' '
-		}
+	p.last = now
+	el := now.Sub(p.start)
+	rate := float64(resources) / el.Seconds()
+	eta := "?"
+	if patients > 0 {
+		left := time.Duration(float64(el) * float64(p.total-patients) / float64(patients))
+		eta = left.Round(time.Second).String()
 	}
-	rate := float64(done) / time.Since(p.start).Seconds()
-	fmt.Fprintf(p.w, "\r[%s] %d/%d patients (%.0f/s)", bar, done, p.total, rate)
+	status := fmt.Sprintf("%d/%d patients, %d resources, %.0f resources/s, %s left", patients, p.total, resources, rate, eta)
+	if !p.tty {
+		fmt.Fprintln(p.w, "seed:", status)
+		return
+	}
+	const width = 30
+	filled := width * patients / p.total
+	// \x1b[K clears what a longer earlier line left on the right.
+	fmt.Fprintf(p.w, "\r[%s%s] %s\x1b[K", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), status)
+	p.drawn = true
 }
 
+// done ends the redrawn line, so that what follows starts on its own.
 func (p *progress) done() {
-	if p.tty {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drawn {
 		fmt.Fprintln(p.w)
 	}
 }

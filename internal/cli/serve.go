@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
@@ -45,6 +46,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
 	demo := fs.Int("demo-patients", 0, "on first start (empty store), seed this many synthetic demo patients")
 	demoSeed := fs.Int64("demo-seed", 1, "random seed of the demo patients")
+	demoFile := fs.String("demo-patients-file", "", "with --demo-patients: the file listing every demo patient (id, person number, name, what the record holds); default demo-patients.tsv in --data-dir")
 	grace := fs.Duration("shutdown-timeout", 15*time.Second, "how long shutdown waits for in-flight requests")
 	af := addAuthFlags(fs)
 	dcf := addDevClockFlags(fs)
@@ -99,6 +101,7 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var demoList []seed.Summary
 	if *demo > 0 {
 		n, err := seedIfEmpty(ctx, st, codec, *demoSeed, *demo)
 		if err != nil {
@@ -107,8 +110,12 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if n > 0 {
 			log.Info("seeded demo patients", "patients", n)
 		}
-		fmt.Fprintf(stdout, "demo patients: Patient/%s, Patient/%s, ... (%d in all, seed %d)\n",
-			seed.PatientID(*demoSeed, 0), seed.PatientID(*demoSeed, min(1, *demo-1)), *demo, *demoSeed)
+		if demoList, err = demoPatients(ctx, st, codec, *demoSeed, *demo); err != nil {
+			return fmt.Errorf("demo patients: %w", err)
+		}
+		if *demoFile == "" {
+			*demoFile = filepath.Join(*sf.dataDir, demoFileName)
+		}
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -152,6 +159,19 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer fed.Close()
 		cfg.Documents, cfg.DocumentKeys, cfg.RegionOf = fed, signer.PublicKey(), regionOf
 		fmt.Fprintf(stdout, "journal documents from %d source hospitals; assertion key at %s/jwks\n", len(fed.Sources()), base)
+	}
+	if len(demoList) > 0 {
+		var names []string
+		if fed != nil {
+			for _, s := range fed.Sources() {
+				names = append(names, s.Name)
+			}
+		}
+		if err := writeDemoFile(*demoFile, demoList, names); err != nil {
+			ln.Close()
+			return fmt.Errorf("--demo-patients-file: %w", err)
+		}
+		announceDemo(stdout, demoList, *demoFile, names, ln.Addr().String())
 	}
 	// Background jobs run until the server stops, and are waited for
 	// before the store closes (deferred calls run last in, first out).

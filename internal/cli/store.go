@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,5 +53,11 @@ func (f storeFlags) open(ctx context.Context) (store.Store, error) {
 	if err := os.MkdirAll(*f.dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	return embedded.Open(ctx, embedded.Options{Path: filepath.Join(*f.dataDir, "kjernejournal.db")})
+	st, err := embedded.Open(ctx, embedded.Options{Path: filepath.Join(*f.dataDir, "kjernejournal.db")})
+	if locked := (*embedded.LockedError)(nil); errors.As(err, &locked) {
+		return nil, fmt.Errorf("%w: stop that process first, or use another --data-dir", err)
+	} else if err != nil {
+		return nil, err
+	}
+	return st, nil
 }

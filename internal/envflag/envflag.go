@@ -4,12 +4,14 @@
 package envflag
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,7 +24,7 @@ type Set struct {
 // New makes a Set; usage, if not nil, is printed before the flag list.
 func New(name, prefix string, usage func(w io.Writer), stderr io.Writer) *Set {
 	s := &Set{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), prefix: prefix}
-	s.SetOutput(stderr)
+	SetOutput(s.FlagSet, stderr)
 	s.Usage = func() {
 		if usage != nil {
 			usage(stderr)
@@ -64,13 +66,23 @@ func (s *Set) Duration(name string, def time.Duration, help string) *time.Durati
 	return s.FlagSet.Duration(name, def, s.help(name, help))
 }
 
-// Parse applies the environment first, then the command line, and refuses
-// leftover arguments.
+// Parse reads the command line, then the environment for the flags the
+// command line left unset, and refuses leftover arguments. The command line
+// goes first so that --help works whatever the environment holds, and a
+// bad variable is no error when the command line overrides it.
 func (s *Set) Parse(args []string) error {
+	if err := s.FlagSet.Parse(args); err != nil {
+		return err
+	}
+	if s.NArg() > 0 {
+		return &UsageError{Err: fmt.Errorf("unexpected arguments: %v", s.Args())}
+	}
+	set := map[string]bool{}
+	s.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var errs []string
 	s.VisitAll(func(f *flag.Flag) {
 		v, ok := os.LookupEnv(s.Env(f.Name))
-		if !ok {
+		if !ok || set[f.Name] {
 			return
 		}
 		if err := f.Value.Set(v); err != nil {
@@ -78,13 +90,65 @@ func (s *Set) Parse(args []string) error {
 		}
 	})
 	if len(errs) > 0 {
-		return fmt.Errorf("invalid environment: %s", strings.Join(errs, "; "))
-	}
-	if err := s.FlagSet.Parse(args); err != nil {
-		return err
-	}
-	if s.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", s.Args())
+		return &UsageError{Err: fmt.Errorf("invalid environment: %s", strings.Join(errs, "; "))}
 	}
 	return nil
+}
+
+// UsageError is a command invoked wrongly (a flag, a variable, an
+// argument), as opposed to one that failed while running: the CLI answers
+// it with exit status 2 and a pointer to --help instead of the usage.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usagef makes a UsageError.
+func Usagef(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// IsUsage reports whether err is a UsageError.
+func IsUsage(err error) bool {
+	var u *UsageError
+	return errors.As(err, &u)
+}
+
+// SetOutput sets fs's output to stderr, the writer the command was given.
+// Every flag set of every subcommand passes through here, so when that
+// writer is a Probe the set is handed to it: that is how the dispatcher
+// learns a command's flags (to check a command line, print help, write
+// the configuration reference) without the command exporting them.
+func SetOutput(fs *flag.FlagSet, stderr io.Writer) {
+	fs.SetOutput(stderr)
+	if p, ok := stderr.(*Probe); ok {
+		p.mu.Lock()
+		p.sets = append(p.sets, fs)
+		p.mu.Unlock()
+	}
+}
+
+// Probe is a writer handed to a command as its stderr to capture the flag
+// sets it makes. What is written to it goes to W (nowhere when nil).
+type Probe struct {
+	W    io.Writer
+	mu   sync.Mutex
+	sets []*flag.FlagSet
+}
+
+func (p *Probe) Write(b []byte) (int, error) {
+	if p.W == nil {
+		return len(b), nil
+	}
+	return p.W.Write(b)
+}
+
+// Set is the last flag set the command made, or nil.
+func (p *Probe) Set() *flag.FlagSet {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.sets) == 0 {
+		return nil
+	}
+	return p.sets[len(p.sets)-1]
 }

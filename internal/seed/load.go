@@ -20,8 +20,10 @@ type LoadOptions struct {
 	// Citizen also stores the demo citizen's record (CitizenRecord), as
 	// `serve --demo-patients` does, after the generated patients.
 	Citizen bool
-	// Progress, if set, is called with the number of patients stored so far.
-	Progress func(done int)
+	// Progress, if set, is called with the number of patients and of
+	// resources stored so far, from the workers (it must be safe for
+	// concurrent use).
+	Progress func(patients, resources int)
 	// IDs, if set, receives "Type/id" of every stored resource, one a line.
 	IDs io.Writer
 	// Preparer turns each validated resource into its write, with the
@@ -75,9 +77,9 @@ func Load(ctx context.Context, st store.Resources, codec *fhir.Codec, o LoadOpti
 						}
 						idMu.Unlock()
 					}
-					resources.Add(int64(len(writes)))
+					r := resources.Add(int64(len(writes)))
 					if d := done.Add(int64(patients)); o.Progress != nil {
-						o.Progress(int(d))
+						o.Progress(int(d), int(r))
 					}
 				}
 				writes, patients = writes[:0], 0

@@ -159,8 +159,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		FreelistType:   bolt.FreelistMapType,
 	})
 	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, lockedError(opts.Path)
+		}
 		return nil, fmt.Errorf("embedded store: open %s: %w", opts.Path, err)
 	}
+	writeHolder(opts.Path)
 	// bbolt fsyncs the file but not the directory entry of a file it just
 	// created; without this a crash soon after the first commits could
 	// lose the whole file.
@@ -223,6 +227,7 @@ func (s *Store) Close() error {
 	close(s.reqs)
 	s.mu.Unlock()
 	<-s.done
+	removeHolder(s.path)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("embedded store: close %s: %w", s.path, err)
 	}

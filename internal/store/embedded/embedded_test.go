@@ -150,6 +150,11 @@ func TestOpenErrors(t *testing.T) {
 	_, err = Open(ctx, Options{Path: path, LockTimeout: 50 * time.Millisecond})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), path)
+	// ... and say who holds it (here this very process).
+	var locked *LockedError
+	require.ErrorAs(t, err, &locked)
+	assert.Equal(t, os.Getpid(), locked.PID)
+	assert.Contains(t, err.Error(), fmt.Sprintf("process %d", os.Getpid()))
 
 	notDB := filepath.Join(t.TempDir(), "garbage.db")
 	require.NoError(t, os.WriteFile(notDB, []byte(strings.Repeat("not a database ", 1000)), 0o600))
