@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -225,4 +226,50 @@ func TestReservationPurgeAfter30Days(t *testing.T) {
 		// running again purges nothing more
 		assert.Empty(t, job(reservedAt.Add(40*24*time.Hour)))
 	})
+}
+
+// TestSecretAddressPatientAndItsDataInOneTransaction: a transaction that
+// records a person with a secret address and clinical data for them is
+// refused as it would be once the Patient is stored (a secret address
+// reserves the record: no new data), and nothing of it is stored; the
+// same transaction for a person without one is accepted.
+func TestSecretAddressPatientAndItsDataInOneTransaction(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, _ *client, st store.Store) {
+		s := newSecured(t, st)
+		feeder := s.token("feeder", "")
+		tx := func(n int, secret bool) []byte {
+			p := patientJSON(t, n, "")
+			if secret {
+				p = bytes.Replace(p, []byte(`"gender"`), []byte(`"extension":[{"url":"`+domain.SecretAddressExtension+`","valueBoolean":true}],"gender"`), 1)
+			}
+			ms := bytes.Replace(clinical("MedicationStatement", "X", "", "from e-resept"), []byte(`"Patient/X"`), []byte(`"urn:uuid:8f0e8e8a-0b5e-4a38-9f6e-3f7a2f1c0a01"`), 1)
+			return []byte(`{"resourceType":"Bundle","type":"transaction","entry":[` +
+				`{"fullUrl":"urn:uuid:8f0e8e8a-0b5e-4a38-9f6e-3f7a2f1c0a01","resource":` + string(p) + `,"request":{"method":"POST","url":"Patient"}},` +
+				`{"resource":` + string(ms) + `,"request":{"method":"POST","url":"MedicationStatement"}}]}`)
+		}
+		r := s.as_(feeder, "", "POST", "/", tx(71, true))
+		assert.Equal(t, "reserved-no-new-data", reasonOf(t, r), "body: %s", r.body)
+		found, err := st.FindByIdentifier(context.Background(), "Patient", domain.SystemFNR+"|"+fnrOf(t, patientJSON(t, 71, "")))
+		require.NoError(t, err)
+		assert.Empty(t, found, "nothing of the refused transaction is stored")
+
+		r = s.as_(feeder, "", "POST", "/", tx(72, false))
+		assert.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	})
+}
+
+// fnrOf is the person number of a Patient's JSON.
+func fnrOf(t *testing.T, patient []byte) string {
+	t.Helper()
+	var p struct {
+		Identifier []struct{ System, Value string }
+	}
+	require.NoError(t, json.Unmarshal(patient, &p))
+	for _, id := range p.Identifier {
+		if id.System == domain.SystemFNR {
+			return id.Value
+		}
+	}
+	t.Fatalf("no person number in %s", patient)
+	return ""
 }

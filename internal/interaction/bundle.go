@@ -186,6 +186,9 @@ func (s *Service) transaction(ctx context.Context, req *Request, outer *Call, en
 	if len(issues) > 0 {
 		return nil, &Error{Status: firstStatus, Issues: issues}
 	}
+	if err := s.holdersInTransaction(plan); err != nil {
+		return nil, err
+	}
 	// Step 2: every write passes the decision point before anything is
 	// written; the first refusal refuses the transaction.
 	for _, pl := range plan {
@@ -356,3 +359,35 @@ func errorEntry(e *Error) fhir.BundleEntry {
 }
 
 func statusLine(code int) string { return strconv.Itoa(code) + " " + http.StatusText(code) }
+
+// holdersInTransaction gives every entry that writes into the record of a
+// Patient the same transaction writes that Patient as it will be: the
+// rules judge the entry by the person the transaction records (a secret
+// address reserves the record, so no clinical data may come with it),
+// exactly as they would once the Patient is stored.
+func (s *Service) holdersInTransaction(plan []*planned) error {
+	var patients map[string]store.Version
+	for _, pl := range plan {
+		if pl.p == nil || pl.p.res.Type != "Patient" {
+			continue
+		}
+		body, err := pl.p.write.Render(0, s.cfg.Now())
+		if err != nil {
+			return err
+		}
+		if patients == nil {
+			patients = map[string]store.Version{}
+		}
+		// VersionID 0: not stored yet, so never cached as a version.
+		patients[pl.p.res.ID] = store.Version{Type: "Patient", ID: pl.p.res.ID, Patient: pl.p.res.ID, Body: body}
+	}
+	for _, pl := range plan {
+		if pl.p == nil || pl.p.res.Type == "Patient" {
+			continue
+		}
+		if v, ok := patients[pl.p.res.Patient]; ok {
+			pl.p.holder = v
+		}
+	}
+	return nil
+}

@@ -128,13 +128,15 @@ func (s *Service) patientState(ctx context.Context, patient string, current stor
 	if err != nil {
 		return st, err
 	}
-	if cached, ok := s.states.get(patient, v.VersionID); ok {
+	if cached, ok := s.states.get(patient, v.VersionID); ok && v.VersionID != 0 {
 		st = cached
 	} else {
 		if st, err = parsePatientState(v); err != nil {
 			return st, err
 		}
-		s.states.put(patient, v.VersionID, st)
+		if v.VersionID != 0 { // 0: a Patient a transaction is writing
+			s.states.put(patient, v.VersionID, st)
+		}
 	}
 	return s.withPrivacy(ctx, patient, st)
 }
