@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -81,18 +80,12 @@ type cluster struct {
 	bin   string
 	uri   string
 	db    string
-	procs []*clusterProc
+	procs []*child
 	http  *http.Client
 	ehr   *helseIDClient
 
 	mu       sync.Mutex
 	requests map[string]int // X-Request-Id -> index of the process that answered
-}
-
-type clusterProc struct {
-	base string
-	cmd  *exec.Cmd
-	done chan struct{}
 }
 
 func startCluster(t *testing.T, n int, extra ...string) *cluster {
@@ -115,31 +108,9 @@ func startCluster(t *testing.T, n int, extra ...string) *cluster {
 	return c
 }
 
-func (c *cluster) start(args []string) *clusterProc {
+func (c *cluster) start(args []string) *child {
 	t := c.t
-	cmd := exec.Command(c.bin, args...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	p := &clusterProc{cmd: cmd, done: make(chan struct{})}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
-	})
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if _, rest, ok := strings.Cut(sc.Text(), "listening on "); ok {
-			p.base = strings.Fields(rest)[0]
-			break
-		}
-	}
-	go func() {
-		io.Copy(io.Discard, out)
-		cmd.Wait()
-		close(p.done)
-	}()
-	require.NotEmpty(t, p.base, "kjernejournal serve did not report its address")
+	p := startChild(t, exec.Command(c.bin, args...))
 	res, err := http.Get(p.base + "/healthz")
 	require.NoError(t, err)
 	res.Body.Close()

@@ -62,6 +62,14 @@ func startServer(t *testing.T, dataDir string, extra ...string) *child {
 	args = append(args, extra...)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "KJ_TEST_SERVE_ARGS="+strings.Join(args, " "))
+	return startChild(t, cmd)
+}
+
+// startChild starts a kjernejournal serve process, reads its stdout until
+// it reports its address (and its admin listener's, if any), and kills it
+// when the test ends.
+func startChild(t *testing.T, cmd *exec.Cmd) *child {
+	t.Helper()
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
