@@ -111,8 +111,8 @@ func announceDemo(w io.Writer, list []seed.Summary, file string, sources []strin
 	for _, s := range list[:min(2, len(list))] {
 		parts := []string{
 			fmt.Sprintf("%d critical information", s.Critical),
-			fmt.Sprintf("%d medications", s.Medications),
-			fmt.Sprintf("%d visits", s.Visits),
+			count(s.Medications, "medication", "medications"),
+			count(s.Visits, "visit", "visits"),
 		}
 		if len(sources) > 0 {
 			parts = append(parts, "documents at "+strings.Join(sources, ", "))
@@ -138,3 +138,11 @@ func announceDemo(w io.Writer, list []seed.Summary, file string, sources []strin
 // defaultAddr is where serve listens, and token's issuer points, unless
 // told otherwise.
 const defaultAddr = "127.0.0.1:8080"
+
+// count is n with the noun in the number it takes.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
