@@ -62,7 +62,7 @@ func (s *Service) usageLog(ctx context.Context, req *Request, c *Call) (*Result,
 			ok = err == nil
 		case "_format", "_pretty", "_summary", "_elements": // _summary and _elements: shapeOf
 		default:
-			e := fail(http.StatusBadRequest, "not-supported", "AuditEvent search supports patient, agent, organization, date, outcome, _count, _summary and _elements; not %q", name)
+			e := fail(http.StatusBadRequest, "not-supported", "AuditEvent search supports patient, agent, organization, date, outcome, _count, _before (the next link's paging cursor), _summary and _elements; not %q", name)
 			e.Issues[0].Expression = []string{name}
 			return nil, e
 		}
