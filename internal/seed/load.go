@@ -55,7 +55,7 @@ func Load(ctx context.Context, st store.Resources, codec *fhir.Codec, o LoadOpti
 	var done, resources atomic.Int64
 	var idMu sync.Mutex
 	var wg sync.WaitGroup
-	for range 2 * runtime.GOMAXPROCS(0) {
+	for range 3 * runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -117,9 +117,11 @@ func Load(ctx context.Context, st store.Resources, codec *fhir.Codec, o LoadOpti
 
 // patientsPerCommit is how many patients' records one worker commits
 // together: one commit per patient left the disk's flushes, not the
-// parsing, setting the pace (half the CPU idle); a few dozen per commit,
-// with the store grouping the workers' commits, keeps both cores parsing.
-const patientsPerCommit = 32
+// parsing, setting the pace (half the CPU idle); a hundred or so per
+// commit, with three workers per core so that one parses while another
+// waits for its commit, keeps every core parsing (measured on 2 cores:
+// 128 and 3 per core about 5% faster than 32 and 2 per core).
+const patientsPerCommit = 128
 
 // prepareRecord validates and prepares one patient's resources, appending
 // their writes to writes.
