@@ -221,7 +221,7 @@ func (s *Service) transaction(ctx context.Context, req *Request, outer *Call, en
 			keys = append(keys, key)
 		}
 	}
-	defer s.locks.lock(keys...)()
+	defer s.locks.Lock(keys...)()
 	var writes []*pending
 	var writeOf []*planned
 	for _, method := range []string{http.MethodDelete, http.MethodPost, http.MethodPut} {

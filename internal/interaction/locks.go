@@ -1,10 +1,7 @@
 package interaction
 
 import (
-	"hash/fnv"
-	"slices"
-	"sync"
-
+	"github.com/kjernejournal/kjernejournal/internal/keylock"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
 
@@ -14,32 +11,7 @@ import (
 // number. The store decides both in the commit, across every process on
 // its database (store.Write.Unique, Write.Guard and Batch.Precondition);
 // the locks only spare this process's requests the store's retries.
-type keyLocks [64]sync.Mutex
-
-// lock takes the locks of keys (striped; each stripe once, in order, so
-// two callers never wait for each other crosswise) and returns the
-// function that releases them.
-func (l *keyLocks) lock(keys ...string) func() {
-	if len(keys) == 0 {
-		return func() {}
-	}
-	stripes := make([]int, 0, len(keys))
-	for _, k := range keys {
-		h := fnv.New32a()
-		h.Write([]byte(k))
-		stripes = append(stripes, int(h.Sum32()%uint32(len(l))))
-	}
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, i := range stripes {
-		l[i].Lock()
-	}
-	return func() {
-		for _, i := range slices.Backward(stripes) {
-			l[i].Unlock()
-		}
-	}
-}
+type keyLocks = keylock.Striped
 
 // condKey is the lock of conditional writes of typ in patient's record.
 func condKey(typ, patient string) string { return "cond\x00" + typ + "\x00" + patient }

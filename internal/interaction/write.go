@@ -75,7 +75,7 @@ func (s *Service) write(ctx context.Context, req *Request, c *Call) (*Result, er
 	if c.Kind == Create && c.IfNoneExist != "" {
 		return s.conditionalCreate(ctx, req, p)
 	}
-	unlock := s.locks.lock(uniqueKeys(p.write)...)
+	unlock := s.locks.Lock(uniqueKeys(p.write)...)
 	defer unlock()
 	return s.commitOne(ctx, req, p)
 }
@@ -424,7 +424,7 @@ func (s *Service) conditionalCreate(ctx context.Context, req *Request, p *pendin
 	if err != nil {
 		return nil, err
 	}
-	defer s.locks.lock(append(uniqueKeys(p.write), key)...)()
+	defer s.locks.Lock(append(uniqueKeys(p.write), key)...)()
 	s.guardCreate(p, p.call.IfNoneExist, "If-None-Exist", nil)
 	r, err := s.commitOne(ctx, req, p)
 	var m *matched
@@ -497,7 +497,7 @@ func (s *Service) conditionalUpdate(ctx context.Context, req *Request, c *Call) 
 	if res.Type == "Patient" || res.Patient == "" {
 		return nil, fail(http.StatusBadRequest, "not-supported", "conditional update works within a patient's record: for clinical resources that refer to their Patient")
 	}
-	defer s.locks.lock(condKey(res.Type, res.Patient))()
+	defer s.locks.Lock(condKey(res.Type, res.Patient))()
 	for {
 		r, err := s.conditionalUpdateOnce(ctx, req, c, body, res)
 		var m *matched

@@ -29,6 +29,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/kjernejournal/kjernejournal/internal/keylock"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 	"github.com/kjernejournal/kjernejournal/internal/telemetry"
 )
@@ -91,7 +92,7 @@ type Store struct {
 	failGen uint64
 
 	// guards order the commits with a Batch.Precondition (guard.go).
-	guards guardLocks
+	guards keylock.Striped
 }
 
 // Stats are counters for monitoring group commit.
@@ -624,7 +625,7 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) ([]store.Version, err
 		return nil, err
 	}
 	if b.Precondition != nil {
-		release, err := s.guards.runPrecondition(ctx, &b)
+		release, err := runPrecondition(ctx, &s.guards, &b)
 		if err != nil {
 			return nil, err
 		}
