@@ -9,8 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/privacy"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 )
@@ -26,29 +29,41 @@ const demoFileName = "demo-patients.tsv"
 // (richDemoPatient) and the restricted one.
 func demoPatients(ctx context.Context, st store.Store, codec *fhir.Codec, rs int64, n int) ([]seed.Summary, error) {
 	restricted, ok := seed.RestrictedDemo(rs, n)
-	var restrictedID string
+	var sum seed.Summary
 	if ok {
-		consent := restricted.Resources[len(restricted.Resources)-1]
-		sum := seed.Summarize(restricted)
-		restrictedID = sum.ID
-		if _, err := st.Read(ctx, "Consent", sum.ID+"-restriction"); errors.Is(err, store.ErrNotFound) {
-			if err := storeResource(ctx, st, codec, consent); err != nil {
+		sum = seed.Summarize(restricted)
+		r := demoRestriction(sum.ID)
+		if _, err := st.Read(ctx, "Consent", r.ID); errors.Is(err, store.ErrNotFound) {
+			if err := storeResource(ctx, st, codec, r.Consent()); err != nil {
 				return nil, fmt.Errorf("restriction of demo patient %s: %w", sum.ID, err)
 			}
 		} else if err != nil {
 			return nil, err
 		}
+		for _, sec := range r.Sections {
+			sum.Restricted = append(sum.Restricted, string(sec))
+		}
 	}
 	out := []seed.Summary{seed.Summarize(seed.CitizenRecord())}
 	if ok {
-		out = append(out, seed.Summarize(restricted))
+		out = append(out, sum)
 	}
 	for _, rec := range seed.Generate(rs, n) {
-		if s := seed.Summarize(rec); s.ID != restrictedID {
+		if s := seed.Summarize(rec); s.ID != sum.ID {
 			out = append(out, s)
 		}
 	}
 	return out, nil
+}
+
+// demoRestriction is the privacy setting the restricted demo patient
+// has: her medications restricted (sperring), as she would set it, dated
+// back from the seed's base date. The README shows that search coming back
+// empty with one access basis and full with an elevated one. The id is
+// fixed, so storing it twice is one resource.
+func demoRestriction(patient string) privacy.Setting {
+	return privacy.Setting{ID: patient + "-restriction", Patient: patient, Kind: privacy.Restriction, Active: true,
+		Sections: []access.Section{access.Medications}, Since: seed.DefaultBase.AddDate(0, -2, -3).Add(19 * time.Hour)}
 }
 
 func storeResource(ctx context.Context, st store.Store, codec *fhir.Codec, body []byte) error {
