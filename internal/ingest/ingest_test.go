@@ -13,6 +13,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/fhir/search"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/ingest"
+	"github.com/kjernejournal/kjernejournal/internal/seed"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
 )
@@ -112,4 +113,47 @@ func TestPreparerDeclaresProfiles(t *testing.T) {
 	assert.Contains(t, string(body), `"versionId":"1"`)
 	_, err = codec.Parse(body)
 	assert.NoError(t, err, "still valid R4: %s", body)
+}
+
+// seed.Load stores generated JSON without printing it again
+// (WritePrinted): every resource it generates must store exactly as Write
+// would have stored it, or a seeded server would serve JSON, indexes or
+// identifiers no REST write could produce.
+func TestSeedJSONIsPrinted(t *testing.T) {
+	codec, err := fhir.NewCodec(domain.RecordTypes()...)
+	require.NoError(t, err)
+	reg, err := search.Load(domain.RecordTypes())
+	require.NoError(t, err)
+	p := &ingest.Preparer{Codec: codec, Search: reg}
+	recs := []seed.Record{seed.CitizenRecord()}
+	for _, rec := range seed.Generate(7, 400) {
+		recs = append(recs, rec)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	types := map[string]int{}
+	for _, rec := range recs {
+		for _, b := range append([][]byte{rec.Patient}, rec.Resources...) {
+			res, err := codec.Parse(b)
+			require.NoError(t, err)
+			want, err := p.Write(res, 0, false)
+			require.NoError(t, err)
+			res, err = codec.Parse(b)
+			require.NoError(t, err)
+			got, err := p.WritePrinted(res, b, 0, false)
+			require.NoError(t, err)
+			wantBody, err := want.Render(1, at)
+			require.NoError(t, err)
+			gotBody, err := got.Render(1, at)
+			require.NoError(t, err)
+			require.Equal(t, string(wantBody), string(gotBody), "%s/%s as generated is not as the codec prints it", res.Type, res.ID)
+			require.Equal(t, want.Index, got.Index, "%s/%s", res.Type, res.ID)
+			require.Equal(t, want.Identifiers, got.Identifiers, "%s/%s", res.Type, res.ID)
+			require.Equal(t, [3]string{want.Type, want.ID, want.Patient}, [3]string{got.Type, got.ID, got.Patient})
+			types[res.Type]++
+		}
+	}
+	// The shortcut is taken for the bulk of a load.
+	for _, typ := range []string{"Patient", "MedicationStatement", "Encounter"} {
+		assert.Greater(t, types[typ], 300, typ)
+	}
 }

@@ -1,7 +1,6 @@
 package seed
 
 import (
-	"encoding/json"
 	"strconv"
 	"time"
 
@@ -186,7 +185,7 @@ func practitionerByHPR(list []Practitioner, hpr string) Practitioner {
 }
 
 func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
+	b, err := printJSON(v)
 	if err != nil {
 		// The structs are fixed and always encodable; reaching this is a
 		// programming error, not bad input.

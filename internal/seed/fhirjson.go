@@ -1,13 +1,21 @@
 package seed
 
-// Small structs in FHIR JSON shape. Field order is the order FHIR's own
-// examples use, which keeps the generated bodies pleasant to read; encoding
-// structs rather than maps is also what keeps generation fast.
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Small structs in FHIR JSON shape; encoding structs rather than maps is
+// what keeps generation fast. Their fields are in the order fhir.Codec
+// prints members (resourceType and id first, then alphabetical), so that
+// Load can store a generated Patient, MedicationStatement or Encounter as
+// generated instead of printing it again (ingest.Preparer.WritePrinted;
+// TestSeedJSONIsPrinted in internal/ingest fails if the two drift).
 
 type jCoding struct {
-	System  string `json:"system,omitempty"`
 	Code    string `json:"code,omitempty"`
 	Display string `json:"display,omitempty"`
+	System  string `json:"system,omitempty"`
 }
 
 type jConcept struct {
@@ -16,21 +24,21 @@ type jConcept struct {
 }
 
 type jIdentifier struct {
-	Use    string `json:"use,omitempty"`
 	System string `json:"system"`
+	Use    string `json:"use,omitempty"`
 	Value  string `json:"value"`
 }
 
 type jReference struct {
+	Display    string       `json:"display,omitempty"`
+	Identifier *jIdentifier `json:"identifier,omitempty"`
 	Reference  string       `json:"reference,omitempty"`
 	Type       string       `json:"type,omitempty"`
-	Identifier *jIdentifier `json:"identifier,omitempty"`
-	Display    string       `json:"display,omitempty"`
 }
 
 type jPeriod struct {
-	Start string `json:"start,omitempty"`
 	End   string `json:"end,omitempty"`
+	Start string `json:"start,omitempty"`
 }
 
 type jExtension struct {
@@ -39,33 +47,33 @@ type jExtension struct {
 }
 
 type jName struct {
-	Use    string   `json:"use,omitempty"`
-	Text   string   `json:"text,omitempty"`
 	Family string   `json:"family,omitempty"`
 	Given  []string `json:"given,omitempty"`
+	Text   string   `json:"text,omitempty"`
+	Use    string   `json:"use,omitempty"`
 }
 
 type jAddress struct {
-	Use        string   `json:"use,omitempty"`
-	Type       string   `json:"type,omitempty"`
-	Line       []string `json:"line,omitempty"`
 	City       string   `json:"city,omitempty"`
-	District   string   `json:"district,omitempty"`
-	PostalCode string   `json:"postalCode,omitempty"`
 	Country    string   `json:"country,omitempty"`
+	District   string   `json:"district,omitempty"`
+	Line       []string `json:"line,omitempty"`
+	PostalCode string   `json:"postalCode,omitempty"`
+	Type       string   `json:"type,omitempty"`
+	Use        string   `json:"use,omitempty"`
 }
 
 type jPatient struct {
 	ResourceType        string        `json:"resourceType"`
 	ID                  string        `json:"id"`
-	Extension           []jExtension  `json:"extension,omitempty"`
-	Identifier          []jIdentifier `json:"identifier"`
 	Active              bool          `json:"active"`
-	Name                []jName       `json:"name"`
-	Gender              string        `json:"gender"`
-	BirthDate           string        `json:"birthDate"`
 	Address             []jAddress    `json:"address,omitempty"`
+	BirthDate           string        `json:"birthDate"`
+	Extension           []jExtension  `json:"extension,omitempty"`
+	Gender              string        `json:"gender"`
 	GeneralPractitioner []jReference  `json:"generalPractitioner"`
+	Identifier          []jIdentifier `json:"identifier"`
+	Name                []jName       `json:"name"`
 }
 
 type jReaction struct {
@@ -76,28 +84,28 @@ type jReaction struct {
 type jAllergyIntolerance struct {
 	ResourceType       string      `json:"resourceType"`
 	ID                 string      `json:"id"`
-	ClinicalStatus     jConcept    `json:"clinicalStatus"`
-	VerificationStatus jConcept    `json:"verificationStatus"`
-	Type               string      `json:"type"`
 	Category           []string    `json:"category"`
-	Criticality        string      `json:"criticality"`
+	ClinicalStatus     jConcept    `json:"clinicalStatus"`
 	Code               jConcept    `json:"code"`
-	Patient            jReference  `json:"patient"`
+	Criticality        string      `json:"criticality"`
 	OnsetDateTime      string      `json:"onsetDateTime,omitempty"`
+	Patient            jReference  `json:"patient"`
+	Reaction           []jReaction `json:"reaction,omitempty"`
 	RecordedDate       string      `json:"recordedDate"`
 	Recorder           jReference  `json:"recorder"`
-	Reaction           []jReaction `json:"reaction,omitempty"`
+	Type               string      `json:"type"`
+	VerificationStatus jConcept    `json:"verificationStatus"`
 }
 
 type jFlag struct {
 	ResourceType string     `json:"resourceType"`
 	ID           string     `json:"id"`
-	Status       string     `json:"status"`
+	Author       jReference `json:"author"`
 	Category     []jConcept `json:"category"`
 	Code         jConcept   `json:"code"`
-	Subject      jReference `json:"subject"`
 	Period       jPeriod    `json:"period"`
-	Author       jReference `json:"author"`
+	Status       string     `json:"status"`
+	Subject      jReference `json:"subject"`
 }
 
 type jDosage struct {
@@ -107,25 +115,37 @@ type jDosage struct {
 type jMedicationStatement struct {
 	ResourceType              string     `json:"resourceType"`
 	ID                        string     `json:"id"`
-	Status                    string     `json:"status"`
 	Category                  jConcept   `json:"category"`
-	MedicationCodeableConcept jConcept   `json:"medicationCodeableConcept"`
-	Subject                   jReference `json:"subject"`
-	EffectivePeriod           jPeriod    `json:"effectivePeriod"`
 	DateAsserted              string     `json:"dateAsserted"`
-	InformationSource         jReference `json:"informationSource"`
 	Dosage                    []jDosage  `json:"dosage"`
+	EffectivePeriod           jPeriod    `json:"effectivePeriod"`
+	InformationSource         jReference `json:"informationSource"`
+	MedicationCodeableConcept jConcept   `json:"medicationCodeableConcept"`
+	Status                    string     `json:"status"`
+	Subject                   jReference `json:"subject"`
 }
 
 type jEncounter struct {
 	ResourceType    string     `json:"resourceType"`
 	ID              string     `json:"id"`
-	Status          string     `json:"status"`
 	Class           jCoding    `json:"class"`
-	Type            []jConcept `json:"type"`
-	ServiceType     jConcept   `json:"serviceType"`
-	Subject         jReference `json:"subject"`
 	Period          jPeriod    `json:"period"`
 	ReasonCode      []jConcept `json:"reasonCode"`
 	ServiceProvider jReference `json:"serviceProvider"`
+	ServiceType     jConcept   `json:"serviceType"`
+	Status          string     `json:"status"`
+	Subject         jReference `json:"subject"`
+	Type            []jConcept `json:"type"`
+}
+
+// printJSON encodes v as the codec prints strings: without escaping <, >
+// and & (json.Marshal's HTML escaping).
+func printJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -36,7 +36,7 @@ type LoadOptions struct {
 // because fhir/search's tests use this package, so it cannot import
 // fhir/search or ingest).
 type Preparer interface {
-	Write(res *fhir.Resource, ifMatch int64, create bool) (store.Write, error)
+	WritePrinted(res *fhir.Resource, printed []byte, ifMatch int64, create bool) (store.Write, error)
 }
 
 // Load generates patients, validates every resource with the codec (as any
@@ -135,7 +135,7 @@ func prepareRecord(codec *fhir.Codec, prep Preparer, rec Record, writes []store.
 		if err != nil {
 			return writes, fmt.Errorf("generated resource does not validate: %w\n%s", err, b)
 		}
-		w, err := prep.Write(res, 0, false)
+		w, err := prep.WritePrinted(res, b, 0, false)
 		if err != nil {
 			return writes, err
 		}

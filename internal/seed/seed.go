@@ -9,7 +9,6 @@
 package seed
 
 import (
-	"encoding/json"
 	"errors"
 	"iter"
 	"math"
@@ -140,7 +139,7 @@ func (g *generator) record(seed int64, index int) (Record, error) {
 	p.gp = g.pools.gps[gps[r.IntN(len(gps))]]
 
 	pat := g.patient(p, pnr)
-	body, err := json.Marshal(pat)
+	body, err := printJSON(pat)
 	if err != nil {
 		return Record{}, err
 	}
@@ -153,7 +152,7 @@ func (g *generator) record(seed int64, index int) (Record, error) {
 	resources = g.criticalModel(p, resources)
 	rec.Resources = make([][]byte, 0, len(resources))
 	for _, res := range resources {
-		b, err := json.Marshal(res)
+		b, err := printJSON(res)
 		if err != nil {
 			return Record{}, err
 		}
