@@ -58,6 +58,9 @@ type Config struct {
 	// partial-failure. Empty: that check is skipped, since the suite
 	// cannot make a foreign installation's source fail.
 	FailingSource string
+	// FailingLabSource is FailingSource for lab/partial-failure: a lab
+	// source in the registry that is down on purpose.
+	FailingLabSource string
 	// Groups limits the run to these groups; Run to check ids matching
 	// this regular expression.
 	Groups []string

@@ -30,10 +30,11 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	issuerKey := fs.String("issuer-key", "testdata/smart/dev-signing-key.pem", "signing key of a development authorisation server, for well-signed attack tokens; ignored unless its public key is in the server's JWKS")
 	clientID := fs.String("client-id", "kj-demo-app", "public SMART client the suite launches as")
 	redirect := fs.String("redirect-uri", "http://localhost:3000/callback", "redirect URI registered for --client-id (never contacted)")
-	groups := fs.String("group", "", "comma-separated groups to run (rest, smart, rules, documents, validity); default all")
+	groups := fs.String("group", "", "comma-separated groups to run (rest, smart, rules, documents, lab, validity); default all")
 	run := fs.String("run", "", "run only checks whose id matches this regular expression")
 	timeout := fs.Duration("check-timeout", time.Minute, "time limit of one check")
 	failing := fs.String("failing-source", os.Getenv("KJ_CONFORMANCE_FAILING_SOURCE"), "name of a source hospital in the server's sources registry that is down on purpose, for documents/partial-failure (skipped without it) [KJ_CONFORMANCE_FAILING_SOURCE]")
+	failingLab := fs.String("failing-lab-source", os.Getenv("KJ_CONFORMANCE_FAILING_LAB_SOURCE"), "name of a lab source in the server's sources registry that is down on purpose, for lab/partial-failure (skipped without it) [KJ_CONFORMANCE_FAILING_LAB_SOURCE]")
 	schema := fs.String("fhir-schema", "testdata/fhir/fhir.schema.json", "the HL7 FHIR R4 JSON Schema that served resources are validated against")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: kjernejournal conformance --base-url URL [flags]\n\nRuns the black-box conformance suite against a running server.\n\nFlags:\n")
@@ -49,7 +50,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg := Config{BaseURL: *base, FeederKeyFile: *feederKey, FeederClientID: *feederID, ClientID: *clientID,
 		ResourceServerKeyFile: *rsKey, ResourceServerClientID: *rsID, IssuerKeyFile: *issuerKey,
 		RedirectURI: *redirect, Run: *run, CheckTimeout: *timeout, Progress: stdout, SchemaFile: *schema}
-	cfg.FailingSource = *failing
+	cfg.FailingSource, cfg.FailingLabSource = *failing, *failingLab
 	if *groups != "" {
 		cfg.Groups = strings.Split(*groups, ",")
 	}

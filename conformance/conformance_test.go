@@ -28,6 +28,9 @@ func runSuite(t *testing.T, base string, cfg conformance.Config) *conformance.Re
 	if cfg.FailingSource == "" {
 		cfg.FailingSource = failingSource // every stack registers it
 	}
+	if cfg.FailingLabSource == "" {
+		cfg.FailingLabSource = failingLabSource
+	}
 	if cfg.Run == "" {
 		// KJ_CONFORMANCE_RUN narrows a run while working on some checks.
 		cfg.Run = os.Getenv("KJ_CONFORMANCE_RUN")

@@ -155,9 +155,15 @@ func (r *docResult) requireDocuments(t *T, d docCase) {
 
 // failedSources returns the outcome issues that report a failure
 // (severity warning or worse), as text.
-func (r *docResult) failedSources() []string {
+func (r *docResult) failedSources() []string { return failedSources(r.outcomes) }
+
+// failedSources is the failure issues (severity warning or worse) of a
+// federated search's outcome entries, as text.
+func (r *labResult) failedSources() []string { return failedSources(r.outcomes) }
+
+func failedSources(outcomes []map[string]any) []string {
 	var out []string
-	for _, oo := range r.outcomes {
+	for _, oo := range outcomes {
 		for _, is := range alList(oo["issue"]) {
 			if sev := alStr(is, "severity"); sev != "information" {
 				out = append(out, sev+": "+issueText(is))

@@ -38,10 +38,10 @@ func checkErrorUnknownID(t *T) {
 func checkErrorUnknownType(t *T) {
 	patient, _ := t.NewPatient(PatientSpec{})
 	for _, req := range []Request{
-		{Path: "Observation/" + restToken()},
-		{Path: "Observation?patient=" + patient},
-		{Method: http.MethodPost, Path: "Observation", Body: map[string]any{"resourceType": "Observation", "status": "final",
-			"code": map[string]any{"text": "x"}, "subject": restRef("Patient", patient)}},
+		{Path: "Immunization/" + restToken()},
+		{Path: "Immunization?patient=" + patient},
+		{Method: http.MethodPost, Path: "Immunization", Body: map[string]any{"resourceType": "Immunization", "status": "completed",
+			"vaccineCode": map[string]any{"text": "x"}, "patient": restRef("Patient", patient), "occurrenceDateTime": "2024-01-01"}},
 		{Path: "NoSuchType/" + restToken()},
 		{Path: "NoSuchType?patient=" + patient},
 	} {

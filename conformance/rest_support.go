@@ -54,9 +54,18 @@ var restAccessOf = map[string]restAccess{
 	"Consent":             {reader: PersonaSupport, writer: PersonaSupport},
 	"AuditEvent":          {reader: PersonaAuditor},
 	"DocumentReference":   {reader: PersonaGP},
+	"DiagnosticReport":    {reader: PersonaGP},
+	"Observation":         {reader: PersonaGP},
 	"Subscription":        {reader: PersonaGP, writer: PersonaGP, scope: "patient/Subscription.cr"},
 	"Condition":           {reader: PersonaGP, writer: PersonaGP, scope: "patient/Condition.cud"},
 	"Procedure":           {reader: PersonaGP, writer: PersonaGP, scope: "patient/Procedure.cud"},
+}
+
+// federated reports whether typ is searched at the sources (documents,
+// lab results) rather than stored: the suite's own fixture patient has
+// nothing there.
+func federated(typ string) bool {
+	return typ == "DocumentReference" || typ == "DiagnosticReport" || typ == "Observation"
 }
 
 // restAs completes req for persona acting on patient's record: the patient

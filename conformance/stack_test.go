@@ -51,6 +51,10 @@ func TestMain(m *testing.M) {
 // documents/partial-failure (conformance.Config.FailingSource).
 const failingSource = "bergen"
 
+// failingLabSource is failingSource's lab (lab/partial-failure), on the
+// same dead port.
+const failingLabSource = "bergen-lab"
+
 // stack is a running kjernejournal with its authorisation server and two
 // source hospitals, and a third registered source that is down.
 type stack struct {
@@ -105,7 +109,13 @@ func startStack(t *testing.T, o stackOptions) stack {
 	  {"name":"nlsh","display_name":"Nordlandssykehuset HF","organisation":"300011268","region":"helse-nord",
 	   "base_url":"http://%s","shared_types":["A00","C01-1","C01-2","E00","I00"],"shares_with":{"organisations":["300010008"],"regions":["helse-nord"]}},
 	  {"name":%q,"display_name":"Helse Bergen HF","organisation":"300010849","region":"helse-vest",
-	   "base_url":"http://%s","shared_types":["A00","C00","D00","E00","I00"],"shares_with":{"organisations":["300010008"]}}]}`, ousAddr, nlshAddr, failingSource, downAddr)
+	   "base_url":"http://%s","shared_types":["A00","C00","D00","E00","I00"],"shares_with":{"organisations":["300010008"]}},
+	  {"name":"ous-lab","kind":"lab","display_name":"Avdeling for medisinsk biokjemi, Oslo universitetssykehus HF","organisation":"300010008","region":"helse-sor-ost",
+	   "base_url":"http://%s/lab","shares_with":{"regions":["helse-sor-ost","helse-vest","helse-midt-norge","helse-nord"]}},
+	  {"name":"nlsh-lab","kind":"lab","display_name":"Laboratoriemedisin, Nordlandssykehuset HF","organisation":"300011268","region":"helse-nord",
+	   "base_url":"http://%s/lab","shares_with":{"regions":["helse-sor-ost","helse-vest","helse-midt-norge","helse-nord"]}},
+	  {"name":%q,"kind":"lab","display_name":"Laboratoriet, Helse Bergen HF","organisation":"300010849","region":"helse-vest",
+	   "base_url":"http://%s/lab","shares_with":{"organisations":["300010008"]}}]}`, ousAddr, nlshAddr, failingSource, downAddr, ousAddr, nlshAddr, failingLabSource, downAddr)
 	sourcesFile := filepath.Join(dir, "sources.json")
 	require.NoError(t, os.WriteFile(sourcesFile, []byte(registry), 0o600))
 	if o.demo == 0 {

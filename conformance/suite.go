@@ -26,6 +26,7 @@ const (
 	GroupSMART     = "smart"
 	GroupRules     = "rules"
 	GroupDocuments = "documents"
+	GroupLab       = "lab"
 	GroupValidity  = "validity"
 )
 
@@ -35,6 +36,7 @@ var Groups = []struct{ Name, Title string }{
 	{GroupSMART, "SMART App Launch 2.2"},
 	{GroupRules, "Norwegian access rules"},
 	{GroupDocuments, "Documents"},
+	{GroupLab, "Lab results"},
 	{GroupValidity, "Resource validity"},
 	// Last: it moves the development clock forward (clock.go).
 	{GroupClock, "Days that pass (development clock)"},

@@ -26,7 +26,7 @@ REPORT=${KJ_CONFORMANCE_REPORT_DIR:-conformance-report}
 DEMO=${KJ_CONFORMANCE_DEMO:-5}
 # The documents group checks partial failure against the registered source
 # that is down.
-CONF_ARGS=(--failing-source down)
+CONF_ARGS=(--failing-source down --failing-lab-source down-lab)
 read -r -a EXTRA <<<"${CONFORMANCE_ARGS:-}"
 
 for tool in node curl; do
@@ -78,6 +78,15 @@ cat >"$WORK/sources.json" <<EOF
    "shares_with":{"organisations":["300010008"],"regions":["helse-nord"]}},
   {"name":"down","display_name":"Utilgjengelig sykehus HF","organisation":"300010075","region":"helse-sor-ost",
    "base_url":"http://127.0.0.1:$DOWN_PORT","shared_types":["A00"],
+   "shares_with":{"regions":["helse-sor-ost","helse-vest","helse-midt-norge","helse-nord"]}},
+  {"name":"ous-lab","kind":"lab","display_name":"Avdeling for medisinsk biokjemi, Oslo universitetssykehus HF","organisation":"300010008",
+   "region":"helse-sor-ost","base_url":"http://127.0.0.1:$OUS_PORT/lab",
+   "shares_with":{"regions":["helse-sor-ost","helse-vest","helse-midt-norge","helse-nord"]}},
+  {"name":"nlsh-lab","kind":"lab","display_name":"Laboratoriemedisin, Nordlandssykehuset HF","organisation":"300011268",
+   "region":"helse-nord","base_url":"http://127.0.0.1:$NLSH_PORT/lab",
+   "shares_with":{"regions":["helse-sor-ost","helse-vest","helse-midt-norge","helse-nord"]}},
+  {"name":"down-lab","kind":"lab","display_name":"Utilgjengelig laboratorium","organisation":"300010075","region":"helse-sor-ost",
+   "base_url":"http://127.0.0.1:$DOWN_PORT/lab",
    "shares_with":{"regions":["helse-sor-ost","helse-vest","helse-midt-norge","helse-nord"]}}]}
 EOF
 

@@ -1,8 +1,9 @@
 // Command kjsource is a development source hospital: a FHIR document
 // endpoint (DocumentReference search and Binary retrieval, IHE MHD style)
-// serving synthetic documents for the kjernejournal demo patients, with
-// fault injection. See internal/source for the HTTP contract and -help for
-// the flags.
+// and, under /lab, a lab result service (DiagnosticReport and Observation
+// search, "Pasientens prøvesvar" style) serving synthetic documents and lab
+// results for the kjernejournal demo patients, with fault injection. See
+// internal/source for the HTTP contract and -help for the flags.
 package main
 
 import (
@@ -39,9 +40,11 @@ const (
 
 const usageText = `kjsource is a development source hospital for kjernejournal's document
 sharing: it answers DocumentReference searches by person number and streams
-the documents' bytes (synthetic PDF and CDA-like XML), verifies the
-assertion kjernejournal signs for every call, logs each lookup as one JSON
-line on stderr, and can inject latency, errors, cut streams and outages.
+the documents' bytes (synthetic PDF and CDA-like XML), answers lab result
+searches (DiagnosticReport, Observation) under <base-url>/lab for the same
+patients, verifies the assertion kjernejournal signs for every call, logs
+each lookup as one JSON line on stderr, and can inject latency, errors, cut
+streams, garbage and oversized search answers and outages.
 
 Usage:
   kjsource [serve] [flags]       run a source
@@ -78,11 +81,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type serveFlags struct {
 	addr, baseURL, name, org, region, baseDate *string
 	patients, docsPerPatient                   *int
-	seed, largeMB, disconnect                  *int64
+	seed, largeMB, disconnect, hugeSearch      *int64
 	issuer, jwksURL                            *string
 	latency                                    *time.Duration
 	errorRate                                  *float64
-	down, chunked                              *bool
+	down, chunked, garbage                     *bool
 }
 
 func addServeFlags(fs *envflag.Set) *serveFlags {
@@ -104,6 +107,8 @@ func addServeFlags(fs *envflag.Set) *serveFlags {
 		disconnect:     fs.Int64("disconnect-after-bytes", 0, "fault: close the connection after this many bytes of a document body (0: never)"),
 		down:           fs.Bool("down", false, "fault: answer every request 503"),
 		chunked:        fs.Bool("chunked", false, "fault: send documents without Content-Length (chunked), so a broken transfer shows only as a missing last chunk"),
+		garbage:        fs.Bool("garbage", false, "fault: answer document and lab searches 200 application/fhir+json with a body that is not FHIR JSON (an HTML error page)"),
+		hugeSearch:     fs.Int64("huge-search-bytes", 0, "fault: pad document and lab search answers to at least this many bytes, still a valid Bundle, so a client's size limit trips (0: never)"),
 	}
 }
 
@@ -125,6 +130,8 @@ func (f *serveFlags) config(now time.Time, log io.Writer) (source.Config, error)
 		return source.Config{}, fmt.Errorf("--org %q must be a 9-digit organisation number (needed for hospitals not in the seed)", org.Number)
 	case *f.patients < 0 || *f.docsPerPatient < 0 || *f.largeMB < 0:
 		return source.Config{}, errors.New("--patients, --docs-per-patient and --large-doc-mb must not be negative")
+	case *f.hugeSearch < 0 || *f.hugeSearch > source.MaxHugeSearchBytes:
+		return source.Config{}, fmt.Errorf("--huge-search-bytes must lie in 0..%d", int64(source.MaxHugeSearchBytes))
 	}
 	base := now.UTC().Truncate(24 * time.Hour)
 	if *f.baseDate != "" {
@@ -165,18 +172,21 @@ func (f *serveFlags) config(now time.Time, log io.Writer) (source.Config, error)
 		jwks = strings.TrimSuffix(*f.issuer, "/") + "/jwks"
 	}
 	return source.Config{
-		Org:       org,
-		BaseURL:   baseURL,
-		Issuer:    *f.issuer,
-		JWKSURL:   jwks,
-		Documents: docs,
-		Log:       log,
+		Org:        org,
+		BaseURL:    baseURL,
+		Issuer:     *f.issuer,
+		JWKSURL:    jwks,
+		Documents:  docs,
+		LabResults: source.GenerateLab(base, *f.seed, patients, org),
+		Log:        log,
 		Faults: source.Faults{
 			Latency:              *f.latency,
 			ErrorRate:            *f.errorRate,
 			DisconnectAfterBytes: *f.disconnect,
 			Down:                 *f.down,
 			Chunked:              *f.chunked,
+			Garbage:              *f.garbage,
+			HugeSearchBytes:      *f.hugeSearch,
 		},
 	}, nil
 }
@@ -229,6 +239,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "kjsource: %s (org %s, %s) serving %d documents for %d patients at %s (seed %d)\n",
 		cfg.Org.Name, cfg.Org.Number, cfg.Org.Region, len(cfg.Documents), *f.patients, cfg.BaseURL, *f.seed)
+	fmt.Fprintf(stdout, "kjsource: %d lab reports for the same patients at %s/lab\n", len(cfg.LabResults), cfg.BaseURL)
 	fmt.Fprintf(stdout, "kjsource: assertions from %s, keys at %s\n", cfg.Issuer, cfg.JWKSURL)
 	if *f.largeMB > 0 {
 		d := cfg.Documents[len(cfg.Documents)-1]

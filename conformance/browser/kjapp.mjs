@@ -2,14 +2,16 @@
 // run by run.mjs with the app served from ANOTHER origin (t.appOrigin/app/)
 // and, when the server serves it, from the server's own /app/ too.
 //
-// The citizen (standalone launch) reads their record and "Logg over bruk",
-// reserves and undoes the reservation, and restricts a part (medications);
-// the clinician (EHR launch, client kjernejournal-app) sees critical
-// information first, sees the restricted part as restricted and opens it
-// with "Åpne i nødsituasjon", and opens a journal document through the
-// server's proxy; the citizen's log then shows the opening. A reserved
-// record and a refused basis are shown as the server says them. Every view
-// is scanned with axe-core and photographed.
+// The citizen (standalone launch) reads their record (lab results
+// included) and "Logg over bruk", reserves and undoes the reservation, and
+// restricts two parts (medications, lab results); the clinician (EHR
+// launch, client kjernejournal-app) sees critical information first, sees
+// the restricted parts as restricted, opens medications with "Åpne i
+// nødsituasjon" and lab results with "Åpne med samtykke" (also on a narrow
+// screen), and opens a journal document through the server's proxy; the
+// citizen's log then shows the opening. A reserved record and a refused
+// basis are shown as the server says them. Every view is scanned with
+// axe-core and photographed.
 //
 // Waits are on the app's explicit markers (body[data-state],
 // section[data-section][data-state], [data-setting][data-state], ...), never
@@ -70,6 +72,8 @@ export default async function (t) {
       await standaloneCitizen(t, citizen, other);
       await recordLoaded(citizen, { critical: true });
       if (await citizen.locator('section[data-section="documents"]').count()) throw new Error("the citizen's view offers journal documents, which the server refuses citizens (documents-for-hp)");
+      // The citizen reads their own lab results without an access basis.
+      await labResultsShown(t, citizen);
       await noUncaught(t, citizen);
       await t.shot(citizen, "kjapp-citizen-record");
       await t.axe(citizen, "kjapp citizen record");
@@ -139,14 +143,27 @@ export default async function (t) {
       await openPanel(citizen, "personvern", "Personvern");
       const sp = citizen.locator('#personvern [data-setting="sperring"]');
       await sp.waitFor();
-      const box = sp.getByRole("checkbox", { name: "Legemidler" });
-      if (!(await box.isChecked())) await box.check();
+      // Lab results (Prøvesvar) are a part the citizen restricts like the
+      // others.
+      for (const name of ["Legemidler", "Prøvesvar"]) {
+        const box = sp.getByRole("checkbox", { name, exact: true });
+        if (!(await box.isChecked())) await box.check();
+      }
       await sp.getByRole("button", { name: "Lagre sperring" }).click();
       await citizen.locator('#personvern [data-setting="sperring"][data-state="active"]').waitFor();
-      const sections = await citizen.locator('#personvern [data-setting="sperring"]').getAttribute("data-sections");
-      if (!String(sections).split(" ").includes("medications")) throw new Error(`the restriction names ${sections}, not medications`);
+      const sections = String(await citizen.locator('#personvern [data-setting="sperring"]').getAttribute("data-sections")).split(" ");
+      for (const want of ["medications", "lab-results"]) {
+        if (!sections.includes(want)) throw new Error(`the restriction names ${sections.join(" ")}, not ${want}`);
+      }
       await t.shot(citizen, "kjapp-citizen-privacy");
       await t.axe(citizen, "kjapp citizen privacy settings");
+      // The citizen's own record says the part is restricted and still
+      // shows it to them.
+      await openPanel(citizen, "journal", "Min kjernejournal");
+      const lab = citizen.locator('section[data-section="lab-results"]');
+      await lab.locator(".section-note .notice").waitFor();
+      if (!/Du har sperret denne delen/.test(await lab.locator(".section-note").innerText())) throw new Error("the citizen's lab results do not say they are restricted");
+      await labResultsShown(t, citizen);
     });
 
     let clinician;
@@ -157,7 +174,9 @@ export default async function (t) {
       await clinician.locator('.patient-banner[data-state="loaded"]').waitFor();
       const pid = (await clinician.locator(".patient-banner .pid").innerText()).replace(/\s/g, "");
       if (!/^\d{11}$/.test(pid)) throw new Error(`the banner shows no person number (${pid})`);
-      await recordLoaded(clinician, { critical: true, restricted: ["medications"] });
+      await recordLoaded(clinician, { critical: true, restricted: ["medications", "lab-results"] });
+      const alert = await clinician.locator('.alerts [data-restricted]').innerText();
+      if (!/Prøvesvar/.test(alert)) throw new Error(`the restriction notice does not name Prøvesvar: ${alert}`);
       await noUncaught(t, clinician);
       await t.shot(clinician, "kjapp-clinician");
       await t.axe(clinician, "kjapp clinician view");
@@ -174,6 +193,36 @@ export default async function (t) {
       if (items < 1) throw new Error("the opened medications show no items");
       await t.shot(clinician, "kjapp-clinician-restricted-opened");
       await t.axe(clinician, "kjapp clinician, restricted part opened");
+    });
+
+    await t.step("kjapp/clinician-opens-restricted-lab-results-with-consent", async () => {
+      // The restricted-part mechanism is the same for every part: lab
+      // results are opened with consent, then shown as for the citizen.
+      need(clinician, "the clinician's view did not load");
+      const lab = clinician.locator('section[data-section="lab-results"]');
+      await lab.and(clinician.locator('[data-state="restricted"]')).waitFor();
+      if (!/Pasienten har sperret prøvesvar/.test(await lab.innerText())) throw new Error("the restricted lab results do not say the patient restricted them");
+      if (await lab.locator(".lab-report").count()) throw new Error("restricted lab results show reports before they are opened");
+      await t.axe(clinician, "kjapp clinician, lab results restricted");
+      await lab.getByRole("button", { name: /Åpne med samtykke/ }).click();
+      await clinician.locator('section[data-section="lab-results"][data-state="loaded"][data-opened="FORHOYET_SAMTYKKE"]').waitFor({ timeout: 40_000 });
+      await labResultsShown(t, clinician);
+      await t.shot(clinician, "kjapp-clinician-lab-results");
+      await t.axe(clinician, "kjapp clinician, lab results opened");
+      // A narrow screen (a phone): the reference range moves under the
+      // value, nothing is cut off sideways.
+      await clinician.setViewportSize({ width: 390, height: 844 });
+      try {
+        const row = lab.locator("tbody tr[data-obs]").first();
+        const inline = row.locator(".lab-range-inline");
+        if (await inline.count() && !(await inline.isVisible())) throw new Error("on a narrow screen the reference range is not shown under the value");
+        const wide = await lab.evaluate((el) => [...el.querySelectorAll(".table-wrap")].some((w) => w.scrollWidth > w.clientWidth + 1));
+        if (wide) throw new Error("on a narrow screen a lab result table is wider than the screen");
+        await t.shot(clinician, "kjapp-clinician-lab-results-narrow");
+        await t.axe(clinician, "kjapp clinician, lab results on a narrow screen");
+      } finally {
+        await clinician.setViewportSize({ width: 1280, height: 900 });
+      }
     });
 
     await t.step("kjapp/clinician-opens-a-document", async () => {
@@ -353,7 +402,7 @@ async function standaloneCitizen(t, page, app) {
 async function recordLoaded(page, { critical, restricted = [] }) {
   await page.waitForFunction(() => {
     const s = [...document.querySelectorAll("section[data-section]")];
-    // Four parts for health personnel; the citizen's view has no journal
+    // Five parts for health personnel; the citizen's view has no journal
     // documents (they are shared with health personnel).
     return s.length >= 3 && s.every((x) => !["loading", "opening"].includes(x.dataset.state));
   }, null, { timeout: 45_000 });
@@ -372,6 +421,66 @@ async function recordLoaded(page, { critical, restricted = [] }) {
     const o = order.find((x) => x.key === key);
     if (!o || o.state !== "restricted") throw new Error(`${key} is ${o && o.state}, want restricted`);
   }
+}
+
+// labResultsShown checks the lab results (Prøvesvar) of the demo patient:
+// loaded, at least one report with a date and a panel name, the
+// laboratory, results with a value; reference ranges as "3,5–5", "< 5" or
+// "> 15"; every result marked outside its range says so in words (Høy,
+// Lav, Kritisk høy, ...), not by colour alone; preliminary reports say
+// Foreløpig; microbiology shows its conclusion. A failed laboratory, as the
+// conformance stack's down-lab, is named as failed document sources are.
+async function labResultsShown(t, page) {
+  const lab = page.locator('section[data-section="lab-results"]');
+  await page.waitForFunction(() => {
+    const s = document.querySelector('section[data-section="lab-results"]');
+    return s && !["loading", "opening"].includes(s.dataset.state);
+  }, null, { timeout: 45_000 });
+  const state = await lab.getAttribute("data-state");
+  if (state !== "loaded") throw new Error(`Prøvesvar is ${state}: ${(await lab.innerText()).replace(/\s+/g, " ")}`);
+  const heading = (await lab.locator("h2, h3").first().innerText()).trim();
+  if (heading !== "Prøvesvar") throw new Error(`the lab results' heading is "${heading}"`);
+  const reports = lab.locator("li.lab-report");
+  const n = await reports.count();
+  if (n < 1) throw new Error(`the demo patient's lab results show no reports: ${(await lab.innerText()).replace(/\s+/g, " ")}`);
+  const title = await reports.first().locator(".lab-title").innerText();
+  if (!/^\d{2}\.\d{2}\.\d{4}: \S/.test(title)) throw new Error(`the newest report's heading has no date and panel: "${title}"`);
+  const from = await reports.first().locator(".item-meta").innerText();
+  if (!/\S/.test(from) || !/prøve tatt/.test(from)) throw new Error(`the newest report does not say where and when: "${from}"`);
+  const dates = await reports.evaluateAll((els) => els.map((e) => e.querySelector(".lab-title").textContent.slice(0, 10).split(".").reverse().join("")));
+  if (dates.some((d, i) => i && d > dates[i - 1])) throw new Error(`the reports are not newest first: ${dates.join(", ")}`);
+  const rows = lab.locator("tbody tr[data-obs]");
+  const values = await rows.evaluateAll((trs) => trs.map((tr) => ({
+    name: tr.querySelector("th").textContent.trim(),
+    value: tr.querySelector(".lab-number") ? tr.querySelector(".lab-number").textContent.trim() : "",
+    range: tr.querySelector("td.lab-range") ? tr.querySelector("td.lab-range").textContent.trim() : "",
+    flag: tr.dataset.flag,
+    flagText: tr.querySelector(".lab-flag") ? tr.querySelector(".lab-flag").textContent.trim() : "",
+  })));
+  if (!values.some((v) => v.name && /\d/.test(v.value))) throw new Error("no lab result shows a numeric value");
+  if (!values.some((v) => /^(\d+(,\d+)?–\d+(,\d+)?|[<>] \d+(,\d+)?)/.test(v.range))) {
+    throw new Error(`no lab result shows a reference range: ${values.map((v) => v.range).join(" | ")}`);
+  }
+  const words = { H: "Høy", L: "Lav", HH: "Kritisk høy", LL: "Kritisk lav" };
+  for (const v of values.filter((x) => words[x.flag])) {
+    if (!v.flagText.includes(words[v.flag])) throw new Error(`${v.name} (${v.value}) is flagged ${v.flag} but says "${v.flagText}"`);
+  }
+  const flagged = values.filter((v) => words[v.flag]);
+  for (const el of await lab.locator(".lab-report[data-status=preliminary] .lab-title").all()) {
+    if (!/Foreløpig/.test(await el.innerText())) throw new Error(`a preliminary report is not marked Foreløpig: ${await el.innerText()}`);
+  }
+  for (const el of await lab.locator('.lab-report[data-category="MB"]').all()) {
+    const c = await el.locator(".lab-conclusion").count();
+    const rowsHere = await el.locator("tbody tr").count();
+    if (!c && !rowsHere) throw new Error(`a microbiology report shows neither conclusion nor results: ${await el.innerText()}`);
+  }
+  const failed = lab.locator('[data-sources="partial"]');
+  const failedText = (await failed.count()) ? (await failed.innerText()).replace(/\s+/g, " ") : "";
+  if (failedText && !/prøvesvarene derfra mangler i listen/.test(failedText)) throw new Error(`the failed laboratory is not named as such: ${failedText}`);
+  t.note(`${page.url().includes("/app/") ? "" : ""}Prøvesvar: ${n} reports, ${values.length} results, ${flagged.length} outside the range` +
+    `${flagged.length ? ` (${flagged.map((v) => `${v.name} ${v.value}: ${v.flagText}`).join("; ")})` : ""}` +
+    `${failedText ? "; a failed laboratory is named" : ""}`);
+  return { reports: n, results: values.length, flagged: flagged.length };
 }
 
 async function openPanel(page, id, name) {

@@ -13,8 +13,9 @@ import (
 // parameter is neither in the registry nor here, so a parameter is never
 // missing silently.
 //
-// AuditEvent, DocumentReference and Subscription are not in the registry:
-// the usage log and the federated document search take the parameters
+// AuditEvent, DocumentReference, DiagnosticReport, Observation and
+// Subscription are not in the registry: the usage log and the federated
+// searches of documents and lab results take the parameters
 // the CapabilityStatement lists for them, and a Subscription is created
 // and read, not searched.
 var R4LeftOut = map[string]map[string]string{
@@ -34,6 +35,15 @@ var R4LeftOut = map[string]map[string]string{
 	"DocumentReference": leftOutAll(documentReason, "authenticator", "author", "contenttype", "custodian",
 		"description", "encounter", "event", "facility", "format", "identifier", "language", "location", "period",
 		"related", "relatesto", "relation", "relationship", "security-label", "setting", "status", "subject"),
+	"DiagnosticReport": leftOutAll(labReason, "based-on", "conclusion", "encounter", "identifier", "issued", "media",
+		"performer", "result", "results-interpreter", "specimen"),
+	"Observation": leftOutAll(labReason, "based-on", "code-value-concept", "code-value-date", "code-value-quantity",
+		"code-value-string", "combo-code", "combo-code-value-concept", "combo-code-value-quantity", "combo-data-absent-reason",
+		"combo-value-concept", "combo-value-quantity", "component-code", "component-code-value-concept",
+		"component-code-value-quantity", "component-data-absent-reason", "component-value-concept",
+		"component-value-quantity", "data-absent-reason", "derived-from", "device", "encounter", "focus", "has-member",
+		"identifier", "method", "part-of", "performer", "specimen", "value-concept", "value-date", "value-quantity",
+		"value-string"),
 	"Subscription": leftOutAll("a Subscription is created and read by its id, not searched",
 		"contact", "criteria", "payload", "status", "type", "url"),
 }
@@ -43,6 +53,8 @@ const (
 		"its records are stored in a compact, hash-chained form with no general search index"
 	documentReason = "documents are not stored here: the search is federated to the source hospitals, " +
 		"whose document services answer patient, type, category and date only"
+	labReason = "lab results are not stored here: the search is federated to the lab sources, " +
+		"and the results they answer are filtered by patient, date, category, code and status only"
 )
 
 func leftOutAll(reason string, codes ...string) map[string]string {

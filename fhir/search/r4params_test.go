@@ -15,6 +15,8 @@ import (
 var offeredOutsideRegistry = map[string][]string{
 	"AuditEvent":        {"patient", "agent", "date", "outcome"},
 	"DocumentReference": {"patient", "type", "category", "date"},
+	"DiagnosticReport":  {"patient", "subject", "date", "category", "code", "status"},
+	"Observation":       {"patient", "subject", "date", "category", "code", "status"},
 	"Subscription":      nil,
 }
 

@@ -55,6 +55,7 @@ const (
 	Medications  Section = "medications"  // legemidler: MedicationStatement
 	VisitHistory Section = "visits"       // besøkshistorikk: Encounter
 	Documents    Section = "documents"    // journaldokumenter: DocumentReference
+	LabResults   Section = "lab-results"  // prøvesvar: DiagnosticReport, Observation
 	Demographics Section = "demographics" // the Patient itself (never restricted)
 	Privacy      Section = "privacy"      // Consent: the citizen's privacy settings
 	UsageLog     Section = "usage-log"    // AuditEvent
@@ -72,6 +73,8 @@ func SectionOf(resourceType string) Section {
 		return VisitHistory
 	case "DocumentReference", "Binary":
 		return Documents
+	case "DiagnosticReport", "Observation":
+		return LabResults
 	case "Patient":
 		return Demographics
 	case "Consent":
@@ -169,7 +172,7 @@ func (s PatientState) ReservedNow() bool { return s.Reserved || s.SecretAddress 
 
 // RestrictedSection reports whether sec is restricted.
 func (s PatientState) RestrictedSection(sec Section) bool {
-	if sec == VisitHistory || sec == Medications || sec == Critical || sec == Documents {
+	if sec == VisitHistory || sec == Medications || sec == Critical || sec == Documents || sec == LabResults {
 		return slices.Contains(s.Restricted, sec)
 	}
 	return false

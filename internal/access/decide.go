@@ -50,6 +50,7 @@ const (
 	FeederWritesOwnFields Reason = "feeder-writes-own-fields" // feeders write medications and visits only
 	NotOwnUser            Reason = "not-own-user"             // a Practitioner is read by that practitioner only
 	DocumentsForHP        Reason = "documents-for-hp"         // journal documents are shared with health personnel
+	LabResultsUnavailable Reason = "lab-results-unavailable"  // rule 7 for lab results, where the configuration says so
 )
 
 // Decision is the answer for one request.
@@ -108,6 +109,12 @@ func permit() Decision { return Decision{Effect: Permit, Reason: OK, Message: "a
 // Policy applies the rules with the organisation configuration.
 type Policy struct {
 	Orgs Organisations
+	// LabFollowsVisitHistory makes lab results unavailable, whatever the
+	// basis, to a patient who restricted the visit history, as documents
+	// are (rule 7): a deployment decides it (serve
+	// --lab-follows-visit-history), since the regulation names documents
+	// only.
+	LabFollowsVisitHistory bool
 }
 
 // Decide applies the access rules to one request: the role's rules, then,
@@ -207,6 +214,9 @@ func (p *Policy) practitioner(s Subject, r Request, st PatientState) Decision {
 	// lift the block.
 	if sec == Documents && (st.DocumentsBlocked || st.RestrictedSection(VisitHistory)) {
 		return deny(DocumentsUnavailable, "the patient's documents are not available: the patient blocked document sharing or the visit history, and no access basis opens them")
+	}
+	if sec == LabResults && p.LabFollowsVisitHistory && st.RestrictedSection(VisitHistory) {
+		return deny(LabResultsUnavailable, "the patient's lab results are not available: the patient restricted the visit history, which on this server also closes the lab results, and no access basis opens them")
 	}
 	// Rule 5: restricted sections need an elevated basis.
 	if sec != Demographics && st.RestrictedSection(sec) {

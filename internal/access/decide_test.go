@@ -2,6 +2,7 @@ package access
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -148,6 +149,24 @@ func TestDecide(t *testing.T) {
 		{"citizen searches documents from other hospitals", cit, req(Search, "DocumentReference", ""), state(), Deny, DocumentsForHP, nil},
 		{"citizen opens a document link", cit, req(Read, "DocumentReference", ""), state(), Deny, DocumentsForHP, nil},
 
+		// Lab results: a section of their own, under every rule.
+		{"lab results with SAMTYKKE", other, req(Search, "DiagnosticReport", Samtykke), state(), Permit, OK, nil},
+		{"lab results need a basis", other, req(Search, "Observation", ""), state(), Deny, BasisMissing, nil},
+		{"restricted lab results search hides", gp(), req(Search, "Observation", Unntak), state(func(st *PatientState) { st.Restricted = []Section{LabResults} }), Permit, OKPartsHidden,
+			func(t *testing.T, d Decision) { assert.Equal(t, []Section{LabResults}, d.Hidden) }},
+		{"restricted lab results opened with FORHOYET_SAMTYKKE", other, req(Search, "DiagnosticReport", ForhoyetSamtykke), state(func(st *PatientState) { st.Restricted = []Section{LabResults} }), Permit, OKRestrictedOpened,
+			func(t *testing.T, d Decision) { assert.True(t, d.OpenedRestricted) }},
+		{"lab results of a reserved patient: as if no record", emergency, req(Search, "DiagnosticReport", ForhoyetAkutt), state(func(st *PatientState) { st.Reserved = true }), Deny, NoRecord,
+			func(t *testing.T, d Decision) { assert.True(t, d.AsNotFound) }},
+		{"lab results for a blocked HP, emergency included", emergency, req(Search, "Observation", ForhoyetAkutt), state(func(st *PatientState) { st.BlockedHPR = []string{emergency.HPR} }), Deny, HPBlocked, nil},
+		{"lab results with blocked visit history, not configured to follow it", gp(), req(Search, "DiagnosticReport", Unntak), state(func(st *PatientState) { st.Restricted = []Section{VisitHistory} }), Permit, OK, nil},
+		{"citizen reads own lab results", cit, req(Search, "DiagnosticReport", ""), state(), Permit, OK, nil},
+		{"citizen reads own restricted lab results", cit, req(Search, "Observation", ""), state(func(st *PatientState) { st.Restricted = []Section{LabResults} }), Permit, OK, nil},
+		{"citizen reads no one else's lab results", cit, req(Search, "Observation", ""), state(func(st *PatientState) { st.PersonNumber = "01010112345" }), Deny, NotOwnRecord, nil},
+		{"feeder reads no lab results", feeder, req(Search, "DiagnosticReport", ""), state(), Deny, SystemNoClinicalRead, nil},
+		{"HP writes no lab results", gp(), req(Create, "Observation", Unntak), state(), Deny, HPWritesCriticalOnly, nil},
+		{"support reads no lab results", Subject{Role: CitizenSupport}, req(Search, "Observation", ""), state(), Deny, RoleNotAllowed, nil},
+
 		// $kj-status: no health data, so no basis; tells a blocked HP so.
 		{"status without basis", other, req(Status, "Patient", ""), state(), Permit, OK, nil},
 		{"status for a blocked HP", gp(), req(Status, "Patient", ""), state(func(st *PatientState) { st.BlockedHPR = []string{gpHPR} }), Permit, OK, nil},
@@ -199,6 +218,58 @@ func TestDecide(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With --lab-follows-visit-history, a restricted visit history closes the
+// lab results as it closes the documents: no basis opens them.
+func TestDecideLabFollowsVisitHistory(t *testing.T) {
+	p := &Policy{Orgs: Organisations{Hospitals: []string{hospital}}, LabFollowsVisitHistory: true}
+	visits := state(func(st *PatientState) { st.Restricted = []Section{VisitHistory} })
+	emergency := with(gp(), func(s *Subject) { s.HPR, s.PurposeOfUse = "991000003", "ETREAT" })
+	cit := Subject{Role: Citizen, PID: pid, SecurityLevel: 4}
+	for _, tc := range []struct {
+		name   string
+		s      Subject
+		r      Request
+		st     PatientState
+		effect Effect
+		reason Reason
+	}{
+		{"search", gp(), req(Search, "DiagnosticReport", Unntak), visits, Deny, LabResultsUnavailable},
+		{"FORHOYET_AKUTT opens nothing", emergency, req(Search, "Observation", ForhoyetAkutt), visits, Deny, LabResultsUnavailable},
+		{"visit history not restricted", gp(), req(Search, "Observation", Unntak), state(), Permit, OK},
+		{"lab results restricted, visit history not", gp(), req(Search, "Observation", ForhoyetSamtykke), state(func(st *PatientState) { st.Restricted = []Section{LabResults} }), Permit, OKRestrictedOpened},
+		{"reserved: still as if no record", gp(), req(Search, "Observation", Unntak), state(func(st *PatientState) { st.Reserved = true; st.Restricted = []Section{VisitHistory} }), Deny, NoRecord},
+		{"the citizen reads their own", cit, req(Search, "DiagnosticReport", ""), visits, Permit, OK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := p.Decide(tc.s, tc.r, tc.st)
+			assert.Equal(t, tc.effect, d.Effect, "decision: %+v", d)
+			assert.Equal(t, tc.reason, d.Reason, "decision: %+v", d)
+		})
+	}
+}
+
+func TestLabResultShown(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		status string
+		date   time.Time
+		years  int
+		want   bool
+	}{
+		{"recent", "final", now.AddDate(0, -2, 0), 1, true},
+		{"at the window's edge", "final", now.AddDate(-1, 0, 0), 1, true},
+		{"just outside the window", "final", now.AddDate(-1, 0, 0).Add(-time.Second), 1, false},
+		{"no date with a window", "final", time.Time{}, 1, false},
+		{"no window", "final", now.AddDate(-9, 0, 0), 0, true},
+		{"entered in error", "entered-in-error", now, 1, false},
+		{"five years", "amended", now.AddDate(-4, 0, 0), 5, true},
+	} {
+		assert.Equal(t, tc.want, LabResultShown(tc.status, tc.date, now, tc.years), tc.name)
+	}
+	assert.Equal(t, 1, DefaultLabWindowYears(), "the test results' period")
 }
 
 func TestParseBasis(t *testing.T) {

@@ -25,6 +25,7 @@ const (
 	MarkerRestrictedOpened = "restricted-opened"
 	MarkerEmergency        = "emergency"
 	MarkerDocumentsViewed  = "documents-viewed"
+	MarkerLabResultsViewed = "lab-results-viewed"
 	MarkerNameDelayed      = "name-delayed"
 )
 
@@ -33,6 +34,7 @@ var markerDisplay = map[string]string{
 	MarkerRestrictedOpened: "Sperrede opplysninger ble åpnet",
 	MarkerEmergency:        "Akutt tilgang",
 	MarkerDocumentsViewed:  "Journaldokumenter ble sett",
+	MarkerLabResultsViewed: "Prøvesvar ble sett",
 	MarkerNameDelayed:      "Navnet vises etter 7 dager",
 }
 
@@ -213,6 +215,8 @@ func CitizenEvent(event []byte, now time.Time) ([]byte, error) {
 	}
 
 	docs := f.interaction == string(DocumentRead) || f.interaction == string(DocumentSearch)
+	// Like documents, lab results show that they were viewed, not which.
+	lab := f.interaction == string(LabSearch)
 	var ents []any
 	for _, en := range arr(m["entity"]) {
 		em, _ := en.(obj)
@@ -226,7 +230,8 @@ func CitizenEvent(event []byte, now time.Time) ([]byte, error) {
 		if isQuery && f.resourceType == "" && f.interaction != string(Operation) {
 			f.resourceType = str(em["description"])
 		}
-		if docs && (isDoc || isQuery) {
+		isLab := str(t["system"]) == sysResourceTypes && (str(t["code"]) == "DiagnosticReport" || str(t["code"]) == "Observation")
+		if docs && (isDoc || isQuery) || lab && (isLab || isQuery) {
 			continue
 		}
 		delete(em, "query")
@@ -238,6 +243,16 @@ func CitizenEvent(event []byte, now time.Time) ([]byte, error) {
 			"type":        obj{"system": sysResourceTypes, "code": "DocumentReference", "display": "DocumentReference"},
 			"role":        obj{"system": sysObjectRole, "code": "3", "display": "Report"},
 			"description": "Journaldokumenter (hvilke dokumenter vises ikke)",
+		})
+	}
+	if lab {
+		if f.resourceType != "Observation" {
+			f.resourceType = "DiagnosticReport"
+		}
+		ents = append(ents, obj{
+			"type":        obj{"system": sysResourceTypes, "code": f.resourceType, "display": f.resourceType},
+			"role":        obj{"system": sysObjectRole, "code": "3", "display": "Report"},
+			"description": "Prøvesvar (hvilke prøvesvar vises ikke)",
 		})
 	}
 	setOrDelete(m, "entity", ents)
@@ -257,6 +272,7 @@ func CitizenEvent(event []byte, now time.Time) ([]byte, error) {
 	tag(MarkerRestrictedOpened, f.opened)
 	tag(MarkerEmergency, f.emergency)
 	tag(MarkerDocumentsViewed, docs)
+	tag(MarkerLabResultsViewed, lab)
 	tag(MarkerNameDelayed, f.nameHidden)
 	if len(tags) > 0 {
 		meta["tag"] = tags
@@ -312,6 +328,8 @@ func (f *facts) describe(showFrom string) (no, en string) {
 		secNo, secEn = "journaldokumenter (hvilke vises ikke)", "journal documents (which ones is not shown)"
 	case DocumentSearch:
 		secNo, secEn = "journaldokumenter", "journal documents"
+	case LabSearch:
+		secNo, secEn = "prøvesvar (hvilke vises ikke)", "lab results (which ones is not shown)"
 	case PrivacyChange:
 		secNo, secEn = "personverninnstillingene", "the privacy settings"
 	}
@@ -372,6 +390,8 @@ func sectionText(resourceType string) (no, en string) {
 		return "besøkshistorikken", "the visit history"
 	case "DocumentReference", "Binary":
 		return "journaldokumenter", "journal documents"
+	case "DiagnosticReport", "Observation":
+		return "prøvesvar", "lab results"
 	case "Patient":
 		return "personopplysningene", "the personal details"
 	case "Consent":

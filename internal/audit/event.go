@@ -81,6 +81,8 @@ func specOf(r *Record) spec {
 		return spec{rest: "search", ihe: "ITI-67", iheDsp: "Find Document References", action: 'E', profile: "Query"}
 	case DocumentRead:
 		return spec{ihe: "ITI-68", iheDsp: "Retrieve Document", action: 'R'}
+	case LabSearch:
+		return spec{rest: "search", action: 'E', profile: "Query"}
 	case PrivacyChange:
 		// The citizen's settings are changed whether the Consent is new or
 		// not, so this is logged as an update of the privacy settings.
@@ -559,7 +561,7 @@ func entities(e *w, r *Record, patients []string, resOK bool) {
 			desc = r.ResourceType + "/" + r.Operation
 		}
 	}
-	needQuery := r.Query != "" || r.Interaction == Search || r.Interaction == DocumentSearch ||
+	needQuery := r.Query != "" || r.Interaction == Search || r.Interaction == DocumentSearch || r.Interaction == LabSearch ||
 		r.Interaction == Operation && r.Operation != ""
 	if needQuery && (r.Query != "" || desc != "") {
 		open()
@@ -576,6 +578,10 @@ func entities(e *w, r *Record, patients []string, resOK bool) {
 			e.b = append(e.b, '"')
 		}
 		e.b = append(e.b, '}')
+	}
+	listed := "DocumentReference"
+	if r.Interaction == LabSearch && validType(r.ResourceType) {
+		listed = r.ResourceType
 	}
 	for _, d := range r.Documents {
 		if d.ID == "" && d.Source == "" && d.SourceName == "" {
@@ -613,7 +619,7 @@ func entities(e *w, r *Record, patients []string, resOK bool) {
 			e.raw(`"display":`)
 			e.str(d.SourceName)
 		}
-		e.raw(`},"type":{"system":"` + sysResourceTypes + `","code":"DocumentReference","display":"DocumentReference"},"role":{"system":"` + sysObjectRole + `","code":"3","display":"Report"}}`)
+		e.raw(`},"type":{"system":"` + sysResourceTypes + `","code":"` + listed + `","display":"` + listed + `"},"role":{"system":"` + sysObjectRole + `","code":"3","display":"Report"}}`)
 	}
 	if r.RequestID != "" {
 		open()

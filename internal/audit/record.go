@@ -25,6 +25,7 @@ const (
 	Operation      Interaction = "operation"
 	DocumentSearch Interaction = "document-search" // DocumentReference search fanned out to the sources (ITI-67)
 	DocumentRead   Interaction = "document-read"   // a document streamed through from a source (ITI-68)
+	LabSearch      Interaction = "lab-search"      // DiagnosticReport or Observation search fanned out to the lab sources
 	PrivacyChange  Interaction = "privacy-change"  // reservation, restriction, HP block, portal access
 )
 
@@ -90,7 +91,8 @@ type Record struct {
 	// implies it; the REST layer may also set it for other reasons.
 	Emergency bool
 	// Documents are the documents retrieved (DocumentRead) or listed
-	// (DocumentSearch), with their source hospitals.
+	// (DocumentSearch), or the lab results listed (LabSearch: the matches,
+	// of ResourceType), each with its source.
 	Documents []Document
 	// Server names this server in the agent and source elements (its base
 	// URL); "kjernejournal" when empty.
@@ -131,7 +133,8 @@ type Organisation struct {
 	PointOfCareName string
 }
 
-// Document is one journal document from a source hospital.
+// Document is one journal document from a source hospital, or one lab
+// result from a lab source.
 type Document struct {
 	ID         string // the document's id at the source
 	Source     string // organisation number of the source hospital

@@ -84,9 +84,10 @@ func storeResource(ctx context.Context, st store.Store, codec *fhir.Codec, body 
 }
 
 // writeDemoFile lists the demo patients, one a line, tab-separated, with
-// a header line; sources are the names of the source hospitals that hold
-// their documents (every demo patient has documents at each).
-func writeDemoFile(path string, list []seed.Summary, sources []string) error {
+// a header line; docs are the names of the source hospitals that hold
+// their documents and labs those of the lab sources with their results
+// (every demo patient has documents and results at each).
+func writeDemoFile(path string, list []seed.Summary, docs, labs []string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
@@ -95,17 +96,19 @@ func writeDemoFile(path string, list []seed.Summary, sources []string) error {
 		return err
 	}
 	w := bufio.NewWriter(f)
-	fmt.Fprintln(w, "id\tperson_number\tname\tcritical_information\tmedications\tvisits\tdocuments_at\trestricted")
-	docs := strings.Join(sources, ",")
-	if docs == "" {
-		docs = "-"
+	fmt.Fprintln(w, "id\tperson_number\tname\tcritical_information\tmedications\tvisits\tdocuments_at\tlab_results_at\trestricted")
+	orNone := func(names []string) string {
+		if len(names) == 0 {
+			return "-"
+		}
+		return strings.Join(names, ",")
 	}
 	for _, s := range list {
 		restricted := strings.Join(s.Restricted, ",")
 		if restricted == "" {
 			restricted = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.ID, s.PersonNumber, s.Name, s.Critical, s.Medications, s.Visits, docs, restricted)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.PersonNumber, s.Name, s.Critical, s.Medications, s.Visits, orNone(docs), orNone(labs), restricted)
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
@@ -116,7 +119,7 @@ func writeDemoFile(path string, list []seed.Summary, sources []string) error {
 
 // announceDemo names the file and prints the starting points and the
 // commands to try next, with the address the server listens on.
-func announceDemo(w io.Writer, list []seed.Summary, file string, sources []string, addr string) {
+func announceDemo(w io.Writer, list []seed.Summary, file string, docs, labs []string, addr string) {
 	if file != "" {
 		fmt.Fprintf(w, "demo patients: %d, every one listed in %s (id, person number, name, what the record holds)\n", len(list), file)
 	} else {
@@ -129,8 +132,11 @@ func announceDemo(w io.Writer, list []seed.Summary, file string, sources []strin
 			count(s.Medications, "medication", "medications"),
 			count(s.Visits, "visit", "visits"),
 		}
-		if len(sources) > 0 {
-			parts = append(parts, "documents at "+strings.Join(sources, ", "))
+		if len(docs) > 0 {
+			parts = append(parts, "documents at "+strings.Join(docs, ", "))
+		}
+		if len(labs) > 0 {
+			parts = append(parts, "lab results at "+strings.Join(labs, ", "))
 		}
 		if len(s.Restricted) > 0 {
 			parts = append(parts, "restricted: "+strings.Join(s.Restricted, ", "))

@@ -20,6 +20,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/api"
 	"github.com/kjernejournal/kjernejournal/internal/devclock"
+	"github.com/kjernejournal/kjernejournal/internal/documents"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/interaction"
 	"github.com/kjernejournal/kjernejournal/internal/lease"
@@ -158,20 +159,27 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fed != nil {
 		defer fed.Close()
 		cfg.Documents, cfg.DocumentKeys, cfg.RegionOf = fed, signer.PublicKey(), regionOf
-		fmt.Fprintf(stdout, "journal documents from %d source hospitals; assertion key at %s/jwks\n", len(fed.Sources()), base)
+		if sec.policy != nil {
+			sec.policy.LabFollowsVisitHistory = *df.labFollowsVisits
+		}
 	}
-	if len(demoList) > 0 {
-		var names []string
-		if fed != nil {
-			for _, s := range fed.Sources() {
-				names = append(names, s.Name)
+	var docNames, labNames []string
+	if fed != nil {
+		for _, s := range fed.Sources() {
+			if s.Kind == documents.KindLab {
+				labNames = append(labNames, s.Name)
+			} else {
+				docNames = append(docNames, s.Name)
 			}
 		}
-		if err := writeDemoFile(*demoFile, demoList, names); err != nil {
+		fmt.Fprintf(stdout, "journal documents from %d source hospitals, lab results from %d lab sources; assertion key at %s/jwks\n", len(docNames), len(labNames), base)
+	}
+	if len(demoList) > 0 {
+		if err := writeDemoFile(*demoFile, demoList, docNames, labNames); err != nil {
 			ln.Close()
 			return fmt.Errorf("--demo-patients-file: %w", err)
 		}
-		announceDemo(stdout, demoList, *demoFile, names, ln.Addr().String())
+		announceDemo(stdout, demoList, *demoFile, docNames, labNames, ln.Addr().String())
 	}
 	// Background jobs run until the server stops, and are waited for
 	// before the store closes (deferred calls run last in, first out).

@@ -29,6 +29,11 @@ const AssertionTTL = 60 * time.Second
 // to the sources in the assertion so that they log the lookup too, and
 // its Org and Region select the sources that share with it.
 type Requester struct {
+	// Citizen marks a citizen reading their own record (lab results): the
+	// assertion then names the citizen (role "citizen", pid) instead of
+	// health personnel, and every lab source is asked.
+	Citizen      bool
+	PID          string // the citizen's person number
 	HPR          string // HPR number
 	HPCategory   string // code system 9060: LE, SP, ...
 	Org          string // organisation number (legal entity)
@@ -51,6 +56,10 @@ type Claims struct {
 	AccessBasis  string `json:"access_basis"`
 	Patient      string `json:"patient"`
 	Document     string `json:"document,omitempty"`
+	// Role "citizen" and PID name a citizen reading their own record; the
+	// HP claims are then empty.
+	Role string `json:"role,omitempty"`
+	PID  string `json:"pid,omitempty"`
 }
 
 // Signer signs the assertions kjernejournal sends to the sources, with an
@@ -128,6 +137,9 @@ func (s *Signer) Assertion(audience string, req Requester, patient, document str
 		HPR: req.HPR, HPCategory: req.HPCategory, Org: req.Org,
 		PurposeOfUse: req.PurposeOfUse, AccessBasis: req.AccessBasis,
 		Patient: patient, Document: document,
+	}
+	if req.Citizen {
+		c.Role, c.PID = "citizen", req.PID
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {

@@ -89,8 +89,10 @@ func startSource(t testing.TB, signer *Signer, jwksURL, name string, org source.
 	}))
 	rs.ts.Start()
 	t.Cleanup(rs.ts.Close)
+	// Every source also runs its lab service under /lab, with patient A's
+	// results counted back from the rule tests' today.
 	src, err := source.New(source.Config{Org: org, BaseURL: rs.ts.URL, Issuer: signer.Issuer(), JWKSURL: jwksURL,
-		Documents: docs, Log: io.Discard})
+		Documents: docs, LabResults: source.GenerateLab(testNow, 7, []source.Patient{patA}, org), Log: io.Discard})
 	require.NoError(t, err)
 	t.Cleanup(src.Close)
 	rs.src = src

@@ -7,8 +7,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/kjernejournal/kjernejournal/internal/access"
 )
 
 // Config configures a Federation. Zero durations and sizes take the
@@ -36,6 +40,11 @@ type Config struct {
 	FirstByteTimeout time.Duration // retrieval: until the response headers; default 10 s
 	StallTimeout     time.Duration // retrieval: longest pause between reads; default 30 s
 	MaxDocumentSize  int64         // default 512 MiB
+
+	// LabWindowYears is how many years back lab results are shown: 0
+	// takes access.DefaultLabWindowYears (the test results' period), a
+	// negative value shows them whatever their age.
+	LabWindowYears int
 
 	// Now is the clock for the time windows and token expiry; default
 	// time.Now.
@@ -87,6 +96,12 @@ func New(cfg Config) (*Federation, error) {
 	if cfg.MaxDocumentSize <= 0 {
 		cfg.MaxDocumentSize = 512 << 20
 	}
+	switch {
+	case cfg.LabWindowYears == 0:
+		cfg.LabWindowYears = access.DefaultLabWindowYears()
+	case cfg.LabWindowYears < 0:
+		cfg.LabWindowYears = 0
+	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -126,11 +141,53 @@ func New(cfg Config) (*Federation, error) {
 	return f, nil
 }
 
+// Serves reports whether any registered source is of the kind
+// (KindDocuments, KindLab).
+func (f *Federation) Serves(kind string) bool {
+	return slices.ContainsFunc(f.sources, func(s Source) bool { return s.kind() == kind })
+}
+
 // Sources returns the registry (copies).
 func (f *Federation) Sources() []Source { return append([]Source(nil), f.sources...) }
 
 // Close releases idle connections to the sources.
 func (f *Federation) Close() { f.client.CloseIdleConnections() }
+
+// fanOut asks every source in srcs at once, each bounded by SourceTimeout
+// and all by SearchTimeout, and returns what each answered and how each
+// fared, in the order of srcs. A source that fails or times out has no
+// answer and says why in its outcome; the error return is only for a
+// cancelled ctx (there is nobody to answer).
+func fanOut[T any](ctx context.Context, f *Federation, srcs []*Source, ask func(ctx context.Context, src *Source) ([]T, string, error)) ([][]T, []SourceOutcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.SearchTimeout)
+	defer cancel()
+	answers := make([][]T, len(srcs))
+	outcomes := make([]SourceOutcome, len(srcs))
+	var wg sync.WaitGroup
+	for i, src := range srcs {
+		wg.Go(func() {
+			sctx, scancel := context.WithTimeout(ctx, f.cfg.SourceTimeout)
+			defer scancel()
+			got, warn, err := ask(sctx, src)
+			o := SourceOutcome{Source: src.Name, Label: src.Label(), Status: "ok", Matches: len(got), Detail: warn}
+			if err != nil {
+				got = nil
+				o.Status, o.Err, o.Matches = "error", err, 0
+				o.Detail = describe(err)
+				if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrSourceTimeout) {
+					o.Status = "timeout"
+					o.Detail = fmt.Sprintf("no complete answer within %s", min(f.cfg.SourceTimeout, f.cfg.SearchTimeout))
+				}
+			}
+			answers[i], outcomes[i] = got, o
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, nil, err
+	}
+	return answers, outcomes, nil
+}
 
 // newRequest builds a GET to a source with a fresh assertion.
 func (f *Federation) newRequest(ctx context.Context, src *Source, u string, req Requester, patient, document string) (*http.Request, error) {

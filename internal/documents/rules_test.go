@@ -19,10 +19,15 @@ import (
 func TestLoadSourcesExample(t *testing.T) {
 	list, err := LoadSources("../../testdata/sources/sources.json")
 	require.NoError(t, err)
-	require.Len(t, list, 2)
+	require.Len(t, list, 4)
 	assert.NotEqual(t, list[0].Region, list[1].Region, "two health regions")
 	assert.Equal(t, "http://127.0.0.1:8091", list[0].BaseURL)
 	assert.Equal(t, "http://127.0.0.1:8092", list[1].BaseURL)
+	// Two lab services, on the same development sources under /lab.
+	for i, base := range []string{"http://127.0.0.1:8091/lab", "http://127.0.0.1:8092/lab"} {
+		assert.Equal(t, KindLab, list[2+i].Kind)
+		assert.Equal(t, base, list[2+i].BaseURL)
+	}
 }
 
 func TestLoadSourcesErrors(t *testing.T) {
@@ -39,6 +44,8 @@ func TestLoadSourcesErrors(t *testing.T) {
 		"bad org":        {`{"sources":[` + strings.Replace(good, `300010008`, `12`, 1) + `]}`, `sources[0] (a).organisation: "12" is not an organisation number`},
 		"typo field":     {`{"sources":[` + strings.Replace(good, `shares_with`, `share_with`, 1) + `]}`, `unknown field "share_with"`},
 		"no sources":     {`{"sources":[]}`, `the list is empty`},
+		"unknown kind":   {`{"sources":[` + strings.Replace(good, `"name":"a"`, `"name":"a","kind":"labs"`, 1) + `]}`, `sources[0] (a).kind: "labs" is not a kind of source`},
+		"lab with types": {`{"sources":[` + strings.Replace(good, `"name":"a"`, `"name":"a","kind":"lab"`, 1) + `]}`, `sources[0] (a).shared_types: a lab source shares its results as a whole`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "sources.json")

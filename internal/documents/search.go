@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
@@ -69,6 +68,9 @@ type SourceOutcome struct {
 // Result of a federated search.
 type Result struct {
 	Entries []Entry // newest first, at most Query.Count
+	// Included are the Observations of the matched DiagnosticReports
+	// (LabQuery.IncludeResults), each once.
+	Included []Entry
 	Total   int     // entries that passed the rules, before Query.Count
 	// Sources lists every source asked (those sharing with the requester
 	// and the query's types), in registry order.
@@ -110,6 +112,9 @@ func (r *Result) BundleEntries() []fhir.BundleEntry {
 	out := make([]fhir.BundleEntry, 0, len(r.Entries)+1)
 	for _, e := range r.Entries {
 		out = append(out, fhir.BundleEntry{FullURL: e.FullURL, Resource: e.Resource, SearchMode: "match"})
+	}
+	for _, e := range r.Included {
+		out = append(out, fhir.BundleEntry{FullURL: e.FullURL, Resource: e.Resource, SearchMode: "include"})
 	}
 	if oo := r.Outcome(); oo != nil {
 		out = append(out, fhir.BundleEntry{Resource: oo, SearchMode: "outcome"})
@@ -238,51 +243,23 @@ func (f *Federation) Search(ctx context.Context, req Requester, patientPNR strin
 		}
 	}
 	now := f.now()
-	var plans []*plan
-	for i := range f.sources {
-		src := &f.sources[i]
-		if !src.SharesWithRequester(req) {
-			continue
-		}
+	plans := map[*Source]*plan{}
+	var srcs []*Source
+	for _, src := range f.sharing(KindDocuments, req) {
 		if p := f.planFor(src, q, now); p != nil {
-			plans = append(plans, p)
+			plans[src] = p
+			srcs = append(srcs, src)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.SearchTimeout)
-	defer cancel()
-	type answer struct {
-		entries []Entry
-		out     SourceOutcome
-	}
-	answers := make([]answer, len(plans))
-	var wg sync.WaitGroup
-	for i, p := range plans {
-		wg.Go(func() {
-			sctx, scancel := context.WithTimeout(ctx, f.cfg.SourceTimeout)
-			defer scancel()
-			entries, warn, err := f.searchSource(sctx, p, req, patientPNR, q, now)
-			o := SourceOutcome{Source: p.src.Name, Label: p.src.Label(), Status: "ok", Matches: len(entries), Detail: warn}
-			if err != nil {
-				entries = nil
-				o.Status, o.Err, o.Matches = "error", err, 0
-				o.Detail = describe(err)
-				if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrSourceTimeout) {
-					o.Status = "timeout"
-					o.Detail = fmt.Sprintf("no complete answer within %s", min(f.cfg.SourceTimeout, f.cfg.SearchTimeout))
-				}
-			}
-			answers[i] = answer{entries, o}
-		})
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		// The caller went away; there is nobody to answer.
+	answers, outcomes, err := fanOut(ctx, f, srcs, func(ctx context.Context, src *Source) ([]Entry, string, error) {
+		return f.searchSource(ctx, plans[src], req, patientPNR, q, now)
+	})
+	if err != nil {
 		return Result{}, err
 	}
-	var res Result
+	res := Result{Sources: outcomes}
 	for _, a := range answers {
-		res.Entries = append(res.Entries, a.entries...)
-		res.Sources = append(res.Sources, a.out)
+		res.Entries = append(res.Entries, a...)
 	}
 	slices.SortFunc(res.Entries, func(a, b Entry) int {
 		if c := b.Date.Compare(a.Date); c != 0 {
@@ -299,6 +276,19 @@ func (f *Federation) Search(ctx context.Context, req Requester, patientPNR strin
 		res.Documents = append(res.Documents, audit.Document{ID: e.ID, Source: src.Organisation, SourceName: cmp.Or(src.DisplayName, src.Name)})
 	}
 	return res, nil
+}
+
+// sharing lists the registered sources of the kind that share with the
+// requester, in registry order: for a citizen reading their own record,
+// every one (the access policy decides which kinds a citizen may read).
+func (f *Federation) sharing(kind string, req Requester) []*Source {
+	var out []*Source
+	for i := range f.sources {
+		if src := &f.sources[i]; src.kind() == kind && (req.Citizen || src.SharesWithRequester(req)) {
+			out = append(out, src)
+		}
+	}
+	return out
 }
 
 // describe turns a source error into a sentence without internals a user
@@ -324,7 +314,65 @@ type bundleIn struct {
 	} `json:"link"`
 	Entry []struct {
 		Resource json.RawMessage `json:"resource"`
+		Search   struct {
+			Mode string `json:"mode"`
+		} `json:"search"`
 	} `json:"entry"`
+}
+
+// more reports whether the source has further pages.
+func (b *bundleIn) more() bool {
+	return slices.ContainsFunc(b.Link, func(l struct {
+		Relation string `json:"relation"`
+	}) bool {
+		return l.Relation == "next"
+	})
+}
+
+// getBundle asks a source for a search Bundle: a GET of u with a fresh
+// assertion about the patient and any extra header, its answer read up to
+// MaxSearchResponse and parsed. Every kind of source is asked this way.
+// warns has the warning for an answer with more pages than the one asked
+// for, naming what the source holds (documents, results).
+func (f *Federation) getBundle(ctx context.Context, src *Source, u string, req Requester, pnr string, header http.Header, what string) (b *bundleIn, warns []string, err error) {
+	if b, err = f.fetchBundle(ctx, src, u, req, pnr, header); err != nil {
+		return nil, nil, err
+	}
+	if b.more() {
+		warns = append(warns, fmt.Sprintf("more than %d %s at the source; only the first %d were considered", f.cfg.PerSourceCount, what, f.cfg.PerSourceCount))
+	}
+	return b, warns, nil
+}
+
+func (f *Federation) fetchBundle(ctx context.Context, src *Source, u string, req Requester, pnr string, header http.Header) (*bundleIn, error) {
+	hr, err := f.newRequest(ctx, src, u, req, pnr, "")
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		hr.Header[k] = v
+	}
+	hr.Header.Set("Accept", "application/fhir+json")
+	resp, err := f.client.Do(hr)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &SourceError{Source: src.Name, Kind: ErrSourceUnavailable, Detail: "HTTP " + resp.Status}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxSearchResponse+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > f.cfg.MaxSearchResponse {
+		return nil, &SourceError{Source: src.Name, Kind: ErrTooLarge, Detail: fmt.Sprintf("search answer larger than %d bytes", f.cfg.MaxSearchResponse)}
+	}
+	var b bundleIn
+	if err := json.Unmarshal(body, &b); err != nil || b.ResourceType != "Bundle" {
+		return nil, &SourceError{Source: src.Name, Kind: ErrSourceUnavailable, Detail: "the answer is not a FHIR Bundle", Cause: err}
+	}
+	return &b, nil
 }
 
 func (f *Federation) searchSource(ctx context.Context, p *plan, req Requester, pnr string, q Query, now time.Time) ([]Entry, string, error) {
@@ -340,37 +388,9 @@ func (f *Federation) searchSource(ctx context.Context, p *plan, req Requester, p
 		// another time zone; the exact bound is applied here.
 		v.Set("date", "ge"+p.lowerBound.UTC().AddDate(0, 0, -1).Format(time.DateOnly))
 	}
-	hr, err := f.newRequest(ctx, src, src.BaseURL+"/DocumentReference?"+v.Encode(), req, pnr, "")
+	b, warns, err := f.getBundle(ctx, src, src.BaseURL+"/DocumentReference?"+v.Encode(), req, pnr, nil, "documents")
 	if err != nil {
 		return nil, "", err
-	}
-	hr.Header.Set("Accept", "application/fhir+json")
-	resp, err := f.client.Do(hr)
-	if err != nil {
-		return nil, "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, "", &SourceError{Source: src.Name, Kind: ErrSourceUnavailable, Detail: "HTTP " + resp.Status}
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxSearchResponse+1))
-	if err != nil {
-		return nil, "", err
-	}
-	if int64(len(body)) > f.cfg.MaxSearchResponse {
-		return nil, "", &SourceError{Source: src.Name, Kind: ErrTooLarge, Detail: fmt.Sprintf("search answer larger than %d bytes", f.cfg.MaxSearchResponse)}
-	}
-	var b bundleIn
-	if err := json.Unmarshal(body, &b); err != nil || b.ResourceType != "Bundle" {
-		return nil, "", &SourceError{Source: src.Name, Kind: ErrSourceUnavailable, Detail: "the answer is not a FHIR Bundle", Cause: err}
-	}
-	var warns []string
-	if slices.ContainsFunc(b.Link, func(l struct {
-		Relation string `json:"relation"`
-	}) bool {
-		return l.Relation == "next"
-	}) {
-		warns = append(warns, fmt.Sprintf("more than %d documents at the source; only the first %d were considered", f.cfg.PerSourceCount, f.cfg.PerSourceCount))
 	}
 	var out []Entry
 	invalid := 0
@@ -480,11 +500,7 @@ func (f *Federation) filterAndRewrite(raw json.RawMessage, p *plan, pnr string, 
 		tok := makeToken(f.cfg.TokenKey, docRef{Source: src.Name, ID: bin, Type: code, Expires: now.Add(f.cfg.TokenTTL)}, pnr)
 		att["url"] = f.cfg.BaseURL + "/documents/" + tok
 	}
-	newID := src.Name + "." + id
-	if len(newID) > 64 {
-		h := sha256.Sum256([]byte(id))
-		newID = src.Name + "." + hex.EncodeToString(h[:])[:63-len(src.Name)]
-	}
+	newID := federatedID(src, id)
 	m["id"] = newID
 	m["subject"] = map[string]any{"identifier": map[string]any{"system": domain.SystemFNR, "value": pnr}}
 	if _, ok := m["custodian"]; !ok {
@@ -499,6 +515,17 @@ func (f *Federation) filterAndRewrite(raw json.RawMessage, p *plan, pnr string, 
 	}
 	return Entry{Source: src.Name, ID: id, Type: code, Date: date,
 		FullURL: f.cfg.BaseURL + "/DocumentReference/" + newID, Resource: body}, true, nil
+}
+
+// federatedID is the id a source's resource gets here: unique across
+// sources (the source's name first), and within FHIR's 64 characters.
+func federatedID(src *Source, id string) string {
+	newID := src.Name + "." + id
+	if len(newID) > 64 {
+		h := sha256.Sum256([]byte(id))
+		newID = src.Name + "." + hex.EncodeToString(h[:])[:63-len(src.Name)]
+	}
+	return newID
 }
 
 // binaryID accepts {base}/Binary/{id} (absolute, or relative to base) and

@@ -2,6 +2,7 @@ package documents
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,11 +56,25 @@ func GroupOf(code string) string {
 	return code[:1] + "00"
 }
 
-// Source is one source hospital's document endpoint and its sharing policy.
+// Kinds of source.
+const (
+	// KindDocuments is a source hospital's document endpoint (IHE MHD
+	// style DocumentReference search and Binary retrieval).
+	KindDocuments = "documents"
+	// KindLab is a lab result service (prøvesvar: DiagnosticReport and
+	// Observation searches for one patient, in the style of the national
+	// service Pasientens prøvesvar).
+	KindLab = "lab"
+)
+
+// Source is one source's endpoint and its sharing policy: a source
+// hospital's documents, or a laboratory's results.
 type Source struct {
 	// Name identifies the source in configuration, tokens, outcomes and
 	// logs: lower-case letters, digits and '-', at most 40 characters.
 	Name string `json:"name"`
+	// Kind is KindDocuments (the default) or KindLab.
+	Kind string `json:"kind,omitempty"`
 	// DisplayName is the hospital's name as shown to users.
 	DisplayName string `json:"display_name,omitempty"`
 	// Organisation is the hospital's organisation number (9 digits).
@@ -69,8 +84,9 @@ type Source struct {
 	// BaseURL is the FHIR base of the document endpoint. https, or http
 	// on a loopback host (development).
 	BaseURL string `json:"base_url"`
-	// SharedTypes are the 9602 codes (A01-1) or whole groups (A00) the
-	// source shares. Must not be empty.
+	// SharedTypes are the 9602 codes (A01-1) or whole groups (A00) a
+	// document source shares. Must not be empty for a document source; a
+	// lab source shares its results as a whole and has none.
 	SharedTypes []string `json:"shared_types"`
 	// SharesWith names who may see the shared documents.
 	SharesWith SharesWith `json:"shares_with"`
@@ -81,6 +97,9 @@ type SharesWith struct {
 	Organisations []string `json:"organisations,omitempty"`
 	Regions       []string `json:"regions,omitempty"`
 }
+
+// kind is Kind with its default.
+func (s Source) kind() string { return cmp.Or(s.Kind, KindDocuments) }
 
 // Label is how the source is named to users and in outcomes.
 func (s Source) Label() string {
@@ -198,8 +217,17 @@ func ValidateSources(list []Source) error {
 				bases[b] = i
 			}
 		}
-		if len(s.SharedTypes) == 0 {
-			bad("shared_types", "empty: list the 9602 codes or groups the source shares (e.g. \"A00\")")
+		switch s.kind() {
+		case KindDocuments:
+			if len(s.SharedTypes) == 0 {
+				bad("shared_types", "empty: list the 9602 codes or groups the source shares (e.g. \"A00\")")
+			}
+		case KindLab:
+			if len(s.SharedTypes) > 0 {
+				bad("shared_types", "a lab source shares its results as a whole: shared_types names document types, leave it out")
+			}
+		default:
+			bad("kind", "%q is not a kind of source (%s or %s)", s.Kind, KindDocuments, KindLab)
 		}
 		for j, t := range s.SharedTypes {
 			g := GroupOf(t)

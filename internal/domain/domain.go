@@ -23,6 +23,9 @@ const (
 	// SystemConfidentiality is the confidentiality code system (9603);
 	// NORS marks a document that is never shown.
 	SystemConfidentiality = "urn:oid:2.16.578.1.12.4.1.1.9603"
+	// SystemNLK is Norsk laboratoriekodeverk, the Norwegian laboratory
+	// code list lab results are coded with (mostly NPU codes).
+	SystemNLK = "urn:oid:2.16.578.1.12.4.1.1.7280"
 	// SystemPurposeOfUse is HL7's purpose of use (TREAT, ETREAT, COC, BTG).
 	SystemPurposeOfUse = "urn:oid:2.16.840.1.113883.1.11.20448"
 )

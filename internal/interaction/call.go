@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/documents"
 )
 
 // Kind is what a call does. Its value is the FHIR interaction code (or
@@ -85,13 +86,19 @@ func (c *Call) Public() bool {
 // SearchParameter), public like the CapabilityStatement (canonical.go).
 func isConformanceType(t string) bool { return access.IsConformanceType(t) }
 
+// isLabType reports whether t is a type of lab results (prøvesvar), which
+// are searched at the lab sources, never stored.
+func isLabType(t string) bool { return t == "DiagnosticReport" || t == "Observation" }
+
 // served reports whether the server answers resource type t at all.
 func (s *Service) served(t string) bool {
 	switch t {
 	case "AuditEvent":
 		return true
 	case "DocumentReference":
-		return s.cfg.Documents != nil
+		return s.cfg.Documents != nil && s.cfg.Documents.Serves(documents.KindDocuments)
+	case "DiagnosticReport", "Observation":
+		return s.cfg.Documents != nil && s.cfg.Documents.Serves(documents.KindLab)
 	case "Subscription":
 		return s.cfg.Notify != nil
 	case "Practitioner":
@@ -102,8 +109,11 @@ func (s *Service) served(t string) bool {
 
 func (s *Service) servedTypes() []string {
 	out := s.codec.Types()
-	if s.cfg.Documents != nil {
+	if s.served("DocumentReference") {
 		out = append(out, "DocumentReference")
+	}
+	if s.served("DiagnosticReport") {
+		out = append(out, "DiagnosticReport", "Observation")
 	}
 	if s.cfg.Notify != nil {
 		out = append(out, "Subscription")
@@ -195,6 +205,8 @@ func (s *Service) route(c *Call, seg []string) *Error {
 		switch {
 		case c.Type == "DocumentReference" || c.Type == "documents":
 			return fail(http.StatusNotFound, "not-supported", "journal documents are not configured on this server (--sources)")
+		case isLabType(c.Type):
+			return fail(http.StatusNotFound, "not-supported", "lab results are not configured on this server (lab sources in --sources)")
 		case c.Type == "Subscription":
 			return fail(http.StatusNotFound, "not-supported", "change notifications are not enabled on this server")
 		}
@@ -220,7 +232,7 @@ func (s *Service) route(c *Call, seg []string) *Error {
 			c.Kind = History
 			return nil
 		}
-		if c.Type == "Patient" && (seg[2] == "$kj-status" || seg[2] == compartmentAll || s.recordType(seg[2])) {
+		if c.Type == "Patient" && (seg[2] == "$kj-status" || seg[2] == compartmentAll || s.recordType(seg[2]) || isLabType(seg[2]) && s.served(seg[2])) {
 			if e := s.routeID(c, seg[1], where); e != nil {
 				return e
 			}
@@ -264,6 +276,10 @@ func (s *Service) routeType(c *Call, where func() string) *Error {
 	case c.Type == "DocumentReference":
 		if c.Method != http.MethodGet {
 			return notAllowed(http.MethodGet, "%s: journal documents are searched with GET; they are not stored here", where())
+		}
+	case isLabType(c.Type):
+		if c.Method != http.MethodGet {
+			return notAllowed(http.MethodGet, "%s: lab results are searched with GET; they are looked up at the labs, not stored here", where())
 		}
 	case c.Type == "Subscription":
 		if c.Method != http.MethodPost {
@@ -322,6 +338,8 @@ func (s *Service) routeInstance(c *Call, second string, where func() string) *Er
 	switch {
 	case c.Type == "DocumentReference":
 		return notFound("journal documents are not stored here: search DocumentReference?patient= and open the attachment URL")
+	case isLabType(c.Type):
+		return notFound("lab results are not stored here, so not read by id: search %s?patient=", c.Type)
 	case c.Method == http.MethodGet:
 		c.Kind = Read
 	case readOnly:

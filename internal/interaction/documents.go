@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/access"
@@ -62,7 +63,7 @@ func (s *Service) documentSearch(ctx context.Context, req *Request, c *Call) (*R
 			q.Category = v
 		case "date":
 			for _, v := range vals {
-				if ok = documentDate(&q, v); !ok {
+				if ok = documentDate(&q.DateFrom, &q.DateTo, v); !ok {
 					break
 				}
 			}
@@ -111,18 +112,20 @@ func (s *Service) documentSearch(ctx context.Context, req *Request, c *Call) (*R
 	return &Result{Status: http.StatusOK, Body: fhir.Bundle(fhir.BundleOptions{Type: "searchset", Total: &total, Links: links, ID: rand.Text()}, entries)}, nil
 }
 
-func documentDate(q *documents.Query, v string) bool {
+// documentDate reads one date parameter of a federated search (documents,
+// lab results) into its inclusive bounds.
+func documentDate(from, to *time.Time, v string) bool {
 	prefix, t, _, err := datePrefix(v)
 	if err != nil {
 		return false
 	}
 	switch prefix {
 	case "ge", "gt", "sa":
-		q.DateFrom = t
+		*from = t
 	case "le", "lt", "eb":
-		q.DateTo = t
+		*to = t
 	case "eq":
-		q.DateFrom, q.DateTo = t, dayEnd(t)
+		*from, *to = t, dayEnd(t)
 	default:
 		return false
 	}

@@ -252,6 +252,9 @@ func (f *Facts) interaction() audit.Interaction {
 		if f.Type == "DocumentReference" {
 			return audit.DocumentSearch
 		}
+		if isLabType(f.Type) {
+			return audit.LabSearch
+		}
 		return audit.Search
 	case History:
 		return audit.History

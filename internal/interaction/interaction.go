@@ -198,6 +198,8 @@ func (s *Service) do(ctx context.Context, req *Request, call *Call) (*Result, er
 			return s.usageLog(ctx, req, call)
 		case "DocumentReference":
 			return s.documentSearch(ctx, req, call)
+		case "DiagnosticReport", "Observation":
+			return s.labSearch(ctx, req, call)
 		}
 		if isConformanceType(call.Type) {
 			return s.conformanceSearch(req, call)

@@ -151,6 +151,20 @@ func (s *Service) capabilityStatement(base string) []byte {
 			Documentation: search.LeftOutDocumentation("DocumentReference", false),
 		})
 	}
+	if s.served("DiagnosticReport") {
+		for _, t := range []string{"DiagnosticReport", "Observation"} {
+			res := csResource{
+				Type: t, Interaction: []csInteraction{{string(Search)}}, Versioning: "no-version",
+				ConditionalRead: "not-supported", ConditionalDelete: "not-supported",
+				SearchParam:   labParams(t),
+				Documentation: "Lab results (prøvesvar), looked up at the lab sources for one patient and never stored; sorted by date (_sort=-date, the default, or date), paged with _count and _offset. " + search.LeftOutDocumentation(t, false),
+			}
+			if t == "DiagnosticReport" {
+				res.SearchInclude = []string{"DiagnosticReport:result"}
+			}
+			resources = append(resources, res)
+		}
+	}
 	if s.cfg.Notify != nil {
 		// Change notifications: a Subscription is created and read, no more.
 		resources = append(resources, csResource{

@@ -151,25 +151,32 @@ func (s *Service) search(ctx context.Context, req *Request, c *Call) (*Result, e
 		}
 	}
 	notes := append([]fhir.Issue(nil), warnings...)
-	if len(d.Hidden) > 0 {
-		// Say that restricted information exists, without showing it.
-		notes = append(notes, fhir.Issue{Severity: "warning", Code: "suppressed", Diagnostics: d.Message,
-			Details: fhir.Coding{System: domain.SystemAccessReason, Code: string(d.Reason)}})
+	note, label, hidden := hiddenNote(d)
+	if hidden {
+		notes = append(notes, note)
 	}
 	if len(notes) > 0 {
 		entries = append(entries, fhir.BundleEntry{SearchMode: "outcome", Resource: fhir.Outcome(notes...)})
 	}
-	opts := fhir.BundleOptions{Type: "searchset", Links: links, ID: rand.Text()}
-	if len(d.Hidden) > 0 {
-		// The v3 "REDACTED" label says the Bundle is not the whole record:
-		// restricted sections were left out.
-		opts.Security = []fhir.Coding{{System: "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", Code: "REDACTED",
-			Display: "restricted parts of the record are left out"}}
-	}
+	opts := fhir.BundleOptions{Type: "searchset", Links: links, ID: rand.Text(), Security: label}
 	if q.Total != "none" || sh.Summary == "count" {
 		opts.Total = &total
 	}
 	return &Result{Status: http.StatusOK, Body: fhir.Bundle(opts, entries)}, nil
+}
+
+// hiddenNote is what a searchset says when the decision left restricted
+// sections out: an issue that restricted information exists, without
+// showing it, and the v3 "REDACTED" label saying the Bundle is not the
+// whole record. hidden is false (and the rest empty) when nothing was.
+func hiddenNote(d access.Decision) (note fhir.Issue, label []fhir.Coding, hidden bool) {
+	if len(d.Hidden) == 0 {
+		return fhir.Issue{}, nil, false
+	}
+	return fhir.Issue{Severity: "warning", Code: "suppressed", Diagnostics: d.Message,
+			Details: fhir.Coding{System: domain.SystemAccessReason, Code: string(d.Reason)}},
+		[]fhir.Coding{{System: "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", Code: "REDACTED",
+			Display: "restricted parts of the record are left out"}}, true
 }
 
 // searchParams merges the URL query and, for POST _search, the

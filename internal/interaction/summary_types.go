@@ -12,11 +12,12 @@ import (
 )
 
 // _summary and _elements on the two searches that do not go through the
-// registry (the usage log and the federated document search): the same
+// registry (the usage log and the federated searches of documents and lab
+// results): the same
 // Shape as every other search, so that a client's summary request gets
 // the same answer whatever the type.
 
-// shapeDocuments shapes the matched DocumentReferences; _summary=count
+// shapeDocuments shapes the matches of a federated search; _summary=count
 // keeps only the outcome (the total is given anyway), as for a stored type.
 func shapeDocuments(sh Shape, entries []fhir.BundleEntry) ([]fhir.BundleEntry, error) {
 	out := entries[:0]
@@ -27,7 +28,7 @@ func shapeDocuments(sh Shape, entries []fhir.BundleEntry) ([]fhir.BundleEntry, e
 			}
 			b, err := sh.apply(e.Resource)
 			if err != nil {
-				return nil, fmt.Errorf("DocumentReference %s: %w", e.FullURL, err)
+				return nil, fmt.Errorf("%s: %w", e.FullURL, err)
 			}
 			e.Resource = b
 		}

@@ -60,7 +60,7 @@ func known(k Kind) bool {
 
 // AllSections are the sections a restriction can name, in the order
 // Summary lists them; the code "all" stands for every one of them.
-var AllSections = []access.Section{access.Critical, access.Medications, access.VisitHistory, access.Documents}
+var AllSections = []access.Section{access.Critical, access.Medications, access.VisitHistory, access.Documents, access.LabResults}
 
 // Setting is one parsed KjPrivacyConsent.
 type Setting struct {
@@ -348,7 +348,7 @@ func (p *parser) sections(codes []codeableConcept, s *Setting) {
 			case slices.Contains(AllSections, sec):
 				set[sec] = true
 			default:
-				p.fail(fmt.Sprintf("Consent.provision.code[%d]", i), "%q is not a record section (all, critical, medications, visits, documents)", cd.Code)
+				p.fail(fmt.Sprintf("Consent.provision.code[%d]", i), "%q is not a record section (all, critical, medications, visits, documents, lab-results)", cd.Code)
 			}
 		}
 		if n != 1 {

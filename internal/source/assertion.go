@@ -46,6 +46,11 @@ type Assertion struct {
 	AccessBasis  string    `json:"access_basis"`
 	Patient      string    `json:"patient"`
 	Document     string    `json:"document,omitempty"`
+	// Role "citizen" marks a citizen reading their own lab results: PID
+	// is then the citizen's person number (equal to Patient) and the
+	// health-personnel claims are absent.
+	Role string `json:"role,omitempty"`
+	PID  string `json:"pid,omitempty"`
 }
 
 // errAssertion is a refusal whose text is safe to return to the caller.
@@ -195,13 +200,25 @@ func (v *verifier) verify(ctx context.Context, token, base string) (*Assertion, 
 	if !audienceOK(aud, base, v.orgNr) {
 		return nil, refuse("assertion audience must be this source (%s or organisation number %s)", base, v.orgNr)
 	}
-	for _, c := range []struct {
+	claims := []struct {
 		name string
 		dst  *string
 	}{
 		{"hpr", &a.HPR}, {"hp_category", &a.HPCategory}, {"org", &a.Org},
 		{"purpose_of_use", &a.PurposeOfUse}, {"access_basis", &a.AccessBasis}, {"patient", &a.Patient},
-	} {
+	}
+	if tok.Has("role") {
+		if err := tok.Get("role", &a.Role); err != nil || a.Role != "citizen" {
+			return nil, refuse("assertion claim \"role\" must be \"citizen\" when present")
+		}
+		// A citizen reading their own record: no health personnel, and
+		// the patient is the person logged in.
+		claims = []struct {
+			name string
+			dst  *string
+		}{{"pid", &a.PID}, {"patient", &a.Patient}}
+	}
+	for _, c := range claims {
 		if err := tok.Get(c.name, c.dst); err != nil || *c.dst == "" {
 			return nil, refuse("assertion must carry the claim %q (a string)", c.name)
 		}
@@ -213,6 +230,9 @@ func (v *verifier) verify(ctx context.Context, token, base string) (*Assertion, 
 		}
 	}
 	a.Document = doc
+	if a.Role == "citizen" && a.PID != a.Patient {
+		return nil, refuse("a citizen's assertion must name the citizen as the patient (pid equal to patient)")
+	}
 	return a, nil
 }
 

@@ -28,6 +28,7 @@ type fIdentifier struct {
 }
 
 type fReference struct {
+	Reference  string       `json:"reference,omitempty"`
 	Type       string       `json:"type,omitempty"`
 	Identifier *fIdentifier `json:"identifier,omitempty"`
 	Display    string       `json:"display,omitempty"`
@@ -71,13 +72,14 @@ type fSearch struct {
 }
 
 type fEntry struct {
-	FullURL  string             `json:"fullUrl"`
-	Resource fDocumentReference `json:"resource"`
-	Search   fSearch            `json:"search"`
+	FullURL  string  `json:"fullUrl"`
+	Resource any     `json:"resource"`
+	Search   fSearch `json:"search"`
 }
 
 type fMeta struct {
-	LastUpdated string `json:"lastUpdated"`
+	LastUpdated string    `json:"lastUpdated"`
+	Tag         []fCoding `json:"tag,omitempty"` // only Faults.HugeSearchBytes's padding
 }
 
 type fBundle struct {

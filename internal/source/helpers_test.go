@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kjernejournal/kjernejournal/internal/domain"
+	"github.com/kjernejournal/kjernejournal/internal/seed"
 )
 
 const testIssuer = "https://kjernejournal.test"
@@ -116,6 +117,7 @@ type env struct {
 	src      *Server
 	ts       *httptest.Server
 	docs     []Document
+	labs     []LabReport
 	patients []Patient
 	log      *syncBuffer
 }
@@ -128,8 +130,9 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	patients, err := SeedPatients(1, 3)
 	require.NoError(t, err)
 	docs := Generate(1, patients, testOrg, 12)
-	e := &env{kj: k, docs: docs, patients: patients, log: &syncBuffer{}}
-	cfg := Config{Org: testOrg, Issuer: testIssuer, JWKSURL: k.jwks.URL, Documents: docs, Log: e.log}
+	labs := GenerateLab(seed.DefaultBase, 1, patients, testOrg)
+	e := &env{kj: k, docs: docs, labs: labs, patients: patients, log: &syncBuffer{}}
+	cfg := Config{Org: testOrg, Issuer: testIssuer, JWKSURL: k.jwks.URL, Documents: docs, LabResults: labs, Log: e.log}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -164,23 +164,27 @@ func (q *query) match(d *Document) bool {
 		}
 	}
 	for _, b := range q.dates {
-		t := d.Date
-		var ok bool
-		switch b.prefix {
-		case "eq":
-			ok = !t.Before(b.lo) && t.Before(b.hi)
-		case "ge":
-			ok = !t.Before(b.lo)
-		case "gt":
-			ok = !t.Before(b.hi)
-		case "le":
-			ok = t.Before(b.hi)
-		case "lt":
-			ok = t.Before(b.lo)
-		}
-		if !ok {
+		if !b.matches(d.Date) {
 			return false
 		}
 	}
 	return true
+}
+
+// matches compares t with the bound's value, taken as the range of time
+// its precision covers (2025 is all of 2025).
+func (b dateBound) matches(t time.Time) bool {
+	switch b.prefix {
+	case "eq":
+		return !t.Before(b.lo) && t.Before(b.hi)
+	case "ge":
+		return !t.Before(b.lo)
+	case "gt":
+		return !t.Before(b.hi)
+	case "le":
+		return t.Before(b.hi)
+	case "lt":
+		return t.Before(b.lo)
+	}
+	return false
 }

@@ -34,7 +34,20 @@ type Faults struct {
 	Chunked bool
 	// Down refuses every request with 503.
 	Down bool
+	// Garbage answers every successful document or lab search 200 with
+	// Content-Type application/fhir+json and a body that is not FHIR JSON
+	// (an HTML error page, as a misconfigured proxy sends). It wins over
+	// HugeSearchBytes.
+	Garbage bool
+	// HugeSearchBytes, when > 0, pads every successful document or lab
+	// search answer to at least that many bytes (meta.tag codings with
+	// long displays: still a valid Bundle), so a client's size limit trips.
+	// The answer is built in memory, hence the limit of MaxHugeSearchBytes.
+	HugeSearchBytes int64
 }
+
+// MaxHugeSearchBytes bounds Faults.HugeSearchBytes.
+const MaxHugeSearchBytes = 1 << 30
 
 func (f Faults) validate() error {
 	switch {
@@ -44,6 +57,8 @@ func (f Faults) validate() error {
 		return fmt.Errorf("error rate %v must lie in 0..1", f.ErrorRate)
 	case f.DisconnectAfterBytes < 0:
 		return errors.New("disconnect-after-bytes must not be negative")
+	case f.HugeSearchBytes < 0 || f.HugeSearchBytes > MaxHugeSearchBytes:
+		return fmt.Errorf("huge-search-bytes %d must lie in 0..%d", f.HugeSearchBytes, MaxHugeSearchBytes)
 	}
 	return nil
 }
@@ -67,6 +82,9 @@ type Config struct {
 	JWKSClient *http.Client
 	// Documents the source serves; see Generate and LargeDocument.
 	Documents []Document
+	// LabResults the source's lab result service serves under
+	// BaseURL/lab; see GenerateLab.
+	LabResults []LabReport
 	// Faults to inject from the start; SetFaults changes them later.
 	Faults Faults
 	// Log receives one JSON line per lookup; nil means os.Stderr.
@@ -87,6 +105,8 @@ type Stats struct {
 	InjectedErrors int64         // answered 500 by Faults.ErrorRate
 	RefusedDown    int64         // answered 503 by Faults.Down
 	Disconnects    int64         // bodies cut by Faults.DisconnectAfterBytes
+	GarbageAnswers int64         // searches answered with Faults.Garbage
+	PaddedAnswers  int64         // searches padded by Faults.HugeSearchBytes
 	// Abandoned are requests whose client went away while the source was
 	// still delaying them (Faults.Latency): the client cancelled its work.
 	Abandoned int64
@@ -96,13 +116,14 @@ type Stats struct {
 type Lookup struct {
 	Time      time.Time  `json:"time"`
 	Source    string     `json:"source"`  // this source's organisation number
-	Action    string     `json:"action"`  // "search" or "retrieve"
+	Action    string     `json:"action"`  // "search", "retrieve" or "lab-search"
 	Outcome   string     `json:"outcome"` // "allowed" or "refused"
 	Status    int        `json:"status"`
 	Reason    string     `json:"reason,omitempty"`
+	Resource  string     `json:"resource,omitempty"` // lab-search: DiagnosticReport or Observation
 	Query     string     `json:"query,omitempty"`    // the search's query string
 	Document  string     `json:"document,omitempty"` // the document retrieved
-	Results   int        `json:"results"`            // documents listed or served
+	Results   int        `json:"results"`            // documents listed or served, lab match entries
 	Assertion *Assertion `json:"assertion,omitempty"`
 }
 
@@ -116,6 +137,10 @@ type Server struct {
 	verifier *verifier
 	byID     map[string]*Document
 	byPerson map[string][]*Document // newest first
+
+	labByID     map[string]*LabReport
+	labByPerson map[string][]*LabReport // newest first, ties by id
+	obsByPerson map[string][]labObs     // newest first, ties by id
 
 	mu      sync.Mutex
 	faults  Faults
@@ -136,7 +161,8 @@ func New(cfg Config) (*Server, error) {
 	if u, err := url.Parse(cfg.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("source: JWKS URL %q must be an absolute http(s) URL", cfg.JWKSURL)
 	}
-	s := &Server{cfg: cfg, faults: cfg.Faults, byID: map[string]*Document{}, byPerson: map[string][]*Document{}}
+	s := &Server{cfg: cfg, faults: cfg.Faults, byID: map[string]*Document{}, byPerson: map[string][]*Document{},
+		labByID: map[string]*LabReport{}, labByPerson: map[string][]*LabReport{}, obsByPerson: map[string][]labObs{}}
 	if cfg.BaseURL != "" {
 		u, err := url.Parse(cfg.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
@@ -170,6 +196,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	for _, docs := range s.byPerson {
 		slices.SortStableFunc(docs, func(a, b *Document) int { return b.Date.Compare(a.Date) })
+	}
+	// A copy, so the caller's slice can change without changing answers.
+	if err := s.indexLab(slices.Clone(cfg.LabResults)); err != nil {
+		return nil, err
 	}
 	v, err := newVerifier(cfg.Issuer, cfg.JWKSURL, cfg.Org.Number, cfg.JWKSClient, s.cfg.Now)
 	if err != nil {
@@ -263,17 +293,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var route func(http.ResponseWriter, *http.Request, string)
 	var arg string
 	switch {
-	case path == "/healthz":
+	case path == "/healthz", path == labPath+"/healthz":
 		route = func(w http.ResponseWriter, _ *http.Request, _ string) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = io.WriteString(w, "ok\n")
 		}
+	case path == labPath+"/DiagnosticReport", path == labPath+"/Observation":
+		route, arg = s.labSearch, path[len(labPath+"/"):]
 	case path == "/DocumentReference":
 		route = s.search
 	case strings.HasPrefix(path, "/Binary/") && len(path) > len("/Binary/") && !strings.Contains(path[len("/Binary/"):], "/"):
 		route, arg = s.retrieve, path[len("/Binary/"):]
 	default:
-		writeOutcome(w, http.StatusNotFound, "not-found", "no such endpoint; this source answers GET /DocumentReference and GET /Binary/<id>")
+		writeOutcome(w, http.StatusNotFound, "not-found", "no such endpoint; this source answers GET /DocumentReference, GET /Binary/<id>, GET /lab/DiagnosticReport and GET /lab/Observation")
 		return
 	}
 	if r.Method != http.MethodGet {
@@ -302,14 +334,16 @@ func (s *Server) base(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-// authenticate verifies the bearer assertion. On failure it answers and
-// logs the refusal and returns nil.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, entry *Lookup) *Assertion {
+// authenticate verifies the bearer assertion, which must be addressed to
+// aud (the document endpoint's base URL or the lab service's) or to the
+// organisation number. On failure it answers and logs the refusal and
+// returns nil.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, entry *Lookup, aud string) *Assertion {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		token = ""
 	}
-	a, err := s.verifier.verify(r.Context(), strings.TrimSpace(token), s.base(r))
+	a, err := s.verifier.verify(r.Context(), strings.TrimSpace(token), aud)
 	if err != nil {
 		var refusal *errAssertion
 		if errors.As(err, &refusal) {
@@ -340,6 +374,12 @@ func (s *Server) badRequest(w http.ResponseWriter, entry *Lookup, reason string)
 	writeOutcome(w, http.StatusBadRequest, "invalid", reason)
 }
 
+func (s *Server) forbidden(w http.ResponseWriter, entry *Lookup, reason string) {
+	entry.Outcome, entry.Status, entry.Reason = "refused", http.StatusForbidden, reason
+	s.record(*entry)
+	writeOutcome(w, http.StatusForbidden, "forbidden", reason)
+}
+
 // spend uses up the assertion's jti, answering 401 on a replay.
 func (s *Server) spend(w http.ResponseWriter, a *Assertion, entry *Lookup) bool {
 	if !s.verifier.spend(a) {
@@ -349,10 +389,21 @@ func (s *Server) spend(w http.ResponseWriter, a *Assertion, entry *Lookup) bool 
 	return true
 }
 
+// healthPersonnel refuses a citizen's assertion on the document endpoint:
+// the hospital shares its documents with health personnel, and citizens
+// read them in its own patient portal. It answers and logs the refusal.
+func (s *Server) healthPersonnel(w http.ResponseWriter, a *Assertion, entry *Lookup) bool {
+	if a.Role != "citizen" {
+		return true
+	}
+	s.forbidden(w, entry, "documents are shared with health personnel; a citizen's assertion opens lab results only")
+	return false
+}
+
 func (s *Server) search(w http.ResponseWriter, r *http.Request, _ string) {
 	entry := Lookup{Action: "search", Query: r.URL.RawQuery}
-	a := s.authenticate(w, r, &entry)
-	if a == nil {
+	a := s.authenticate(w, r, &entry, s.base(r))
+	if a == nil || !s.healthPersonnel(w, a, &entry) {
 		return
 	}
 	q, err := parseSearch(r.URL.RawQuery)
@@ -395,7 +446,64 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, _ string) {
 	}
 	entry.Outcome, entry.Status, entry.Results = "allowed", http.StatusOK, len(shown)
 	s.record(entry)
+	s.writeSearch(w, b)
+}
+
+// garbagePage is what Faults.Garbage answers searches with: the error page
+// of a proxy in front of the source, labelled as FHIR.
+const garbagePage = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n" +
+	"<body><h1>Bad Gateway</h1><p>The proxy server received an invalid response from an upstream server.</p></body></html>\n"
+
+// paddingSystem names the meta.tag codings of Faults.HugeSearchBytes.
+const paddingSystem = "urn:kjsource:fault:huge-search-bytes"
+
+// maxPaddingDisplay keeps each padding string under FHIR's 1 MiB limit
+// on strings, so the padded Bundle stays valid FHIR.
+const maxPaddingDisplay = 512 << 10
+
+// writeSearch answers a search with b, spoilt as the faults say.
+func (s *Server) writeSearch(w http.ResponseWriter, b fBundle) {
+	s.mu.Lock()
+	f := s.faults
+	s.mu.Unlock()
+	if f.Garbage {
+		s.count(func(st *Stats) { st.GarbageAnswers++ })
+		h := w.Header()
+		h.Set("Content-Type", "application/fhir+json; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, garbagePage)
+		return
+	}
+	if f.HugeSearchBytes > 0 {
+		if body, err := json.Marshal(b); err == nil && int64(len(body)) < f.HugeSearchBytes {
+			s.count(func(st *Stats) { st.PaddedAnswers++ })
+			pad(&b, f.HugeSearchBytes-int64(len(body)))
+		}
+	}
 	writeJSON(w, http.StatusOK, b)
+}
+
+// pad adds meta.tag codings to b that make its JSON at least need bytes
+// longer. Displays are ASCII, so characters are bytes.
+func pad(b *fBundle, need int64) {
+	const filler = "padding to trip a size limit (fault injection) "
+	tag := fCoding{System: paddingSystem, Code: "padding", Display: "x"}
+	one, _ := json.Marshal(tag)
+	per := int64(len(one)) - 1 // a coding but its display's characters
+	if need <= 0 {
+		return
+	}
+	// The tag list comes with its first coding, so there is at least one.
+	need -= int64(len(`,"tag":[]`))
+	for sep := int64(0); ; sep = 1 { // a comma before every coding but the first
+		n := max(1, min(need-per-sep, maxPaddingDisplay))
+		tag.Display = strings.Repeat(filler, int(n)/len(filler)+1)[:n]
+		b.Meta.Tag = append(b.Meta.Tag, tag)
+		if need -= sep + per + n; need <= 0 {
+			return
+		}
+	}
 }
 
 // errCut ends a body early on purpose.
@@ -428,8 +536,8 @@ func (s *Server) retrieve(w http.ResponseWriter, r *http.Request, id string) {
 		s.badRequest(w, &entry, "Binary reads take no parameters")
 		return
 	}
-	a := s.authenticate(w, r, &entry)
-	if a == nil {
+	a := s.authenticate(w, r, &entry, s.base(r))
+	if a == nil || !s.healthPersonnel(w, a, &entry) {
 		return
 	}
 	if a.Document != id {
