@@ -71,7 +71,7 @@ type Result struct {
 	// Included are the Observations of the matched DiagnosticReports
 	// (LabQuery.IncludeResults), each once.
 	Included []Entry
-	Total   int     // entries that passed the rules, before Query.Count
+	Total    int // entries that passed the rules, before Query.Count
 	// Sources lists every source asked (those sharing with the requester
 	// and the query's types), in registry order.
 	Sources []SourceOutcome
