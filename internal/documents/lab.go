@@ -99,7 +99,7 @@ func (f *Federation) SearchLab(ctx context.Context, req Requester, patientPNR, p
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Sources: outcomes}
+	res := Result{Sources: outcomes, items: "lab results"}
 	var matches []labEntry
 	included := map[string]labEntry{} // by "source/Observation/id" at the source
 	for _, a := range answers {
@@ -323,7 +323,7 @@ func (f *Federation) labResult(raw json.RawMessage, src *Source, want, pnr, pati
 		meta = map[string]any{}
 		m["meta"] = meta
 	}
-	meta["tag"] = append(arr(meta["tag"]), map[string]any{"system": LabSourceSystem, "code": src.Name, "display": src.Label()})
+	meta["tag"] = append(arr(meta["tag"]), map[string]any{"system": LabSourceSystem, "code": src.Name, "display": cmp.Or(src.DisplayName, src.Name)})
 	body, err := marshalResource(m)
 	if err != nil {
 		return labEntry{}, false, err

@@ -78,6 +78,9 @@ type Result struct {
 	// Documents are the documents in Entries, for the usage log
 	// (audit.Record.Documents).
 	Documents []audit.Document
+	// items names what the sources hold in the outcome's sentences:
+	// "documents" (the default) or "lab results".
+	items string
 }
 
 // Outcome renders the OperationOutcome naming every source that failed,
@@ -88,11 +91,11 @@ func (r *Result) Outcome() []byte {
 		switch {
 		case s.Status == "timeout":
 			issues = append(issues, fhir.Issue{Severity: "warning", Code: "timeout",
-				Diagnostics: fmt.Sprintf("source %s did not answer in time (%s); its documents are missing from this result", s.Label, s.Detail),
+				Diagnostics: fmt.Sprintf("source %s did not answer in time (%s); its %s are missing from this result", s.Label, s.Detail, cmp.Or(r.items, "documents")),
 				Details:     fhir.Coding{System: SourceStatusSystem, Code: "source-timeout", Display: s.Source}})
 		case s.Status == "error":
 			issues = append(issues, fhir.Issue{Severity: "warning", Code: "transient",
-				Diagnostics: fmt.Sprintf("source %s failed (%s); its documents are missing from this result", s.Label, s.Detail),
+				Diagnostics: fmt.Sprintf("source %s failed (%s); its %s are missing from this result", s.Label, s.Detail, cmp.Or(r.items, "documents")),
 				Details:     fhir.Coding{System: SourceStatusSystem, Code: "source-error", Display: s.Source}})
 		case s.Detail != "":
 			issues = append(issues, fhir.Issue{Severity: "information", Code: "informational",

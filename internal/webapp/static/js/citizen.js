@@ -7,7 +7,7 @@
 import { h, replace, uid, announce, focusHeading } from "./dom.js";
 import { RecordView, problem } from "./record.js";
 import {
-  HP_CATEGORY, SECTION_NAMES, SYSTEM_FNR, SYSTEM_HP_CATEGORY, SYSTEM_USAGE_MARKER, formatDateTime, formatPid, humanName,
+  HP_CATEGORY, SECTION_HINTS, SECTION_NAMES, SYSTEM_FNR, SYSTEM_HP_CATEGORY, SYSTEM_USAGE_MARKER, formatDateTime, formatPid, humanName,
 } from "./texts.js";
 import * as privacy from "./privacy.js";
 
@@ -376,18 +376,13 @@ class PrivacyPanel {
     const boxes = {};
     const all = h("input", { type: "checkbox", id: `${fid}-all`, name: "all", value: "all" });
     const rows = [h("div", { class: "check" }, all, h("label", { for: `${fid}-all` }, "Hele kjernejournalen"))];
-    const hints = {
-      critical: "Allergier, reaksjoner og annen kritisk informasjon.",
-      medications: "Legemidler fra e-resepter.",
-      visits: "Besøk på sykehus. Sperrer du besøkshistorikken, blir også journaldokumentene utilgjengelige.",
-      documents: "Journaldokumenter fra sykehusene. Ingen kan åpne dem så lenge de er sperret.",
-    };
     for (const p of privacy.PARTS) {
       const id = `${fid}-${p}`;
-      boxes[p] = h("input", { type: "checkbox", id, name: "section", value: p, "aria-describedby": `${id}-hint` });
+      const hint = SECTION_HINTS[p];
+      boxes[p] = h("input", { type: "checkbox", id, name: "section", value: p, "aria-describedby": hint ? `${id}-hint` : null });
       boxes[p].checked = current.includes(p);
-      rows.push(h("div", { class: "check" }, boxes[p], h("label", { for: id }, SECTION_NAMES[p]),
-        h("p", { id: `${id}-hint`, class: "hint" }, hints[p])));
+      rows.push(h("div", { class: "check" }, boxes[p], h("label", { for: id }, SECTION_NAMES[p] || p),
+        hint ? h("p", { id: `${id}-hint`, class: "hint" }, hint) : null));
     }
     const syncAll = () => {
       all.checked = privacy.PARTS.every((p) => boxes[p].checked);

@@ -1,5 +1,6 @@
 // The clinician's view (EHR launch): the patient in context, critical
-// information first, then medications, visit history and documents; what
+// information first, then medications, visit history, documents and lab
+// results; what
 // the patient restricted is shown as restricted and opened only with an
 // elevated access basis.
 

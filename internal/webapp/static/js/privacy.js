@@ -12,8 +12,10 @@ export const RESTRICTION = "sperring";
 export const BLOCK = "blokkering";
 export const PORTAL = "portaltilgang";
 
-// The sections a restriction can name; "all" is every one of them.
-export const PARTS = ["critical", "medications", "visits", "documents"];
+// The sections a restriction can name (record-section codes); "all" is
+// every one of them. The privacy settings offer them in this order, with
+// the names and hints of texts.js (SECTION_NAMES, SECTION_HINTS).
+export const PARTS = ["critical", "medications", "visits", "documents", "lab-results"];
 export const RETENTION_DAYS = 30;
 
 // seconds: the server counts the 30 days from dateTime, to the second

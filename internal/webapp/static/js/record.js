@@ -1,15 +1,19 @@
 // The record's sections, shared by the clinician's and the citizen's view:
-// critical information first, then medications, visit history and journal
-// documents. Each section element carries data-section and data-state
-// (loading, loaded, restricted, refused, error, none) for tests and styling.
+// critical information first, then medications, visit history, journal
+// documents and lab results. Each section element carries data-section and
+// data-state (loading, loaded, restricted, refused, error, none) for tests
+// and styling.
 
-import { h, replace, uid, announce } from "./dom.js";
+import { h, replace, uid, announce, focusHeading } from "./dom.js";
 import { ApiError } from "./api.js";
 import {
-  ALLERGY, ENCOUNTER_CLASS, ENCOUNTER_STATUS, FLAG_STATUS, MED_STATUS, SECTION_NAMES, SOURCE_STATUS,
-  SYSTEM_ACCESS_REASON, SYSTEM_SOURCE_STATUS, basisName, code, conceptText, describe, formatDate,
-  formatPeriod, formatSize,
+  ALLERGY, ENCOUNTER_CLASS, ENCOUNTER_STATUS, FLAG_STATUS, LAB_FLAG, LAB_STATUS, MED_STATUS, SECTION_NAMES, SOURCE_STATUS,
+  SYSTEM_ACCESS_REASON, SYSTEM_LAB_SOURCE, SYSTEM_SOURCE_STATUS, basisName, code, conceptText, describe, formatDate,
+  formatDateTime, formatNumber, formatPeriod, formatSize, formatUnit,
 } from "./texts.js";
+
+// Lab reports per page (the newest first).
+const LAB_PAGE = 20;
 
 const SECTIONS = [
   {
@@ -35,6 +39,19 @@ const SECTIONS = [
     intro: "Dokumenter hentes direkte fra sykehusene som deler dem; ingenting lagres i kjernejournalen.",
     documents: true,
     parts: [{ type: "DocumentReference", empty: "Ingen journaldokumenter er tilgjengelige." }],
+  },
+  {
+    // Lab results are searched in the laboratories' result services when
+    // asked for and never stored; the server shows the last year only.
+    // One page of the newest reports with their results; older pages on
+    // request (the Bundle's next link).
+    key: "lab-results",
+    intro: "Prøvesvar fra laboratoriene det siste året, nyeste først. Svarene hentes direkte fra laboratoriene; ingenting lagres i kjernejournalen.",
+    lab: true,
+    parts: [{
+      type: "DiagnosticReport", query: `_include=DiagnosticReport:result&_sort=-date&_count=${LAB_PAGE}`, maxPages: 1,
+      empty: "Ingen prøvesvar fra det siste året.",
+    }],
   },
 ];
 
@@ -137,8 +154,8 @@ export class RecordView {
   async fetchParts(s, basis) {
     const results = [];
     for (const part of s.def.parts) {
-      const q = `${part.type}?patient=${encodeURIComponent(this.patientId)}`;
-      results.push({ part, ...(await this.api.search(q, { basis })) });
+      const q = `${part.type}?patient=${encodeURIComponent(this.patientId)}${part.query ? `&${part.query}` : ""}`;
+      results.push({ part, ...(await this.api.search(q, { basis, maxPages: part.maxPages })) });
     }
     return results;
   }
@@ -175,6 +192,7 @@ export class RecordView {
     }
     for (const r of results) {
       if (s.def.documents) content.push(...this.renderDocuments(key, r));
+      else if (s.def.lab) content.push(...this.renderLab(key, r));
       else content.push(this.renderPart(r, s.def.parts.length > 1));
     }
     replace(s.body, content);
@@ -239,21 +257,8 @@ export class RecordView {
     const s = this.sections.get(key);
     const docs = resources(entries, "DocumentReference").sort(byDate((r) => r.date || (r.context && r.context.period && r.context.period.start)));
     const out = [];
-    const problems = [];
-    for (const e of entries) {
-      if (!e.resource || e.resource.resourceType !== "OperationOutcome") continue;
-      for (const is of e.resource.issue || []) {
-        const c = ((is.details && is.details.coding) || []).find((x) => x.system === SYSTEM_SOURCE_STATUS);
-        const m = /^source (.+?) \(/.exec(is.diagnostics || "");
-        const who = m ? m[1] : (c && c.display) || "En kilde";
-        problems.push(h("li", null, `${who} ${SOURCE_STATUS[c && c.code] || "svarte ikke som forventet"}; dokumentene derfra mangler i listen.`,
-          is.diagnostics ? h("span", { class: "server-words", lang: "en" }, ` (${is.diagnostics})`) : null));
-      }
-    }
-    if (problems.length) {
-      out.push(h("div", { class: "notice notice-warning", dataset: { sources: "partial" } },
-        h("p", { class: "notice-title" }, "Listen kan være ufullstendig"), h("ul", null, problems)));
-    }
+    const problems = sourceProblems(entries, "dokumentene");
+    if (problems.length) out.push(sourceNotice(problems));
     if (!docs.length) {
       out.push(h("p", { class: "empty" }, part.empty));
       return out;
@@ -317,10 +322,243 @@ export class RecordView {
     return row;
   }
 
+  // renderLab shows the lab reports, newest first, each with its results
+  // (the Observations the search included) in a table; a failed
+  // laboratory is named above the list as a failed document source is.
+  renderLab(key, { part, bundle, entries }) {
+    const s = this.sections.get(key);
+    const seen = new Set();
+    const problems = h("div", { class: "lab-sources" });
+    const addProblems = (list) => {
+      const items = sourceProblems(list, "prøvesvarene", seen);
+      if (!items.length) return;
+      const ul = problems.querySelector("ul");
+      if (ul) ul.append(...items);
+      else problems.append(sourceNotice(items));
+    };
+    addProblems(entries);
+    const reports = resources(entries, "DiagnosticReport");
+    const wrap = h("div", { class: "part", dataset: { type: part.type, count: String(reports.length) } });
+    if (!reports.length) {
+      wrap.append(h("p", { class: "empty" }, part.empty));
+      return [problems, wrap];
+    }
+    const count = h("p", { class: "lab-count" });
+    const list = h("ul", { class: "lab-reports" });
+    const more = h("div", { class: "lab-more" });
+    let shown = 0;
+    const add = (ents) => {
+      const index = observations(ents);
+      const items = resources(ents, "DiagnosticReport").sort(byDate(reportDate)).map((r) => this.labReport(r, index));
+      list.append(...items);
+      shown += items.length;
+      wrap.dataset.count = String(shown);
+      return items;
+    };
+    const page = (b) => {
+      const next = ((b && b.link) || []).find((l) => l.relation === "next");
+      count.textContent = next
+        ? `De ${shown} nyeste prøvesvarene vises. Eldre prøvesvar fra det siste året hentes med knappen under listen.`
+        : `${shown} prøvesvar fra det siste året, nyeste først.`;
+      replace(more);
+      if (!next) return;
+      const button = h("button", { type: "button", class: "button button-secondary" }, "Vis eldre prøvesvar");
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        this.setState(key, "loading");
+        let got;
+        try {
+          got = await this.api.search(next.url, { basis: s.basis, maxPages: 1 });
+        } catch (err) {
+          replace(more, problem(err, { kind: err.status === 403 ? "refused" : "error" }));
+          this.setState(key, "loaded");
+          return;
+        }
+        addProblems(got.entries);
+        const items = add(got.entries);
+        page(got.bundle);
+        this.setState(key, "loaded");
+        announce(`${items.length} eldre prøvesvar vist.`);
+        if (items.length) focusHeading(items[0].querySelector(".lab-title"));
+      });
+      more.append(button);
+    };
+    add(entries);
+    page(bundle);
+    wrap.append(count, list, more);
+    return [problems, wrap];
+  }
+
+  // labReport is one DiagnosticReport: date and panel, status, laboratory,
+  // the conclusion (microbiology) and a table of its results.
+  labReport(r, index) {
+    const hid = uid("lab");
+    const when = reportDate(r);
+    const panel = conceptText(r.code) || "Prøvesvar";
+    const [statusText, statusKind] = LAB_STATUS[r.status] || [];
+    const micro = (r.category || []).some((c) => code(c, V2_0074) === "MB");
+    const results = (r.result || []).map((ref) => ({ ref, obs: index.get(ref.reference) }));
+    const item = h("li", {
+      class: "lab-report",
+      dataset: { report: r.id || "", status: r.status || "", category: micro ? "MB" : code((r.category || [])[0]) || "" },
+    },
+    h(`h${this.level + 1}`, { id: hid, class: "lab-title" }, when ? `${formatDate(when)}: ` : "", panel,
+      statusText ? " " : "", badge(statusText, statusKind)),
+    meta(micro && "Mikrobiologi", labName(r), when && `prøve tatt ${formatDateTime(when)}`, r.issued && `besvart ${formatDateTime(r.issued)}`));
+    if (r.conclusion) {
+      item.append(h("p", { class: "lab-conclusion" }, h("strong", null, "Konklusjon: "), r.conclusion));
+    }
+    if (!results.length) {
+      if (!r.conclusion) item.append(h("p", { class: "empty" }, "Ingen analyser er besvart ennå."));
+      return item;
+    }
+    item.append(h("div", { class: "table-wrap" },
+      h("table", { class: "lab-table", "aria-labelledby": hid },
+        h("thead", null, h("tr", null, h("th", { scope: "col" }, "Analyse"), h("th", { scope: "col" }, "Resultat"),
+          h("th", { scope: "col" }, "Referanseområde"))),
+        h("tbody", null, results.map(({ ref, obs }) => labRow(ref, obs, r.status))))));
+    return item;
+  }
+
   dispose() {
     for (const u of this.objectURLs) URL.revokeObjectURL(u);
     this.objectURLs = [];
   }
+}
+
+// sourceProblems lists the sources a federated search could not read (the
+// Bundle's OperationOutcome entries, search.mode outcome, with a
+// document-source-status code): who, what happened and what is missing
+// (missing: "dokumentene", "prøvesvarene"). seen drops repeats (every
+// page of a search names the same failed source).
+function sourceProblems(entries, missing, seen = new Set()) {
+  const out = [];
+  for (const e of entries) {
+    if (!e.resource || e.resource.resourceType !== "OperationOutcome") continue;
+    for (const is of e.resource.issue || []) {
+      const c = ((is.details && is.details.coding) || []).find((x) => x.system === SYSTEM_SOURCE_STATUS);
+      const m = /^source (.+?) \(/.exec(is.diagnostics || "");
+      const who = m ? m[1] : (c && c.display) || "En kilde";
+      const text = `${who} ${SOURCE_STATUS[c && c.code] || "svarte ikke som forventet"}; ${missing} derfra mangler i listen.`;
+      if (seen.has(text + (is.diagnostics || ""))) continue;
+      seen.add(text + (is.diagnostics || ""));
+      out.push(h("li", null, text, is.diagnostics ? h("span", { class: "server-words", lang: "en" }, ` (${is.diagnostics})`) : null));
+    }
+  }
+  return out;
+}
+
+function sourceNotice(items) {
+  return h("div", { class: "notice notice-warning", dataset: { sources: "partial" } },
+    h("p", { class: "notice-title" }, "Listen kan være ufullstendig"), h("ul", null, items));
+}
+
+// Lab results.
+
+const V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074";
+const V3_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
+
+function reportDate(r) {
+  return r.effectiveDateTime || (r.effectivePeriod && r.effectivePeriod.start) || r.issued || "";
+}
+
+// observations maps "Observation/<id>" (and the full URL) to the included
+// Observations.
+function observations(entries) {
+  const m = new Map();
+  for (const e of entries) {
+    const o = e.resource;
+    if (!o || o.resourceType !== "Observation") continue;
+    if (o.id) m.set(`Observation/${o.id}`, o);
+    if (e.fullUrl) m.set(e.fullUrl, o);
+  }
+  return m;
+}
+
+// labName: the laboratory as the source tag names it (without the source's
+// code the server adds in brackets), else the performer.
+function labName(r) {
+  const tag = ((r.meta && r.meta.tag) || []).find((t) => t.system === SYSTEM_LAB_SOURCE);
+  if (tag && tag.display) {
+    const suffix = ` (${tag.code})`;
+    return tag.display.endsWith(suffix) ? tag.display.slice(0, -suffix.length) : tag.display;
+  }
+  return ((r.performer || [])[0] || {}).display || (tag && tag.code) || "";
+}
+
+function labValue(o) {
+  const q = o.valueQuantity;
+  if (q && q.value != null) {
+    const unit = formatUnit(q);
+    return `${q.comparator ? `${q.comparator} ` : ""}${formatNumber(q.value)}${unit ? ` ${unit}` : ""}`;
+  }
+  if (o.valueString) return o.valueString;
+  if (o.valueCodeableConcept) return conceptText(o.valueCodeableConcept);
+  if (typeof o.valueBoolean === "boolean") return o.valueBoolean ? "Ja" : "Nei";
+  if (typeof o.valueInteger === "number") return formatNumber(o.valueInteger);
+  if (o.dataAbsentReason) return `Ingen verdi (${conceptText(o.dataAbsentReason)})`;
+  return "";
+}
+
+// labRange: "3,5–5" for low and high, "< 5" for only high, "> 15" for only
+// low; the unit only when it differs from the value's.
+function labRange(o) {
+  const rr = (o.referenceRange || [])[0];
+  if (!rr) return "";
+  const lo = rr.low && rr.low.value, hi = rr.high && rr.high.value;
+  let t = "";
+  if (lo != null && hi != null) t = `${formatNumber(lo)}–${formatNumber(hi)}`;
+  else if (hi != null) t = `< ${formatNumber(hi)}`;
+  else if (lo != null) t = `> ${formatNumber(lo)}`;
+  else return rr.text || "";
+  const unit = formatUnit(rr.high || rr.low);
+  if (unit && unit !== formatUnit(o.valueQuantity)) t += ` ${unit}`;
+  return t;
+}
+
+function labFlag(o) {
+  for (const cc of o.interpretation || []) {
+    for (const c of cc.coding || []) {
+      if (c.system && c.system !== V3_INTERPRETATION) continue;
+      if (c.code === "N") return null;
+      if (LAB_FLAG[c.code]) return { code: c.code, ...LAB_FLAG[c.code] };
+      return { code: c.code || "", text: c.display || c.code || "", kind: "plain" };
+    }
+    if (cc.text) return { code: "", text: cc.text, kind: "plain" };
+  }
+  return null;
+}
+
+// labRow is one result: analysis, value with unit and flag, reference
+// range. A flag is a badge with a mark (↑, ↓↓) and a word, never colour
+// alone; the row of a value outside the range is marked at its start too.
+// data-flag is the interpretation code (N when not flagged).
+function labRow(ref, o, reportStatus) {
+  if (!o) {
+    return h("tr", { dataset: { obs: ref.reference || "", flag: "" } },
+      h("th", { scope: "row" }, ref.display || "Analyse"), h("td", null, "Svaret mangler i søket"), h("td", null, ""));
+  }
+  // The NLK specimen prefix (B-, P-, S-, U-, Pt-) stays with the name on
+  // narrow screens: a word joiner forbids the line break after its hyphen.
+  const name = ((((o.code && o.code.coding) || []).find((c) => c.display) || {}).display || conceptText(o.code) || ref.display || "Analyse")
+    .replace(/^(\p{L}{1,3}-)(?=\p{L})/u, "$1\u2060");
+  const flag = labFlag(o);
+  const value = labValue(o);
+  const range = labRange(o);
+  const [statusText, statusKind] = o.status !== reportStatus ? LAB_STATUS[o.status] || [] : [];
+  const cls = flag && flag.kind === "critical" ? "lab-critical" : flag && flag.kind === "warn" ? "lab-abnormal" : null;
+  return h("tr", { class: cls, dataset: { obs: o.id || "", flag: flag ? flag.code : "N" } },
+    h("th", { scope: "row" }, name, statusText ? " " : "", badge(statusText, statusKind)),
+    h("td", { class: "lab-value" },
+      h("span", { class: "lab-number" }, value || h("span", { class: "empty" }, "Ingen verdi")),
+      flag ? " " : null,
+      flag ? h("span", { class: `badge badge-${flag.kind} lab-flag` },
+        flag.mark ? h("span", { "aria-hidden": "true" }, `${flag.mark} `) : null, flag.text) : null,
+      // Narrow screens show the range here instead of in its own column
+      // (CSS shows one of the two, so it is read once).
+      range ? h("span", { class: "lab-range-inline" }, `Referanse: ${range}`) : null),
+    h("td", { class: "lab-range" }, range || h("span", { class: "empty" }, h("span", { "aria-hidden": "true" }, "–"),
+      h("span", { class: "visually-hidden" }, "ikke oppgitt"))));
 }
 
 // Items.

@@ -7,6 +7,7 @@ export const SYSTEM_ACCESS_REASON = "https://kjernejournal.example.no/fhir/CodeS
 export const SYSTEM_SOURCE_STATUS = "https://kjernejournal.example.no/fhir/CodeSystem/document-source-status";
 export const SYSTEM_USAGE_MARKER = "https://kjernejournal.example.no/fhir/CodeSystem/usage-log-marker";
 export const SYSTEM_HP_CATEGORY = "urn:oid:2.16.578.1.12.4.1.1.9060";
+export const SYSTEM_LAB_SOURCE = "https://kjernejournal.example.no/fhir/CodeSystem/lab-source";
 
 // The record's sections as the server names them (access.Section).
 export const SECTION_NAMES = {
@@ -14,6 +15,17 @@ export const SECTION_NAMES = {
   medications: "Legemidler",
   visits: "Besøkshistorikk",
   documents: "Journaldokumenter",
+  "lab-results": "Prøvesvar",
+};
+
+// What each section holds, in a sentence: the hints of the privacy
+// settings' restriction (citizen.js).
+export const SECTION_HINTS = {
+  critical: "Allergier, reaksjoner og annen kritisk informasjon.",
+  medications: "Legemidler fra e-resepter.",
+  visits: "Besøk på sykehus. Sperrer du besøkshistorikken, blir også journaldokumentene utilgjengelige.",
+  documents: "Journaldokumenter fra sykehusene. Ingen kan åpne dem så lenge de er sperret.",
+  "lab-results": "Prøvesvar fra laboratoriene (blodprøver, urinprøver, dyrkning) det siste året.",
 };
 
 export const BASIS_NAMES = {
@@ -52,6 +64,8 @@ const REASONS = {
     "Pasienten har blokkert deg fra kjernejournalen sin. Blokkeringen gjelder også i nødsituasjoner."],
   "documents-unavailable": ["Journaldokumenter er ikke tilgjengelige",
     "Pasienten har sperret besøkshistorikken eller deling av journaldokumenter. Ingen tilgangsgrunnlag åpner dem; bare pasienten kan oppheve sperringen."],
+  "lab-results-unavailable": ["Prøvesvar er ikke tilgjengelige",
+    "Pasienten har sperret besøkshistorikken, og da er heller ikke prøvesvarene tilgjengelige. Ingen tilgangsgrunnlag åpner dem; bare pasienten kan oppheve sperringen."],
   "not-own-record": ["Ikke din journal", "Du kan bare lese din egen kjernejournal."],
   "portal-access-removed": ["Tilgangen på nett er fjernet",
     "Du har fjernet din egen tilgang til kjernejournalen på nett. Du kan fortsatt se og endre personverninnstillingene. Kundesenteret gir deg tilgangen tilbake når du ber om det."],
@@ -218,6 +232,58 @@ export const SOURCE_STATUS = {
   "source-error": "svarte med en feil",
   "source-warning": "ga en advarsel",
 };
+
+// Lab results: the interpretation flag of an Observation (v3
+// ObservationInterpretation), in words and with a mark that does not
+// depend on colour; kind picks the badge (warn: outside the reference
+// range, critical: at a critical level). N (normal) is not marked.
+export const LAB_FLAG = {
+  H: { text: "Høy", mark: "↑", kind: "warn" },
+  L: { text: "Lav", mark: "↓", kind: "warn" },
+  HH: { text: "Kritisk høy", mark: "↑↑", kind: "critical" },
+  LL: { text: "Kritisk lav", mark: "↓↓", kind: "critical" },
+  HU: { text: "Svært høy", mark: "↑↑", kind: "critical" },
+  LU: { text: "Svært lav", mark: "↓↓", kind: "critical" },
+  A: { text: "Avvikende", mark: "!", kind: "warn" },
+  AA: { text: "Kritisk avvikende", mark: "!!", kind: "critical" },
+  ">": { text: "Over måleområdet", mark: "↑", kind: "warn" },
+  "<": { text: "Under måleområdet", mark: "↓", kind: "warn" },
+  POS: { text: "Positiv", mark: "+", kind: "warn" },
+  DET: { text: "Påvist", mark: "+", kind: "warn" },
+  NEG: { text: "Negativ", kind: "plain" },
+  ND: { text: "Ikke påvist", kind: "plain" },
+  R: { text: "Resistent", kind: "warn" },
+  I: { text: "Intermediær", kind: "plain" },
+  S: { text: "Følsom", kind: "plain" },
+  IND: { text: "Usikker", kind: "plain" },
+};
+
+// The status of a lab report or result; a final one is not marked.
+export const LAB_STATUS = {
+  registered: ["Registrert, ikke besvart", "warn"],
+  partial: ["Delvis besvart", "warn"],
+  preliminary: ["Foreløpig", "warn"],
+  amended: ["Endret", "info"],
+  corrected: ["Korrigert", "info"],
+  appended: ["Med tillegg", "info"],
+  cancelled: ["Kansellert", "plain"],
+  "entered-in-error": ["Feilregistrert", "plain"],
+};
+
+// formatNumber: a lab value as Norwegian labs print it (decimal comma,
+// no thousands separator, the precision as given).
+export function formatNumber(v) {
+  if (typeof v !== "number" || !Number.isFinite(v)) return v == null ? "" : String(v);
+  return v.toLocaleString("nb-NO", { useGrouping: false, maximumFractionDigits: 20 }).replace("\u2212", "-");
+}
+
+// formatUnit: a unit as printed (unit, else the UCUM code), with powers of
+// ten raised: 10^9/L and 10*9/L become 10⁹/L.
+export function formatUnit(q) {
+  const u = (q && (q.unit || q.code)) || "";
+  const sup = { 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷", 8: "⁸", 9: "⁹", "-": "⁻" };
+  return u.replace(/10[\^*](-?\d+)/g, (_, e) => "10" + [...e].map((c) => sup[c]).join(""));
+}
 
 // text of a CodeableConcept: text, else the first display, else the code.
 export function conceptText(cc) {
