@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/json"
 	"io"
@@ -36,22 +37,64 @@ type sourceOptions struct {
 	tune func(*documents.Config)
 	// large, when > 0, adds a document of that many bytes to each source.
 	large int64
+	// hospitals is how many of sourceHospitals to start; 0 starts the
+	// first two.
+	hospitals int
+	// labAt, when not zero, gives each source hospital a lab service too:
+	// the citizen's results labReports(h, labAt), served at {base}/lab and
+	// registered as the lab source h.labName(). The federation's clock
+	// then stands still at labAt (before tune), so the lab window is
+	// decided at a known instant, not whenever the search runs.
+	labAt time.Time
+	// tb, when set, opens the store and takes the sources' cleanups in
+	// place of t (a benchmark's *testing.B; see benchT).
+	tb testing.TB
+}
+
+// sourceHospital is one development source hospital withSourcesConfig
+// starts.
+type sourceHospital struct{ name, org, display, region string }
+
+func (h sourceHospital) organisation() source.Organisation {
+	return source.Organisation{Number: h.org, Name: h.display, Region: h.region}
+}
+
+// labName is the name of the hospital's lab source in the registry.
+func (h sourceHospital) labName() string { return h.name + "-lab" }
+
+// sourceHospitals are the source hospitals withSourcesConfig can start,
+// in three health regions.
+var sourceHospitals = []sourceHospital{
+	{"ous", "300010008", "Oslo universitetssykehus HF", "Helse Sør-Øst"},
+	{"nlsh", "300011268", "Nordlandssykehuset HF", "Helse Nord"},
+	{"stolav", "300012345", "St. Olavs hospital HF", "Helse Midt-Norge"},
+}
+
+// labSeed is the seed of every source's lab results.
+const labSeed = 7
+
+// labReports are the lab results of the citizen persona's patient that
+// hospital h's lab service holds when sourceOptions.labAt is at.
+func labReports(h sourceHospital, at time.Time) []source.LabReport {
+	return source.GenerateLab(at, labSeed, []source.Patient{{ID: citizenPatient, PersonNumber: citizenPID}}, h.organisation())
 }
 
 // withSourcesConfig is withSources with options.
 func withSourcesConfig(t *testing.T, opts sourceOptions) (*secured, map[string]*source.Server) {
 	t.Helper()
+	var tb testing.TB = t
+	if opts.tb != nil {
+		tb = opts.tb
+	}
 	srcs := map[string]*source.Server{}
 	var registry []documents.Source
 	var setups []func(base string)
-	for _, h := range []struct{ name, org, display, region string }{
-		{"ous", "300010008", "Oslo universitetssykehus HF", "Helse Sør-Øst"},
-		{"nlsh", "300011268", "Nordlandssykehuset HF", "Helse Nord"},
-	} {
+	hospitals := sourceHospitals[:cmp.Or(opts.hospitals, 2)]
+	for _, h := range hospitals {
 		var srv *source.Server
 		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { srv.ServeHTTP(w, r) }))
-		t.Cleanup(ts.Close)
-		org := source.Organisation{Number: h.org, Name: h.display, Region: h.region}
+		tb.Cleanup(ts.Close)
+		org := h.organisation()
 		citizen := source.Patient{ID: citizenPatient, PersonNumber: citizenPID}
 		docs := source.GenerateAt(time.Now().UTC(), 7, []source.Patient{citizen}, org, 14)
 		if opts.large > 0 {
@@ -62,20 +105,30 @@ func withSourcesConfig(t *testing.T, opts sourceOptions) (*secured, map[string]*
 		registry = append(registry, documents.Source{Name: h.name, DisplayName: h.display, Organisation: h.org,
 			Region: documents.NormaliseRegion(h.region), BaseURL: ts.URL, SharedTypes: []string{"A00", "C00", "D00", "E00", "I00"},
 			SharesWith: documents.SharesWith{Regions: []string{"helse-sor-ost", "helse-nord"}}})
+		var lab []source.LabReport
+		if !opts.labAt.IsZero() {
+			lab = labReports(h, opts.labAt)
+			registry = append(registry, documents.Source{Name: h.labName(), Kind: documents.KindLab, DisplayName: h.display, Organisation: h.org,
+				Region: documents.NormaliseRegion(h.region), BaseURL: ts.URL + "/lab",
+				SharesWith: documents.SharesWith{Regions: []string{"helse-sor-ost", "helse-nord"}}})
+		}
 		// the source learns kjernejournal's base URL once that server is up
 		setups = append(setups, func(base string) {
 			var err error
-			srv, err = source.New(source.Config{Org: org, BaseURL: ts.URL, Issuer: base, JWKSURL: base + "/jwks", Documents: docs, Log: io.Discard})
+			srv, err = source.New(source.Config{Org: org, BaseURL: ts.URL, Issuer: base, JWKSURL: base + "/jwks", Documents: docs, LabResults: lab, Log: io.Discard})
 			require.NoError(t, err)
 			srcs[h.name] = srv
 		})
 	}
-	s := newSecuredWith(t, engines()[0].open(t), func(base string, cfg *api.Config) {
+	s := newSecuredWith(t, engines()[0].open(tb), func(base string, cfg *api.Config) {
 		signer, err := documents.GenerateSigner(base)
 		require.NoError(t, err)
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)
 		dc := documents.Config{Sources: registry, Signer: signer, BaseURL: base, TokenKey: key}
+		if at := opts.labAt; !at.IsZero() {
+			dc.Now = func() time.Time { return at }
+		}
 		if opts.tune != nil {
 			opts.tune(&dc)
 		}
@@ -83,10 +136,12 @@ func withSourcesConfig(t *testing.T, opts sourceOptions) (*secured, map[string]*
 		require.NoError(t, err)
 		cfg.Documents, cfg.DocumentKeys = fed, signer.PublicKey()
 		cfg.RegionOf = func(string) string { return "helse-sor-ost" }
-		for _, setup := range setups {
-			setup(base)
-		}
 	})
+	// Only now that kjernejournal answers: a source fetches its JWKS when
+	// it starts.
+	for _, setup := range setups {
+		setup(s.base)
+	}
 	s.addCitizen(t)
 	return s, srcs
 }

@@ -178,7 +178,9 @@ func (s *Service) labSearch(ctx context.Context, req *Request, c *Call) (*Result
 		return fhir.Link{Relation: rel, URL: req.Base + path + "?" + v.Encode()}
 	}
 	opts.Links = []fhir.Link{{Relation: "self", URL: selfURL(req, c)}}
-	if q.Count > 0 && q.Offset+q.Count < res.Total {
+	// Written so that no _offset, however large, overflows into a link
+	// back to the first page.
+	if q.Count > 0 && q.Offset < res.Total-q.Count {
 		opts.Links = append(opts.Links, link("next", q.Offset+q.Count))
 	}
 	if q.Count > 0 && q.Offset > 0 {

@@ -45,14 +45,14 @@ var (
 	// SourceLatency is the latency of requests to the source hospitals.
 	SourceLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "kj_source_request_seconds",
-		Help:    "Latency of requests to the source hospitals' document services, by source.",
+		Help:    "Latency of requests to the sources (document services and lab services), by source.",
 		Buckets: latencyBuckets,
 	}, []string{"source"})
 	// SourceFailures counts requests to a source that failed (unreachable,
 	// timed out, a 5xx).
 	SourceFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kj_source_failures_total",
-		Help: "Requests to a source hospital that failed (unreachable, timed out, an error answer), by source.",
+		Help: "Requests to a source (document or lab service) that failed (unreachable, timed out, an error answer), by source.",
 	}, []string{"source"})
 	// TokenCache counts token validations answered from the cache (hit)
 	// or by a signature check (miss); hit / (hit+miss) is the hit ratio.
