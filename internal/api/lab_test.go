@@ -214,6 +214,11 @@ func TestLabSearchOverHTTP(t *testing.T) {
 		assert.NotEmpty(t, b.link("previous"), "_offset=%s", off)
 	}
 
+	// POST _search with a form body is the same search.
+	r = s.do("POST", "/DiagnosticReport/_search", []byte("patient="+citizenPatient), "Authorization", "Bearer "+doc,
+		"nhn-access-basis", "UNNTAK", "Content-Type", "application/x-www-form-urlencoded")
+	assert.Equal(t, refs(reports), bundleOf(t, r).ids("match"), "POST DiagnosticReport/_search")
+
 	// The Observations, searched on their own.
 	r = s.as_(doc, "UNNTAK", "GET", "/Observation?patient="+citizenPatient, nil)
 	b = bundleOf(t, r)

@@ -313,8 +313,9 @@ func (s *Service) routeType(c *Call, where func() string) *Error {
 func (s *Service) routeInstance(c *Call, second string, where func() string) *Error {
 	switch second {
 	case "_search":
-		if c.Method != http.MethodPost || !s.recordType(c.Type) {
-			return notAllowed(allowIf(s.recordType(c.Type), http.MethodPost), "%s: POST /%s/_search searches with a form body; GET /%s searches with the query", where(), c.Type, c.Type)
+		searchable := s.recordType(c.Type) || isLabType(c.Type)
+		if c.Method != http.MethodPost || !searchable {
+			return notAllowed(allowIf(searchable, http.MethodPost), "%s: POST /%s/_search searches with a form body; GET /%s searches with the query", where(), c.Type, c.Type)
 		}
 		c.Kind = Search
 		return nil

@@ -41,7 +41,12 @@ func (s *Service) labSearch(ctx context.Context, req *Request, c *Call) (*Result
 	if c.Compartment != "" {
 		patient = c.Compartment
 	}
-	sh, e := shapeOf(c.Query)
+	// POST {type}/_search: the form body and the URL are one search.
+	params, err := searchParams(c)
+	if err != nil {
+		return nil, err
+	}
+	sh, e := shapeOf(params)
 	if e != nil {
 		return nil, e
 	}
@@ -51,7 +56,7 @@ func (s *Service) labSearch(ctx context.Context, req *Request, c *Call) (*Result
 		}
 		return nil
 	}
-	for name, vals := range c.Query {
+	for name, vals := range params {
 		ok := true
 		switch name {
 		case "patient", "subject":
@@ -164,7 +169,7 @@ func (s *Service) labSearch(ctx context.Context, req *Request, c *Call) (*Result
 	// Paging re-asks the sources: nothing is kept between pages.
 	link := func(rel string, offset int) fhir.Link {
 		v := url.Values{}
-		for k, vs := range c.Query {
+		for k, vs := range params {
 			v[k] = vs
 		}
 		v.Del("_offset")
@@ -177,7 +182,7 @@ func (s *Service) labSearch(ctx context.Context, req *Request, c *Call) (*Result
 		}
 		return fhir.Link{Relation: rel, URL: req.Base + path + "?" + v.Encode()}
 	}
-	opts.Links = []fhir.Link{{Relation: "self", URL: selfURL(req, c)}}
+	opts.Links = []fhir.Link{link("self", q.Offset)}
 	// Written so that no _offset, however large, overflows into a link
 	// back to the first page.
 	if q.Count > 0 && q.Offset < res.Total-q.Count {
