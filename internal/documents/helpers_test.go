@@ -48,6 +48,8 @@ type fakeDoc struct {
 	ContentType   string
 	// URL overrides the attachment URL (default {base}/Binary/{ID}).
 	URL string
+	// Div, when set, is the DocumentReference's narrative.
+	Div string
 }
 
 // fakeSource is a real HTTP server on loopback that follows the source
@@ -206,19 +208,21 @@ func (fs *fakeSource) search(w http.ResponseWriter, r *http.Request, c map[strin
 		if u == "" {
 			u = fs.srv.URL + "/Binary/" + d.ID
 		}
+		res := map[string]any{
+			"resourceType": "DocumentReference", "id": d.ID, "status": "current",
+			"type":          map[string]any{"coding": []any{map[string]any{"system": domain.SystemDocumentType, "code": d.Type}}},
+			"category":      []any{map[string]any{"coding": []any{map[string]any{"system": domain.SystemDocumentType, "code": GroupOf(d.Type)}}}},
+			"subject":       map[string]any{"reference": "Patient/src-1", "identifier": map[string]any{"system": domain.SystemFNR, "value": pnr}},
+			"date":          d.Date.Format(time.RFC3339),
+			"securityLabel": []any{map[string]any{"coding": []any{map[string]any{"system": domain.SystemConfidentiality, "code": conf}}}},
+			"content": []any{map[string]any{"attachment": map[string]any{
+				"contentType": d.ContentType, "size": d.Size, "title": "Dokument " + d.ID, "url": u}}},
+		}
+		if d.Div != "" {
+			res["text"] = map[string]any{"status": "generated", "div": d.Div}
+		}
 		entries = append(entries, map[string]any{
-			"fullUrl": fs.srv.URL + "/DocumentReference/" + d.ID,
-			"search":  map[string]any{"mode": "match"},
-			"resource": map[string]any{
-				"resourceType": "DocumentReference", "id": d.ID, "status": "current",
-				"type":          map[string]any{"coding": []any{map[string]any{"system": domain.SystemDocumentType, "code": d.Type}}},
-				"category":      []any{map[string]any{"coding": []any{map[string]any{"system": domain.SystemDocumentType, "code": GroupOf(d.Type)}}}},
-				"subject":       map[string]any{"reference": "Patient/src-1", "identifier": map[string]any{"system": domain.SystemFNR, "value": pnr}},
-				"date":          d.Date.Format(time.RFC3339),
-				"securityLabel": []any{map[string]any{"coding": []any{map[string]any{"system": domain.SystemConfidentiality, "code": conf}}}},
-				"content": []any{map[string]any{"attachment": map[string]any{
-					"contentType": d.ContentType, "size": d.Size, "title": "Dokument " + d.ID, "url": u}}},
-			},
+			"fullUrl": fs.srv.URL + "/DocumentReference/" + d.ID, "search": map[string]any{"mode": "match"}, "resource": res,
 		})
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")

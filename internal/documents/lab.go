@@ -1,7 +1,6 @@
 package documents
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -260,10 +259,8 @@ func codingsOf(v any) []coding {
 // re-renders it. keep is false for resources the rules leave out; err is
 // for unreadable ones.
 func (f *Federation) labResult(raw json.RawMessage, src *Source, want, pnr, patientID string, now time.Time) (labEntry, bool, error) {
-	var m map[string]any
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber() // values and reference ranges pass through unchanged
-	if err := d.Decode(&m); err != nil {
+	m, err := decodeSourceResource(raw)
+	if err != nil {
 		return labEntry{}, false, err
 	}
 	if str(m["resourceType"]) != want {
@@ -273,12 +270,11 @@ func (f *Federation) labResult(raw json.RawMessage, src *Source, want, pnr, pati
 	if !idRe.MatchString(id) {
 		return labEntry{}, false, errors.New("invalid id")
 	}
-	// A result about someone else must never be shown as this patient's.
-	if subj := obj(m["subject"]); subj != nil {
-		ident := obj(subj["identifier"])
-		if ident == nil || str(ident["system"]) != domain.SystemFNR || str(ident["value"]) != pnr {
-			return labEntry{}, false, errors.New("subject is not the patient")
-		}
+	// A result about someone else must never be shown as this patient's,
+	// nor one that does not say whose it is.
+	ident := obj(obj(m["subject"])["identifier"])
+	if ident == nil || str(ident["system"]) != domain.SystemFNR || str(ident["value"]) != pnr {
+		return labEntry{}, false, errors.New("subject is not the patient")
 	}
 	status := str(m["status"])
 	date, err := labDate(m)

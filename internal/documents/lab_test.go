@@ -191,12 +191,20 @@ func TestSearchLabIncludeFiltersAndPaging(t *testing.T) {
 func TestSearchLabFailingAndForeignAnswers(t *testing.T) {
 	signer := newSigner(t)
 	ous, _, regs := twoLabs(t, signer)
+	report := func(id, subject, extra string) string {
+		return `{"search":{"mode":"match"},"resource":{"resourceType":"DiagnosticReport","id":"` + id + `","status":"final","code":{"text":"Blodstatus"},` +
+			`"effectiveDateTime":"` + testNow.AddDate(0, -1, 0).Format(time.RFC3339) + `"` + subject + extra + `}}`
+	}
+	of := func(pnr string) string {
+		return `,"subject":{"identifier":{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"` + pnr + `"}}`
+	}
 	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/fhir+json")
 		_, _ = w.Write([]byte(`{"resourceType":"Bundle","type":"searchset","entry":[` +
-			`{"search":{"mode":"match"},"resource":{"resourceType":"DiagnosticReport","id":"x1","status":"final","code":{"text":"Blodstatus"},` +
-			`"effectiveDateTime":"` + testNow.AddDate(0, -1, 0).Format(time.RFC3339) + `",` +
-			`"subject":{"identifier":{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"` + patientB + `"}}}}]}`))
+			report("x1", of(patientB), "") + `,` + // another person's
+			report("x2", "", "") + `,` + // nobody's
+			report("x3", of(patientA), `,"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><script>alert(1)</script>Hb 13</div>"}`) +
+			`]}`))
 	}))
 	t.Cleanup(foreign.Close)
 	regs = append(regs[:1], Source{Name: "foreign", Kind: KindLab, Organisation: "300010849", Region: "helse-vest",
@@ -206,15 +214,23 @@ func TestSearchLabFailingAndForeignAnswers(t *testing.T) {
 
 	res, err := f.SearchLab(context.Background(), req, patientA, "pas-a", LabQuery{Type: "DiagnosticReport", Count: 1000})
 	require.NoError(t, err)
+	var shown []string
 	for _, e := range res.Entries {
-		assert.Equal(t, "ous-lab", e.Source, "nothing of the foreign answer is shown")
+		if e.Source == "foreign" {
+			shown = append(shown, e.ID)
+			assert.NotContains(t, string(e.Resource), "script", "a narrative that breaks txt-1 is removed")
+			assert.NotContains(t, string(e.Resource), `"div"`)
+		}
 	}
-	assert.Contains(t, string(res.Outcome()), "1 unreadable results left out")
+	assert.Equal(t, []string{"x3"}, shown, "only the result about the patient, not another person's or nobody's")
+	assert.Contains(t, string(res.Outcome()), "2 unreadable results left out")
 
 	require.NoError(t, ous.src.SetFaults(source.Faults{Garbage: true}))
 	res, err = f.SearchLab(context.Background(), req, patientA, "pas-a", LabQuery{Type: "DiagnosticReport", Count: 1000})
 	require.NoError(t, err)
-	assert.Empty(t, res.Entries)
+	for _, e := range res.Entries {
+		assert.Equal(t, "foreign", e.Source, "nothing of the garbage")
+	}
 	assert.Contains(t, string(res.Outcome()), "is not a FHIR Bundle")
 	require.NoError(t, ous.src.SetFaults(source.Faults{Down: true}))
 	res, err = f.SearchLab(context.Background(), req, patientA, "pas-a", LabQuery{Type: "DiagnosticReport", Count: 1000})

@@ -185,6 +185,25 @@ func TestSearchDropsForeignAttachmentURL(t *testing.T) {
 	assert.NotContains(t, string(res.Entries[0].Resource), "169.254")
 }
 
+// A source's narrative that breaks the narrative rules (a script) is
+// removed before the DocumentReference leaves; a clean one stays.
+func TestSearchRemovesUnsafeNarrative(t *testing.T) {
+	signer := newSigner(t)
+	const xhtml = `<div xmlns="http://www.w3.org/1999/xhtml">`
+	bad := fakeDoc{ID: "bad", PNR: patientA, Type: "A01-1", Date: testNow, Size: 1, ContentType: "application/pdf",
+		Div: xhtml + `<img src="x" onerror="alert(1)"/>Epikrise</div>`}
+	good := fakeDoc{ID: "good", PNR: patientA, Type: "A01-1", Date: testNow.Add(-time.Hour), Size: 1, ContentType: "application/pdf",
+		Div: xhtml + `<p>Epikrise</p></div>`}
+	fs := newFakeSource(t, signer, "src", "300010008", "helse-nord", bad, good)
+	f := newFederation(t, signer, newClock(testNow), []Source{fs.source(allGroups, nil, []string{"helse-nord"})})
+	res, err := f.Search(context.Background(), requester, patientA, Query{})
+	require.NoError(t, err)
+	require.Len(t, res.Entries, 2, "the document itself is still listed")
+	assert.NotContains(t, string(res.Entries[0].Resource), "onerror")
+	assert.NotContains(t, string(res.Entries[0].Resource), `"div"`)
+	assert.Contains(t, string(res.Entries[1].Resource), `<p>Epikrise</p>`)
+}
+
 func TestOpenRefusesBadTokens(t *testing.T) {
 	signer := newSigner(t)
 	fs := newFakeSource(t, signer, "src", "300010008", "helse-nord", ruleDocs()...)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/fhir"
+	"github.com/kjernejournal/kjernejournal/fhir/narrative"
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/audit"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
@@ -440,10 +441,8 @@ func labelledBlocked(list []any) bool {
 // keep is false for resources the rules leave out; err is for unreadable
 // ones.
 func (f *Federation) filterAndRewrite(raw json.RawMessage, p *plan, pnr string, q Query, now time.Time) (Entry, bool, error) {
-	var m map[string]any
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber() // numbers (attachment.size) pass through unchanged
-	if err := d.Decode(&m); err != nil {
+	m, err := decodeSourceResource(raw)
+	if err != nil {
 		return Entry{}, false, err
 	}
 	if str(m["resourceType"]) != "DocumentReference" {
@@ -518,6 +517,28 @@ func (f *Federation) filterAndRewrite(raw json.RawMessage, p *plan, pnr string, 
 	}
 	return Entry{Source: src.Name, ID: id, Type: code, Date: date,
 		FullURL: f.cfg.BaseURL + "/DocumentReference/" + newID, Resource: body}, true, nil
+}
+
+// decodeSourceResource reads one resource a source answered. Numbers pass
+// through unchanged (attachment sizes, lab values). A narrative that
+// breaks FHIR's narrative rules (txt-1: scripts, event handlers, active
+// content) is removed, with the contained resources' too: clients show
+// narratives as HTML, and what a source wrote must not run in them; the
+// structured content stays.
+func decodeSourceResource(raw json.RawMessage) (map[string]any, error) {
+	var m map[string]any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
+		return nil, err
+	}
+	if len(narrative.CheckResource(str(m["resourceType"]), raw)) > 0 {
+		delete(m, "text")
+		for _, c := range arr(m["contained"]) {
+			delete(obj(c), "text")
+		}
+	}
+	return m, nil
 }
 
 // federatedID is the id a source's resource gets here: unique across
