@@ -37,7 +37,7 @@ func init() {
 			"following a rewritten attachment URL streams the document: 200, its content type and size, its bytes (PDF or XML), Cache-Control no-store",
 			checkDocumentsRetrieve},
 		Check{GroupDocuments, "documents/proxy-tampering",
-			"an altered or truncated document URL, a valid one with a token for another patient, and one without a token are refused (4xx OperationOutcome, 401 without a token) with no byte of the document",
+			"an altered or truncated document URL, a valid one with a token for another patient or of another user, and one without a token are refused (4xx OperationOutcome, 401 without a token) with no byte of the document",
 			checkDocumentsProxyTampering},
 		Check{GroupDocuments, "documents/display-periods-and-nors",
 			"no document labelled NORS is shown, test results (C00) and correspondence (I00) only for 1 year, organ function (D00) and imaging (E00) for 5 years, other groups never",
@@ -494,6 +494,37 @@ func checkDocumentsProxyTampering(t *T) {
 	req := d.fetch(u)
 	req.Patient = other
 	refused("a valid document URL with a token for another patient", req, clientError, "4xx")
+
+	// A valid URL of a document another health worker may open too (her
+	// GP, with consent, opens it through her own URL), opened by that
+	// health worker: rule 7, a document link is valid only for the user
+	// and session that received it.
+	gpReq := func(path string) Request {
+		r := d.fetch(path)
+		r.As, r.Basis = PersonaGP, "SAMTYKKE"
+		return r
+	}
+	gp := searchDocuments(t, gpReq(d.searchPath()))
+	doctorURL := map[string]string{}
+	for _, dr := range r.matches {
+		for _, a := range attachments(dr) {
+			doctorURL[alStr(dr, "id")] = alStr(a, "url")
+		}
+	}
+	shared := ""
+	for _, dr := range gp.matches {
+		for _, a := range attachments(dr) {
+			if mine, theirs := alStr(a, "url"), doctorURL[alStr(dr, "id")]; mine != "" && theirs != "" && shared == "" {
+				if res := t.Do(gpReq(mine)); res.Status == http.StatusOK {
+					shared = theirs
+				}
+			}
+		}
+	}
+	if shared == "" {
+		t.Fatalf("the GP (with SAMTYKKE) can open none of the documents the doctor was listed; nothing to check the binding with")
+	}
+	refused("a valid document URL opened by another user (the patient's GP, who opens the same document through her own URL)", gpReq(shared), clientError, "4xx")
 
 	// No token: not a byte without authentication.
 	noToken := Request{Path: u, Header: http.Header{"Accept": {"*/*"}}}

@@ -531,3 +531,37 @@ func TestLabUsageLog(t *testing.T) {
 		require.NotContains(t, string(r.body), w.srcID, "the citizen's view does not say which results")
 	}
 }
+
+// A token's granular scope narrows the federated searches as it narrows
+// the stored ones: patient/DiagnosticReport.rs?category=MB sees the
+// microbiology reports only, and patient/DocumentReference.rs?category=A00
+// the discharge summaries only.
+func TestFederatedSearchesKeepGranularScopes(t *testing.T) {
+	s, _ := withLab(t, nil)
+	all := bundleOf(t, s.as_(s.token("hospital-doctor", citizenPatient), "UNNTAK", "GET", "/DiagnosticReport?patient="+citizenPatient, nil))
+	mb := s.token("hospital-doctor", citizenPatient, "patient/DiagnosticReport.rs?category=http://terminology.hl7.org/CodeSystem/v2-0074|MB")
+	b := bundleOf(t, s.as_(mb, "UNNTAK", "GET", "/DiagnosticReport?patient="+citizenPatient, nil))
+	require.NotNil(t, b.Total)
+	require.NotNil(t, all.Total)
+	assert.Less(t, *b.Total, *all.Total, "the laboratory reports are left out")
+	for _, res := range b.Entry {
+		if res.Search.Mode == "match" {
+			assert.Contains(t, string(res.Resource), `"code":"MB"`)
+		}
+	}
+	// A constraint the lab search cannot evaluate narrows to nothing.
+	odd := s.token("hospital-doctor", citizenPatient, "patient/DiagnosticReport.rs?criticality=high")
+	b = bundleOf(t, s.as_(odd, "UNNTAK", "GET", "/DiagnosticReport?patient="+citizenPatient, nil))
+	assert.Zero(t, *b.Total)
+
+	docs := bundleOf(t, s.as_(s.token("hospital-doctor", citizenPatient), "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient, nil))
+	a00 := s.token("hospital-doctor", citizenPatient, "patient/DocumentReference.rs?category=A00")
+	b = bundleOf(t, s.as_(a00, "UNNTAK", "GET", "/DocumentReference?patient="+citizenPatient, nil))
+	require.NotZero(t, *b.Total)
+	assert.Less(t, *b.Total, *docs.Total)
+	for _, res := range b.Entry {
+		if res.Search.Mode == "match" {
+			assert.Contains(t, string(res.Resource), `"code":"A0`, "a discharge summary (group A00)")
+		}
+	}
+}

@@ -32,8 +32,12 @@ type Requester struct {
 	// Citizen marks a citizen reading their own record (lab results): the
 	// assertion then names the citizen (role "citizen", pid) instead of
 	// health personnel, and every lab source is asked.
-	Citizen      bool
-	PID          string // the citizen's person number
+	Citizen bool
+	PID     string // the citizen's person number
+	// Session names the user and the access token of the request; the
+	// document URLs a search answers are bound to it, so that they open
+	// for that user with that token only (rule 7). Not sent to sources.
+	Session      string
 	HPR          string // HPR number
 	HPCategory   string // code system 9060: LE, SP, ...
 	Org          string // organisation number (legal entity)

@@ -359,7 +359,7 @@ func entryIDs(r Result) []string {
 }
 
 var requester = Requester{HPR: "565501872", HPCategory: "LE", Org: "300011268", Region: "helse-nord",
-	PurposeOfUse: "TREAT", AccessBasis: "UNNTAK"}
+	PurposeOfUse: "TREAT", AccessBasis: "UNNTAK", Session: "issuer\x00sub-1\x00565501872\x00\x00jti-1"}
 
 // drain reads and discards a body.
 func drain(r io.Reader) (int64, error) { return io.Copy(io.Discard, r) }

@@ -60,6 +60,10 @@ type LabQuery struct {
 	// Offset and Count select the page of the merged, sorted matches;
 	// Count 0 returns none (a count-only search).
 	Offset, Count int
+	// Admits, if set, is the token's granular scope (e.g.
+	// patient/Observation.rs?category=laboratory), applied to every result,
+	// included ones too, before counting and paging.
+	Admits Admits
 }
 
 // SearchLab fans a lab result search out to the lab sources that share
@@ -185,9 +189,9 @@ func (f *Federation) searchLabSource(ctx context.Context, src *Source, req Reque
 		if !keep {
 			continue
 		}
-		// The window holds for included results too; the query's own
-		// filters choose the matches only.
-		if !include && !q.matches(le, from) {
+		// The window and the token's scope hold for included results too;
+		// the query's own filters choose the matches only.
+		if !q.Admits.admit(le.constraint) || !include && !q.matches(le, from) {
 			continue
 		}
 		le.include = include
@@ -214,6 +218,20 @@ func (q LabQuery) matches(e labEntry, from time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// constraint reports whether a result has a granular scope's value for
+// one search parameter; false for a parameter it cannot evaluate.
+func (e labEntry) constraint(param, value string) bool {
+	switch param {
+	case "category":
+		return anyToken([]string{value}, e.categories)
+	case "code":
+		return anyToken([]string{value}, e.codes)
+	case "status":
+		return e.status == value
+	}
+	return false
 }
 
 // coding is a system and a code.

@@ -62,7 +62,7 @@ func (f *Federation) Open(ctx context.Context, req Requester, token, patientPNR 
 	if patientPNR == "" {
 		return nil, ErrTokenInvalid
 	}
-	ref, err := parseToken(f.cfg.TokenKey, token, patientPNR, f.now())
+	ref, err := parseToken(f.cfg.TokenKey, token, binding{patientPNR, req.Session}, f.now())
 	if err != nil {
 		return nil, err
 	}

@@ -231,7 +231,7 @@ func TestOpenRefusesBadTokens(t *testing.T) {
 	if altered[len(altered)/2] == token[len(token)/2] {
 		altered[len(altered)/2]++
 	}
-	forged := makeToken([]byte("0123456789abcdef0123456789abcdef"), docRef{Source: "src", ID: "a-20y", Type: "A01-1", Expires: testNow.Add(time.Hour)}, patientA)
+	forged := makeToken([]byte("0123456789abcdef0123456789abcdef"), docRef{Source: "src", ID: "a-20y", Type: "A01-1", Expires: testNow.Add(time.Hour)}, binding{patientA, requester.Session})
 	for name, tc := range map[string]struct {
 		tok, pnr string
 		want     error
@@ -245,6 +245,21 @@ func TestOpenRefusesBadTokens(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			assert.Equal(t, tc.status, status(tc.tok, tc.pnr))
 			assert.ErrorIs(t, <-p.errs, tc.want)
+		})
+	}
+	// Rule 7: a document URL opens for the user and the access token that
+	// received it only; anyone else gets what a forged URL gets.
+	for name, session := range map[string]string{
+		"another access token of the same user": "issuer\x00sub-1\x00565501872\x00\x00jti-2",
+		"another user":                          "issuer\x00sub-2\x00565501999\x00\x00jti-1",
+		"no session":                            "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			other := requester
+			other.Session = session
+			_, err := f.Open(context.Background(), other, token, patientA)
+			assert.ErrorIs(t, err, ErrTokenInvalid)
+			assert.Equal(t, http.StatusNotFound, HTTPStatus(err))
 		})
 	}
 	t.Run("not shared with this requester", func(t *testing.T) {

@@ -39,7 +39,21 @@ type Query struct {
 	DateFrom, DateTo time.Time
 	// Count caps the entries returned (newest first); 0 is no cap.
 	Count int
+	// Admits, if set, is the token's granular scope (e.g.
+	// patient/DocumentReference.rs?category=...): a document is kept only
+	// if it admits it, asking match about each constraint (a search
+	// parameter and value; match answers false for what it cannot
+	// evaluate, so an unknown constraint narrows).
+	Admits Admits
 }
+
+// Admits is a granular scope applied to one result of a federated search
+// (access.Decision.Admits, as the REST layer passes it).
+type Admits func(match func(param, value string) bool) bool
+
+// admit applies a to a result whose constraints match answers; nil admits
+// all.
+func (a Admits) admit(match func(param, value string) bool) bool { return a == nil || a(match) }
 
 // Entry is one DocumentReference of the result.
 type Entry struct {
@@ -129,6 +143,7 @@ func (r *Result) BundleEntries() []fhir.BundleEntry {
 // plan is what to ask one source and how to filter its answer.
 type plan struct {
 	src        *Source
+	session    string   // Requester.Session, which the document URLs are bound to
 	types      []string // query types (codes or groups), normalised
 	category   string
 	pushType   string    // one code to pass as type=, or ""
@@ -251,6 +266,7 @@ func (f *Federation) Search(ctx context.Context, req Requester, patientPNR strin
 	var srcs []*Source
 	for _, src := range f.sharing(KindDocuments, req) {
 		if p := f.planFor(src, q, now); p != nil {
+			p.session = req.Session
 			plans[src] = p
 			srcs = append(srcs, src)
 		}
@@ -481,6 +497,19 @@ func (f *Federation) filterAndRewrite(raw json.RawMessage, p *plan, pnr string, 
 		!q.DateTo.IsZero() && (date.IsZero() || date.After(q.DateTo)) {
 		return Entry{}, false, nil
 	}
+	typeCoding := []coding{{domain.SystemDocumentType, code}}
+	groupCoding := []coding{{domain.SystemDocumentType, GroupOf(code)}}
+	if !q.Admits.admit(func(param, value string) bool {
+		switch param {
+		case "type":
+			return anyToken([]string{value}, typeCoding)
+		case "category":
+			return anyToken([]string{value}, groupCoding)
+		}
+		return false
+	}) {
+		return Entry{}, false, nil
+	}
 
 	// Rewrite every attachment URL to the proxy; a URL that is not the
 	// source's own {base}/Binary/{id} is dropped, never proxied.
@@ -499,7 +528,7 @@ func (f *Federation) filterAndRewrite(raw json.RawMessage, p *plan, pnr string, 
 			delete(att, "url")
 			continue
 		}
-		tok := makeToken(f.cfg.TokenKey, docRef{Source: src.Name, ID: bin, Type: code, Expires: now.Add(f.cfg.TokenTTL)}, pnr)
+		tok := makeToken(f.cfg.TokenKey, docRef{Source: src.Name, ID: bin, Type: code, Expires: now.Add(f.cfg.TokenTTL)}, binding{pnr, p.session})
 		att["url"] = f.cfg.BaseURL + "/documents/" + tok
 	}
 	newID := federatedID(src, id)

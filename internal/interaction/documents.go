@@ -19,11 +19,23 @@ import (
 // requester is what a source hospital is told about who asks.
 func (s *Service) requester(req *Request, p *auth.Principal) documents.Requester {
 	r := documents.Requester{HPR: p.HPR, HPCategory: p.HPCategory, Org: p.OrgParent,
-		PurposeOfUse: p.PurposeOfUse, AccessBasis: req.Basis}
+		PurposeOfUse: p.PurposeOfUse, AccessBasis: req.Basis, Session: sessionOf(p)}
 	if s.cfg.RegionOf != nil {
 		r.Region = s.cfg.RegionOf(p.OrgParent)
 	}
 	return r
+}
+
+// sessionOf names the user and the access token behind p, for binding
+// document URLs to them: the token's issuer, subject and jti, or, for a
+// token without a jti, when it was issued and expires (a new token, after
+// a refresh or a new login, is a new session).
+func sessionOf(p *auth.Principal) string {
+	id := p.TokenID
+	if id == "" {
+		id = strconv.FormatInt(p.IssuedAt.Unix(), 10) + "-" + strconv.FormatInt(p.ExpiresAt.Unix(), 10)
+	}
+	return strings.Join([]string{p.Issuer, p.Subject, p.HPR, p.PID, id}, "\x00")
 }
 
 // documentSearch serves GET /DocumentReference: a federated search of the
@@ -94,10 +106,11 @@ func (s *Service) documentSearch(ctx context.Context, req *Request, c *Call) (*R
 	if p == nil {
 		return nil, fail(http.StatusUnauthorized, "login", "documents are searched with a health personnel's token")
 	}
-	_, st, err := s.require(ctx, req, ask{in: access.Search, typ: "DocumentReference", patient: patient, state: true}, absent{})
+	d, st, err := s.require(ctx, req, ask{in: access.Search, typ: "DocumentReference", patient: patient, state: true}, absent{})
 	if err != nil {
 		return nil, err
 	}
+	q.Admits = admitsOf(d)
 	res, err := s.cfg.Documents.Search(ctx, s.requester(req, p), st.PersonNumber, q)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/fhir/search"
 	"github.com/kjernejournal/kjernejournal/internal/access"
+	"github.com/kjernejournal/kjernejournal/internal/auth"
 	"github.com/kjernejournal/kjernejournal/internal/documents"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 )
@@ -27,6 +28,17 @@ func labParams(typ string) []csSearchParam {
 		{Name: "category", Type: "token", Definition: r4 + typ + "-category"},
 		{Name: "code", Type: "token", Definition: r4 + "clinical-code", Documentation: "NLK (" + domain.SystemNLK + ") or LOINC"},
 		{Name: "status", Type: "token", Definition: r4 + typ + "-status"},
+	}
+}
+
+// admitsOf is the decision's granular scope as the federation applies it
+// to each result; nil when the grant is not constrained.
+func admitsOf(d access.Decision) documents.Admits {
+	if !d.Scopes.Constrained() {
+		return nil
+	}
+	return func(match func(param, value string) bool) bool {
+		return d.Admits(func(c auth.Constraint) bool { return match(c.Param, c.Value) })
 	}
 }
 
@@ -150,6 +162,7 @@ func (s *Service) labSearch(ctx context.Context, req *Request, c *Call) (*Result
 	if err != nil {
 		return nil, err
 	}
+	q.Admits = admitsOf(d)
 	var res documents.Result
 	if !d.Hides(c.Type) {
 		r := s.requester(req, p)
