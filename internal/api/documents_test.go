@@ -49,6 +49,9 @@ type sourceOptions struct {
 	// tb, when set, opens the store and takes the sources' cleanups in
 	// place of t (a benchmark's *testing.B; see benchT).
 	tb testing.TB
+	// labFollowsVisits is the policy's LabFollowsVisitHistory (serve
+	// --lab-follows-visit-history).
+	labFollowsVisits bool
 }
 
 // sourceHospital is one development source hospital withSourcesConfig
@@ -136,6 +139,7 @@ func withSourcesConfig(t *testing.T, opts sourceOptions) (*secured, map[string]*
 		require.NoError(t, err)
 		cfg.Documents, cfg.DocumentKeys = fed, signer.PublicKey()
 		cfg.RegionOf = func(string) string { return "helse-sor-ost" }
+		cfg.Policy.LabFollowsVisitHistory = opts.labFollowsVisits
 	})
 	// Only now that kjernejournal answers: a source fetches its JWKS when
 	// it starts.

@@ -565,3 +565,35 @@ func TestFederatedSearchesKeepGranularScopes(t *testing.T) {
 		}
 	}
 }
+
+// With --lab-follows-visit-history, a restricted visit history closes the
+// lab results as it closes the documents, on every route and whatever the
+// basis; without it they stay open. The citizen still reads their own.
+func TestLabFollowsVisitHistoryWhenConfigured(t *testing.T) {
+	for _, follows := range []bool{false, true} {
+		t.Run(fmt.Sprint("follows=", follows), func(t *testing.T) {
+			s, _ := withSourcesConfig(t, sourceOptions{labAt: labNow, labFollowsVisits: follows})
+			doc, citizen := s.token("hospital-doctor", citizenPatient), s.token("citizen", "")
+			reports, _ := wantLab(sourceHospitals[:2], "DiagnosticReport", 1)
+			r := s.as_(citizen, "", "POST", "/Consent", consent(privacy.Restriction, true, time.Now().UTC().Truncate(time.Second), []access.Section{access.VisitHistory}))
+			require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+			for _, route := range labRoutes {
+				for _, basis := range []string{"UNNTAK", "FORHOYET_AKUTT"} {
+					tok := doc
+					if basis == "FORHOYET_AKUTT" {
+						tok = s.token("emergency", citizenPatient)
+					}
+					r := askLab(t, s, route, tok, basis, citizenPatient, "")
+					if !follows {
+						assert.Equal(t, refs(reports), bundleOf(t, r).ids("match"), "%s %s: lab results stay open", route, basis)
+						continue
+					}
+					assert.Equal(t, http.StatusForbidden, r.status, "%s %s: body: %s", route, basis, r.body)
+					assert.Equal(t, string(access.LabResultsUnavailable), reasonOf(t, r), "%s %s", route, basis)
+				}
+			}
+			own := bundleOf(t, s.as_(citizen, "", "GET", "/DiagnosticReport?patient="+citizenPatient, nil))
+			assert.Equal(t, refs(reports), own.ids("match"), "the citizen reads their own")
+		})
+	}
+}
