@@ -143,26 +143,12 @@ func fUnescape(s string, a []string) []Item {
 				b.WriteByte(s[i])
 				continue
 			}
-			i++
-			switch c := s[i]; c {
-			case 'n':
-				b.WriteByte('\n')
-			case 't':
-				b.WriteByte('\t')
-			case 'r':
-				b.WriteByte('\r')
-			case 'u':
-				if i+4 < len(s) {
-					if r, err := strconv.ParseUint(s[i+1:i+5], 16, 32); err == nil {
-						b.WriteRune(rune(r))
-						i += 4
-						continue
-					}
-				}
-				b.WriteByte(c)
-			default:
-				b.WriteByte(c)
+			next, ok := unescapeAt(&b, s, i+1)
+			if !ok {
+				// A \u without four hex digits is kept as "u".
+				b.WriteByte(s[i+1])
 			}
+			i = next
 		}
 		return []Item{{V: b.String()}}
 	}

@@ -143,6 +143,37 @@ func lex(src string) ([]token, error) {
 func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' }
 func isAlnum(c byte) bool { return isAlpha(c) || c >= '0' && c <= '9' }
 
+// unescapeAt writes the character the escape at s[i] (the byte after a
+// backslash) stands for: \n, \t, \r, \f, \uXXXX, or the byte itself (\\,
+// \', \", \`, \/). It returns the index of the escape's last byte, and
+// false for a \u without four hex digits. String literals and
+// unescape('json') read escapes alike.
+func unescapeAt(b *strings.Builder, s string, i int) (int, bool) {
+	switch s[i] {
+	case 'n':
+		b.WriteByte('\n')
+	case 't':
+		b.WriteByte('\t')
+	case 'r':
+		b.WriteByte('\r')
+	case 'f':
+		b.WriteByte('\f')
+	case 'u':
+		if i+4 >= len(s) {
+			return i, false
+		}
+		r, err := strconv.ParseUint(s[i+1:i+5], 16, 32)
+		if err != nil {
+			return i, false
+		}
+		b.WriteRune(rune(r))
+		return i + 4, true
+	default:
+		b.WriteByte(s[i])
+	}
+	return i, true
+}
+
 func unquote(s string, q byte) (string, int, error) {
 	var b strings.Builder
 	for i := 1; i < len(s); i++ {
@@ -151,28 +182,11 @@ func unquote(s string, q byte) (string, int, error) {
 		case c == q:
 			return b.String(), i + 1, nil
 		case c == '\\' && i+1 < len(s):
-			i++
-			switch s[i] {
-			case 'n':
-				b.WriteByte('\n')
-			case 't':
-				b.WriteByte('\t')
-			case 'r':
-				b.WriteByte('\r')
-			case 'f':
-				b.WriteByte('\f')
-			case 'u':
-				if i+4 < len(s) {
-					if r, err := strconv.ParseUint(s[i+1:i+5], 16, 32); err == nil {
-						b.WriteRune(rune(r))
-						i += 4
-						continue
-					}
-				}
+			next, ok := unescapeAt(&b, s, i+1)
+			if !ok {
 				return "", 0, fmt.Errorf("bad \\u escape")
-			default:
-				b.WriteByte(s[i])
 			}
+			i = next
 		default:
 			b.WriteByte(c)
 		}

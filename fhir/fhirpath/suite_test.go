@@ -269,3 +269,25 @@ func FuzzEvaluate(f *testing.F) {
 		e.Evaluate(root)
 	})
 }
+
+// String literals and unescape('json') read the same escapes, one piece
+// of code: \n, \t, \r, \f, \uXXXX and the escaped character itself.
+func TestEscapesReadAlike(t *testing.T) {
+	for _, tc := range []struct{ expr, want string }{
+		{`'a\tb\nc\rd\fe\u00e9\'\\'`, "a\tb\nc\rd\fe\u00e9'\\"},
+		{`'a\\tb\\fc\\u00e9\\"'.unescape('json')`, "a\tb\fc\u00e9\""},
+		{`'x\\uZZZZ'.unescape('json')`, "xuZZZZ"},
+	} {
+		e, err := Parse(tc.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		got, err := e.Evaluate(nil)
+		if err != nil || len(got) != 1 || got[0].V != tc.want {
+			t.Errorf("%s = %v (%v), want %q", tc.expr, got, err, tc.want)
+		}
+	}
+	if _, err := Parse(`'\uZZZZ'`); err == nil {
+		t.Errorf("a string literal with a bad \\u escape parses")
+	}
+}
