@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/source"
+	"github.com/kjernejournal/kjernejournal/internal/syncbuf"
 )
 
 func TestHelpExplainsEveryFlag(t *testing.T) {
@@ -148,7 +148,7 @@ func TestServe(t *testing.T) {
 	t.Setenv("KJ_SOURCE_KJ_JWKS_URL", jwks.URL)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	var wg sync.WaitGroup
 	code := -1
 	wg.Go(func() { code = run(ctx, []string{"serve", "--large-doc-mb", "2"}, &out, &errOut) })
@@ -221,21 +221,4 @@ func TestServe(t *testing.T) {
 	assert.Contains(t, errOut.String(), `"msg":"lookup"`)
 	assert.Contains(t, errOut.String(), `"hpr":"9144889"`)
 	assert.Contains(t, errOut.String(), `"action":"lab-search"`)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Clone(s.b.String())
 }

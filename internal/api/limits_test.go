@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/ratelimit"
 	"github.com/kjernejournal/kjernejournal/internal/store"
 	"github.com/kjernejournal/kjernejournal/internal/store/embedded"
+	"github.com/kjernejournal/kjernejournal/internal/syncbuf"
 	"github.com/kjernejournal/kjernejournal/internal/telemetry"
 )
 
@@ -149,23 +149,11 @@ func TestAuthServerRequestBudgetPerAddress(t *testing.T) {
 	assert.Equal(t, http.StatusOK, s.do("GET", "/.well-known/smart-configuration", nil).status)
 }
 
-// syncBuffer collects log output written from the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) lines(t *testing.T) []map[string]any {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+// requestLines are the access-log lines (msg "request") the server's
+// JSON log holds so far.
+func requestLines(t *testing.T, logs *syncbuf.Buffer) []map[string]any {
 	var out []map[string]any
-	for _, l := range bytes.Split(bytes.TrimSpace(w.b.Bytes()), []byte("\n")) {
+	for _, l := range bytes.Split(bytes.TrimSpace([]byte(logs.String())), []byte("\n")) {
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(l, &m), "log line %s", l)
 		if m["msg"] == "request" {
@@ -176,7 +164,7 @@ func (w *syncBuffer) lines(t *testing.T) []map[string]any {
 }
 
 func TestAccessLogLinePerRequest(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s := limited(t, api.Limits{}, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	pnr := personNumber(t, 40) // the first secured patient's
 	tok := s.token("gp", s.patients[0])
@@ -191,7 +179,7 @@ func TestAccessLogLinePerRequest(t *testing.T) {
 	} {
 		ids = append(ids, r.header.Get("X-Request-Id"))
 	}
-	lines := logs.lines(t)
+	lines := requestLines(t, &logs)
 	require.Len(t, lines, len(ids), "one line per request, 2xx included")
 	byID := map[string]map[string]any{}
 	for _, l := range lines {
@@ -214,9 +202,7 @@ func TestAccessLogLinePerRequest(t *testing.T) {
 	assert.Equal(t, "not-authenticated", byID[ids[3]]["reason"])
 	assert.EqualValues(t, 404, byID[ids[5]]["status"])
 
-	logs.mu.Lock()
-	all := logs.b.String()
-	logs.mu.Unlock()
+	all := logs.String()
 	assert.NotContains(t, all, pnr, "no person number in the log")
 	assert.NotContains(t, all, "implant", "no health data in the log")
 	assert.NotContains(t, all, "identifier=", "no query string in the log")

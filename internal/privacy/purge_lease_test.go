@@ -1,7 +1,6 @@
 package privacy
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/kjernejournal/kjernejournal/internal/store"
 	"github.com/kjernejournal/kjernejournal/internal/store/mongodb"
 	"github.com/kjernejournal/kjernejournal/internal/store/mongodb/mongotest"
+	"github.com/kjernejournal/kjernejournal/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) { os.Exit(mongotest.Main(m)) }
@@ -39,24 +39,6 @@ func (r runCounter) ScanType(ctx context.Context, typ string, fn func(store.Vers
 	return r.Store.ScanType(ctx, typ, fn)
 }
 
-// syncBuffer is a log destination shared by two processes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Two processes on one MongoDB database, each running the purge with its
 // lease: one purge runs per interval, and each due record is purged (and
 // logged) once.
@@ -69,7 +51,7 @@ func TestPurgersOnOneDatabaseRunOncePerInterval(t *testing.T) {
 
 	var mu sync.Mutex
 	runs := map[int64]int{}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	var purgers []*Purger
 	for range 2 {

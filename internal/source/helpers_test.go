@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
+	"github.com/kjernejournal/kjernejournal/internal/syncbuf"
 )
 
 const testIssuer = "https://kjernejournal.test"
@@ -119,7 +119,7 @@ type env struct {
 	docs     []Document
 	labs     []LabReport
 	patients []Patient
-	log      *syncBuffer
+	log      *syncbuf.Buffer
 }
 
 var testOrg = Organisation{Number: "300010008", Name: "Oslo universitetssykehus HF", Region: "Helse Sør-Øst"}
@@ -131,7 +131,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	require.NoError(t, err)
 	docs := Generate(1, patients, testOrg, 12)
 	labs := GenerateLab(seed.DefaultBase, 1, patients, testOrg)
-	e := &env{kj: k, docs: docs, labs: labs, patients: patients, log: &syncBuffer{}}
+	e := &env{kj: k, docs: docs, labs: labs, patients: patients, log: &syncbuf.Buffer{}}
 	cfg := Config{Org: testOrg, Issuer: testIssuer, JWKSURL: k.jwks.URL, Documents: docs, LabResults: labs, Log: e.log}
 	if mod != nil {
 		mod(&cfg)
@@ -269,23 +269,6 @@ func body(t *testing.T, d Document) []byte {
 	require.NoError(t, err)
 	require.Equal(t, d.Size, n)
 	return b.Bytes()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func fmtSscan(s string, args ...any) (int, error) { return fmt.Sscan(s, args...) }
