@@ -10,6 +10,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/kjernejournal/kjernejournal/internal/clientkey"
 )
 
 // The SMART group: discovery, the authorisation flows of SMART App Launch
@@ -753,7 +755,7 @@ func checkBackendServices(t *T) {
 	t.expectOAuthError("the same client assertion a second time", t.postOAuthForm(token, form(a, asked)), status400or401, "invalid_client")
 	t.expectOAuthError("a client assertion for another audience", t.postOAuthForm(token, form(t.ClientAssertion("https://attacker.example/token"), asked)), status400or401, "invalid_client")
 	key, alg := attackerKey(t)
-	forged, err := signJWT(key, alg, "", assertionClaims(t.env.cfg.FeederClientID, token, time.Now()))
+	forged, err := clientkey.Sign(key, alg, "", clientkey.Claims(t.env.cfg.FeederClientID, token, time.Now()))
 	if err != nil {
 		t.Fatalf("sign: %v", err)
 	}

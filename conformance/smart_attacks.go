@@ -23,6 +23,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/kjernejournal/kjernejournal/internal/clientkey"
 )
 
 // The token attacks of the SMART issue, each against the FHIR endpoint:
@@ -238,7 +240,7 @@ func signWith(t *T, key jwk.Key, alg jwa.SignatureAlgorithm, claims map[string]a
 // server's JWKS gives it, when the suite has that key and the JWKS
 // publishes its public half.
 func (t *T) issuerKey() (jwk.Key, jwa.SignatureAlgorithm, bool) {
-	key, alg, err := loadPrivateKey(t.env.cfg.IssuerKeyFile)
+	key, alg, err := clientkey.Load(t.env.cfg.IssuerKeyFile)
 	if err != nil {
 		return nil, alg, false
 	}

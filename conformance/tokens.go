@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,15 +10,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/kjernejournal/kjernejournal/internal/clientkey"
 )
 
 // Personas the suite acts as. Practitioners get their token through an
@@ -384,70 +380,11 @@ func (t *T) ResourceServerAssertion(aud string) string {
 // signAssertion signs a fresh client assertion (new jti, four minutes to
 // live) as clientID with the PEM private key in keyFile.
 func signAssertion(clientID, keyFile, aud string) (string, error) {
-	key, alg, err := loadPrivateKey(keyFile)
+	key, alg, err := clientkey.Load(keyFile)
 	if err != nil {
 		return "", err
 	}
-	return signJWT(key, alg, "", assertionClaims(clientID, aud, time.Now()))
-}
-
-// assertionClaims are the claims of an RFC 7523 client assertion with a
-// fresh jti; checks alter them to forge bad ones.
-func assertionClaims(clientID, aud string, now time.Time) map[string]any {
-	return map[string]any{
-		"iss": clientID, "sub": clientID, "aud": aud, "jti": randomState(),
-		"iat": now.Unix(), "exp": now.Add(4 * time.Minute).Unix(),
-	}
-}
-
-// loadPrivateKey reads a PEM private key as a JWK whose kid is its RFC
-// 7638 thumbprint (as the client registry and the JWKS name keys), with
-// the signature algorithm that fits it.
-func loadPrivateKey(file string) (jwk.Key, jwa.SignatureAlgorithm, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, jwa.SignatureAlgorithm{}, err
-	}
-	key, err := jwk.ParseKey(pem, jwk.WithPEM(true))
-	if err != nil {
-		return nil, jwa.SignatureAlgorithm{}, fmt.Errorf("%s: %w", file, err)
-	}
-	pub, err := key.PublicKey()
-	if err != nil {
-		return nil, jwa.SignatureAlgorithm{}, err
-	}
-	kid, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return nil, jwa.SignatureAlgorithm{}, err
-	}
-	if err := key.Set(jwk.KeyIDKey, base64.RawURLEncoding.EncodeToString(kid)); err != nil {
-		return nil, jwa.SignatureAlgorithm{}, err
-	}
-	alg := jwa.ES256()
-	if key.KeyType() == jwa.RSA() {
-		alg = jwa.RS256()
-	}
-	return key, alg, nil
-}
-
-// signJWT signs claims as a compact JWS with key (its kid in the header)
-// and, when typ is not empty, that typ header.
-func signJWT(key jwk.Key, alg jwa.SignatureAlgorithm, typ string, claims map[string]any) (string, error) {
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	hdr := jws.NewHeaders()
-	if typ != "" {
-		if err := hdr.Set(jws.TypeKey, typ); err != nil {
-			return "", err
-		}
-	}
-	signed, err := jws.Sign(payload, jws.WithKey(alg, key, jws.WithProtectedHeaders(hdr)))
-	if err != nil {
-		return "", err
-	}
-	return string(signed), nil
+	return clientkey.Sign(key, alg, "", clientkey.Claims(clientID, aud, time.Now()))
 }
 
 func (e *env) backendToken(ctx context.Context, scope string) (map[string]any, error) {

@@ -4,15 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -20,8 +16,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/kjernejournal/kjernejournal/internal/clientkey"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
 	"github.com/kjernejournal/kjernejournal/internal/seed"
 )
@@ -295,28 +291,8 @@ func newFeederAuth(ctx context.Context, hc *http.Client, base, clientID, keyFile
 		return a, nil
 	}
 	a.tokenURL = conf.TokenEndpoint
-	pem, err := os.ReadFile(keyFile)
-	if err != nil {
+	if a.key, a.alg, err = clientkey.Load(keyFile); err != nil {
 		return nil, fmt.Errorf("--client-key: %w", err)
-	}
-	if a.key, err = jwk.ParseKey(pem, jwk.WithPEM(true)); err != nil {
-		return nil, fmt.Errorf("--client-key %s: %w", keyFile, err)
-	}
-	// The client registry names keys by their RFC 7638 thumbprint.
-	pub, err := a.key.PublicKey()
-	if err != nil {
-		return nil, err
-	}
-	kid, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.key.Set(jwk.KeyIDKey, base64.RawURLEncoding.EncodeToString(kid)); err != nil {
-		return nil, err
-	}
-	a.alg = jwa.ES256()
-	if a.key.KeyType() == jwa.RSA() {
-		a.alg = jwa.RS256()
 	}
 	if _, err := a.token(ctx); err != nil {
 		return nil, err
@@ -335,14 +311,8 @@ func (a *feederAuth) token(ctx context.Context) (string, error) {
 	if a.access != "" && time.Until(a.expires) > time.Minute {
 		return a.access, nil
 	}
-	jti := make([]byte, 16)
-	rand.Read(jti)
 	now := time.Now()
-	claims, _ := json.Marshal(map[string]any{
-		"iss": a.clientID, "sub": a.clientID, "aud": a.tokenURL, "jti": base64.RawURLEncoding.EncodeToString(jti),
-		"iat": now.Unix(), "exp": now.Add(4 * time.Minute).Unix(),
-	})
-	assertion, err := jws.Sign(claims, jws.WithKey(a.alg, a.key))
+	assertion, err := clientkey.Sign(a.key, a.alg, "", clientkey.Claims(a.clientID, a.tokenURL, now))
 	if err != nil {
 		return "", fmt.Errorf("--client-key: sign the client assertion: %w", err)
 	}
@@ -350,7 +320,7 @@ func (a *feederAuth) token(ctx context.Context) (string, error) {
 		"grant_type":            {"client_credentials"},
 		"scope":                 {feederScope},
 		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
-		"client_assertion":      {string(assertion)},
+		"client_assertion":      {assertion},
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
