@@ -38,6 +38,37 @@ func sessionOf(p *auth.Principal) string {
 	return strings.Join([]string{p.Issuer, p.Subject, p.HPR, p.PID, id}, "\x00")
 }
 
+// federatedAccess is what a federated search (documents, lab results)
+// asks before it asks the sources: exactly one patient (the query's, else
+// the request's context; rule 1, as for every search), a verified token
+// (noToken says what kind), and the rules, with the patient's state, whose
+// person number the sources are asked with.
+type federatedAccess struct {
+	patient   string // the FHIR id of the patient searched
+	principal *auth.Principal
+	decision  access.Decision
+	state     access.PatientState
+}
+
+func (s *Service) federatedAccess(ctx context.Context, req *Request, typ, patient, noToken string) (federatedAccess, error) {
+	patient = req.patientOr(patient)
+	if patient == "" {
+		_, d := access.BindSearch(typ, access.Binding{})
+		req.Facts.note("", typ, d)
+		e := refusal(d, absent{})
+		e.Issues[0].Expression = []string{"patient"}
+		return federatedAccess{}, e
+	}
+	if req.Principal == nil {
+		return federatedAccess{}, fail(http.StatusUnauthorized, "login", "%s", noToken)
+	}
+	d, st, err := s.require(ctx, req, ask{in: access.Search, typ: typ, patient: patient, state: true}, absent{})
+	if err != nil {
+		return federatedAccess{}, err
+	}
+	return federatedAccess{patient: patient, principal: req.Principal, decision: d, state: st}, nil
+}
+
 // documentSearch serves GET /DocumentReference: a federated search of the
 // source hospitals that share with the requester. Nothing is stored.
 func (s *Service) documentSearch(ctx context.Context, req *Request, c *Call) (*Result, error) {
@@ -93,23 +124,11 @@ func (s *Service) documentSearch(ctx context.Context, req *Request, c *Call) (*R
 			return nil, invalid(name, "invalid value for %s", name)
 		}
 	}
-	patient = req.patientOr(patient)
-	if patient == "" {
-		// Rule 1, as for every search: exactly one patient.
-		_, d := access.BindSearch("DocumentReference", access.Binding{})
-		req.Facts.note("", "DocumentReference", d)
-		e := refusal(d, absent{})
-		e.Issues[0].Expression = []string{"patient"}
-		return nil, e
-	}
-	p := req.Principal
-	if p == nil {
-		return nil, fail(http.StatusUnauthorized, "login", "documents are searched with a health personnel's token")
-	}
-	d, st, err := s.require(ctx, req, ask{in: access.Search, typ: "DocumentReference", patient: patient, state: true}, absent{})
+	a, err := s.federatedAccess(ctx, req, "DocumentReference", patient, "documents are searched with a health personnel's token")
 	if err != nil {
 		return nil, err
 	}
+	p, d, st := a.principal, a.decision, a.state
 	q.Admits = admitsOf(d)
 	res, err := s.cfg.Documents.Search(ctx, s.requester(req, p), st.PersonNumber, q)
 	if err != nil {

@@ -145,23 +145,12 @@ func (s *Service) labSearch(ctx context.Context, req *Request, c *Call) (*Result
 	if sh.Summary == "count" {
 		q.Count = 0
 	}
-	patient = req.patientOr(patient)
-	if patient == "" {
-		// Rule 1, as for every search: exactly one patient.
-		_, d := access.BindSearch(c.Type, access.Binding{})
-		req.Facts.note("", c.Type, d)
-		e := refusal(d, absent{})
-		e.Issues[0].Expression = []string{"patient"}
-		return nil, e
-	}
-	p := req.Principal
-	if p == nil {
-		return nil, fail(http.StatusUnauthorized, "login", "lab results are searched with a token")
-	}
-	d, st, err := s.require(ctx, req, ask{in: access.Search, typ: c.Type, patient: patient, state: true}, absent{})
+	a, err := s.federatedAccess(ctx, req, c.Type, patient, "lab results are searched with a token")
 	if err != nil {
 		return nil, err
 	}
+	p, d, st := a.principal, a.decision, a.state
+	patient = a.patient
 	q.Admits = admitsOf(d)
 	var res documents.Result
 	if !d.Hides(c.Type) {
