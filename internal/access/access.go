@@ -170,12 +170,18 @@ type PatientState struct {
 // address (reserved automatically).
 func (s PatientState) ReservedNow() bool { return s.Reserved || s.SecretAddress }
 
+// restrictable are the sections a citizen can restrict (sperre), in the
+// order the privacy settings list them.
+var restrictable = []Section{Critical, Medications, VisitHistory, Documents, LabResults}
+
+// RestrictableSections lists the sections a citizen can restrict, in the
+// order the privacy settings list them (package privacy: the code "all"
+// stands for every one).
+func RestrictableSections() []Section { return slices.Clone(restrictable) }
+
 // RestrictedSection reports whether sec is restricted.
 func (s PatientState) RestrictedSection(sec Section) bool {
-	if sec == VisitHistory || sec == Medications || sec == Critical || sec == Documents || sec == LabResults {
-		return slices.Contains(s.Restricted, sec)
-	}
-	return false
+	return slices.Contains(restrictable, sec) && slices.Contains(s.Restricted, sec)
 }
 
 // Organisations holds the configuration the rules need.

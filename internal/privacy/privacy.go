@@ -60,7 +60,16 @@ func known(k Kind) bool {
 
 // AllSections are the sections a restriction can name, in the order
 // Summary lists them; the code "all" stands for every one of them.
-var AllSections = []access.Section{access.Critical, access.Medications, access.VisitHistory, access.Documents, access.LabResults}
+var AllSections = access.RestrictableSections()
+
+// sectionCodes names the codes a restriction can carry, for errors.
+var sectionCodes = func() string {
+	codes := []string{WholeRecordCode}
+	for _, s := range AllSections {
+		codes = append(codes, string(s))
+	}
+	return strings.Join(codes, ", ")
+}()
 
 // Setting is one parsed KjPrivacyConsent.
 type Setting struct {
@@ -348,7 +357,7 @@ func (p *parser) sections(codes []codeableConcept, s *Setting) {
 			case slices.Contains(AllSections, sec):
 				set[sec] = true
 			default:
-				p.fail(fmt.Sprintf("Consent.provision.code[%d]", i), "%q is not a record section (all, critical, medications, visits, documents, lab-results)", cd.Code)
+				p.fail(fmt.Sprintf("Consent.provision.code[%d]", i), "%q is not a record section (%s)", cd.Code, sectionCodes)
 			}
 		}
 		if n != 1 {
