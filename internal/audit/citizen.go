@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/internal/domain"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
 )
 
 // NameDelay is how long the health professional's name is hidden from the
@@ -290,13 +292,7 @@ func CitizenEvent(event []byte, now time.Time) ([]byte, error) {
 		},
 	}}}
 
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return fhir.JSON(m)
 }
 
 // facts is what the citizen's sentence is made from.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kjernejournal/kjernejournal/fhir"
 	"github.com/kjernejournal/kjernejournal/internal/access"
 	"github.com/kjernejournal/kjernejournal/internal/audit"
 	"github.com/kjernejournal/kjernejournal/internal/domain"
@@ -338,7 +339,7 @@ func (f *Federation) labResult(raw json.RawMessage, src *Source, want, pnr, pati
 		m["meta"] = meta
 	}
 	meta["tag"] = append(arr(meta["tag"]), map[string]any{"system": LabSourceSystem, "code": src.Name, "display": cmp.Or(src.DisplayName, src.Name)})
-	body, err := marshalResource(m)
+	body, err := fhir.ResourceJSON(m)
 	if err != nil {
 		return labEntry{}, false, err
 	}

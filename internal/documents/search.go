@@ -540,7 +540,7 @@ func (f *Federation) filterAndRewrite(raw json.RawMessage, p *plan, pnr string, 
 			"display":    cmp.Or(src.DisplayName, src.Name),
 		}
 	}
-	body, err := marshalResource(m)
+	body, err := fhir.ResourceJSON(m)
 	if err != nil {
 		return Entry{}, false, err
 	}
@@ -601,28 +601,6 @@ func binaryID(base, raw string) (string, bool) {
 		return "", false
 	}
 	return id, true
-}
-
-// marshalResource prints m with resourceType first, as FHIR JSON is
-// conventionally written; the other members follow in key order.
-func marshalResource(m map[string]any) ([]byte, error) {
-	rt := m["resourceType"]
-	delete(m, "resourceType")
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
-		return nil, err
-	}
-	rest := bytes.TrimSpace(buf.Bytes())
-	head, _ := json.Marshal(rt)
-	out := make([]byte, 0, len(rest)+len(head)+20)
-	out = append(out, `{"resourceType":`...)
-	out = append(out, head...)
-	if len(rest) > 2 {
-		out = append(out, ',')
-	}
-	return append(out, rest[1:]...), nil
 }
 
 // parseFHIRDate reads the FHIR date/dateTime/instant forms; a partial

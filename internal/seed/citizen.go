@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/internal/domain"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
 )
 
 // The demo citizen is the patient the citizen persona of the built-in
@@ -185,7 +187,7 @@ func practitionerByHPR(list []Practitioner, hpr string) Practitioner {
 }
 
 func mustJSON(v any) []byte {
-	b, err := printJSON(v)
+	b, err := fhir.JSON(v)
 	if err != nil {
 		// The structs are fixed and always encodable; reaching this is a
 		// programming error, not bad input.

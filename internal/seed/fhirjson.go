@@ -1,10 +1,5 @@
 package seed
 
-import (
-	"bytes"
-	"encoding/json"
-)
-
 // Small structs in FHIR JSON shape; encoding structs rather than maps is
 // what keeps generation fast. Their fields are in the order fhir.Codec
 // prints members (resourceType and id first, then alphabetical), so that
@@ -136,16 +131,4 @@ type jEncounter struct {
 	Status          string     `json:"status"`
 	Subject         jReference `json:"subject"`
 	Type            []jConcept `json:"type"`
-}
-
-// printJSON encodes v as the codec prints strings: without escaping <, >
-// and & (json.Marshal's HTML escaping).
-func printJSON(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

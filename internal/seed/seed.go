@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/kjernejournal/kjernejournal/internal/domain"
+
+	"github.com/kjernejournal/kjernejournal/fhir"
 )
 
 // DefaultBase is the "today" of data sets made by Generate: ages and all
@@ -139,7 +141,7 @@ func (g *generator) record(seed int64, index int) (Record, error) {
 	p.gp = g.pools.gps[gps[r.IntN(len(gps))]]
 
 	pat := g.patient(p, pnr)
-	body, err := printJSON(pat)
+	body, err := fhir.JSON(pat)
 	if err != nil {
 		return Record{}, err
 	}
@@ -152,7 +154,7 @@ func (g *generator) record(seed int64, index int) (Record, error) {
 	resources = g.criticalModel(p, resources)
 	rec.Resources = make([][]byte, 0, len(resources))
 	for _, res := range resources {
-		b, err := printJSON(res)
+		b, err := fhir.JSON(res)
 		if err != nil {
 			return Record{}, err
 		}
