@@ -117,13 +117,14 @@ func (b searchset) labResources(t *testing.T, mode string) []labResource {
 }
 
 // labRoutes are the ways of asking for the patient's DiagnosticReports:
-// the REST search, the Patient compartment and an entry of a batch.
-var labRoutes = []string{"search", "compartment", "batch"}
+// the REST search, the Patient compartment and a read entry of a batch or
+// of a transaction.
+var labRoutes = []string{"search", "compartment", "batch", "transaction"}
 
 // askLab searches the patient's DiagnosticReports on route, with more
-// parameters (params: "&name=value..."). A batch entry's answer comes back
-// as if it were its own request: the entry's status and its resource (or
-// outcome) as body.
+// parameters (params: "&name=value..."). A Bundle entry's answer comes
+// back as if it were its own request: the entry's status and its resource
+// (or outcome) as body.
 func askLab(t *testing.T, s *secured, route, tok, basis, patient, params string) response {
 	t.Helper()
 	switch route {
@@ -135,8 +136,8 @@ func askLab(t *testing.T, s *secured, route, tok, basis, patient, params string)
 			path += "?" + strings.TrimPrefix(params, "&")
 		}
 		return s.as_(tok, basis, "GET", path, nil)
-	case "batch":
-		body, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+	case "batch", "transaction":
+		body, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": route, "entry": []any{
 			map[string]any{"request": map[string]any{"method": "GET", "url": "DiagnosticReport?patient=" + patient + params}}}})
 		require.NoError(t, err)
 		r := s.as_(tok, basis, "POST", "/", body)
@@ -152,7 +153,7 @@ func askLab(t *testing.T, s *secured, route, tok, basis, patient, params string)
 			} `json:"entry"`
 		}
 		require.NoError(t, json.Unmarshal(r.body, &b))
-		require.Equal(t, "batch-response", b.Type)
+		require.Equal(t, route+"-response", b.Type)
 		require.Len(t, b.Entry, 1, "body: %s", r.body)
 		e := b.Entry[0]
 		code, _, _ := strings.Cut(e.Response.Status, " ")

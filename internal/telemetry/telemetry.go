@@ -42,7 +42,8 @@ var (
 		Name: "kj_store_operation_errors_total",
 		Help: "Store operations that failed (not counting not-found and conflicts), by engine and operation.",
 	}, []string{"engine", "op"})
-	// SourceLatency is the latency of requests to the source hospitals.
+	// SourceLatency is the latency of requests to the sources (document
+	// and lab services).
 	SourceLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "kj_source_request_seconds",
 		Help:    "Latency of requests to the sources (document services and lab services), by source.",
