@@ -260,3 +260,33 @@ func TestKindsStayApart(t *testing.T) {
 	assert.Equal(t, "ous-lab", lab.Sources[0].Source)
 	assert.Equal(t, "ok", lab.Sources[0].Status, lab.Sources[0].Detail)
 }
+
+// The token's granular scope holds for included Observations too: a grant
+// for CRP results only includes no other result of a listed report.
+func TestSearchLabScopeHoldsForIncludes(t *testing.T) {
+	signer := newSigner(t)
+	_, _, regs := twoLabs(t, signer)
+	f := newFederation(t, signer, newClock(testNow), regs, func(c *Config) { c.LabWindowYears = -1 })
+	req := Requester{HPR: "123", HPCategory: "LE", Org: orgNLSH.Number, Region: "helse-nord", PurposeOfUse: "TREAT", AccessBasis: "UNNTAK"}
+	crpOnly := Admits(func(match func(param, value string) bool) bool {
+		return match("code", "urn:oid:2.16.578.1.12.4.1.1.7280|NPU19748")
+	})
+	all, err := f.SearchLab(context.Background(), req, patientA, "pas-a", LabQuery{Type: "DiagnosticReport", IncludeResults: true, Count: 1000})
+	require.NoError(t, err)
+	res, err := f.SearchLab(context.Background(), req, patientA, "pas-a", LabQuery{Type: "Observation", Count: 1000, Admits: crpOnly})
+	require.NoError(t, err)
+	require.NotEmpty(t, res.Entries, "the patient has CRP results")
+	for _, e := range res.Entries {
+		assert.Contains(t, string(e.Resource), `"NPU19748"`)
+	}
+	scoped, err := f.SearchLab(context.Background(), req, patientA, "pas-a", LabQuery{Type: "DiagnosticReport", IncludeResults: true, Count: 1000,
+		Admits: Admits(func(match func(param, value string) bool) bool {
+			// Reports of any kind, results of CRP only.
+			return match("category", "LAB") || match("category", "MB") || match("code", "urn:oid:2.16.578.1.12.4.1.1.7280|NPU19748")
+		})})
+	require.NoError(t, err)
+	require.Less(t, len(scoped.Included), len(all.Included))
+	for _, e := range scoped.Included {
+		assert.Contains(t, string(e.Resource), `"NPU19748"`, "an included result the scope does not grant")
+	}
+}
